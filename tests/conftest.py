@@ -1,0 +1,89 @@
+"""Suite-wide fixtures, and the guard that keeps every test off the real network.
+
+The guard wraps ``socket.getaddrinfo`` and ``socket.socket.connect``: any attempt to resolve or reach an
+address that is not loopback raises :class:`RealNetworkBlocked` (a ``RuntimeError``, so HTTP libraries do
+not mistake it for a transient connection error and retry it) and is recorded; a test during which such an
+attempt happened fails at teardown even if the code under test swallowed the exception.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# Proxies in the environment would route loopback traffic away from the emulators (fal.md §2).
+for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    os.environ.pop(_name, None)
+os.environ["NO_PROXY"] = "127.0.0.1,localhost,::1"
+# Keys from the developer's shell must never reach a test.
+for _name in ("RUNWARE_API_KEY", "FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "EACHLABS_API_KEY"):
+    os.environ.pop(_name, None)
+
+
+class RealNetworkBlocked(RuntimeError):
+    """A test tried to reach a host that is not loopback."""
+
+
+_blocked: list[str] = []
+_real_getaddrinfo = socket.getaddrinfo
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_loopback(host: object) -> bool:
+    if host is None or host in ("localhost", "localhost.", b"localhost"):
+        return True
+    text = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        return ipaddress.ip_address(text.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse(host: object) -> RealNetworkBlocked:
+    _blocked.append(str(host))
+    return RealNetworkBlocked(f"tests may only reach loopback; something tried to reach {host!r}")
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    if not _is_loopback(host):
+        raise _refuse(host)
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def _address_host(address: Any) -> object:
+    if isinstance(address, tuple) and address:
+        return address[0]
+    return "localhost"  # AF_UNIX paths are local
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(_address_host(address)):
+        raise _refuse(_address_host(address))
+    _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(_address_host(address)):
+        raise _refuse(_address_host(address))
+    return _real_connect_ex(self, address)
+
+
+socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _no_real_network() -> Iterator[None]:
+    """Fail any test during which something tried to leave loopback, even if the error was swallowed."""
+    start = len(_blocked)
+    yield
+    attempts = _blocked[start:]
+    if attempts:
+        pytest.fail(f"test tried to reach the real network: {sorted(set(attempts))}", pytrace=False)
