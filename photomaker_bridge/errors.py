@@ -1,0 +1,192 @@
+"""Every exception photomaker-bridge raises, in one tree.
+
+::
+
+    BridgeError                       base of everything below
+    ├── ConfigurationError            missing key, unknown provider, bad client setup; raised before any request
+    ├── InvalidRequestError           bad input, caught before anything is sent (names field, value, allowed)
+    └── ProviderError                 the provider (or the way to it) failed: provider, status, code, message,
+        │                             request_id, retryable, raw
+        ├── AuthenticationError       the key was refused (401/403, invalidApiKey)
+        ├── InsufficientCreditsError  the account cannot pay (402, insufficientCredits)
+        ├── RateLimitedError          too many requests or jobs in flight (429); carries retry_after
+        ├── ProviderRejectedError     the provider refused the input (400/422, Runware invalid*/missing*)
+        ├── ContentPolicyError        the prompt, an input or an output broke a safety rule
+        ├── ProviderUnavailableError  5xx, network failure, timeout talking to the provider, unreadable answer
+        ├── GenerationFailedError     the job was accepted and then failed
+        └── GenerationTimeoutError    the caller's deadline passed; carries the job handle to resume with
+
+``retryable`` is true for the failures that a later identical request may not meet: rate limits,
+unavailability, and job failures the provider marks as transient. A :class:`ProviderError` never carries an
+API key: messages and ``raw`` bodies come from the provider's answer, which does not echo keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "BridgeError",
+    "ConfigurationError",
+    "ContentPolicyError",
+    "GenerationFailedError",
+    "GenerationTimeoutError",
+    "InsufficientCreditsError",
+    "InvalidRequestError",
+    "ProviderError",
+    "ProviderRejectedError",
+    "ProviderUnavailableError",
+    "RateLimitedError",
+]
+
+
+class BridgeError(Exception):
+    """Base class of every exception raised by photomaker-bridge."""
+
+
+class ConfigurationError(BridgeError):
+    """The client is not set up to do what was asked: a missing key, an unknown provider name.
+
+    Raised before any request is sent. Its message says how to fix it ("Set RUNWARE_API_KEY or pass
+    api_key=").
+    """
+
+
+class InvalidRequestError(BridgeError, ValueError):
+    """The request is invalid; nothing was sent.
+
+    ``field`` names the offending field (``"images[2]"``, ``"prompt"``, ``"style"`` ...), ``value`` the value
+    given (shortened when long) and ``allowed`` what would have been accepted.
+    """
+
+    def __init__(self, field: str, value: object, allowed: str, *, reason: str | None = None) -> None:
+        self.field = field
+        """The unified field (or CLI option) at fault, with an index for list items: ``images[1]``."""
+        self.value = value
+        """The value given."""
+        self.allowed = allowed
+        """What the field accepts, in words."""
+        self.reason = reason
+        """Why the value was refused, when that says more than ``allowed``."""
+        shown = _shorten(repr(value))
+        message = f"{field}: {shown} is not allowed; {allowed}"
+        if reason:
+            message = f"{field}: {shown} is not allowed ({reason}); {allowed}"
+        super().__init__(message)
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ProviderError(BridgeError):
+    """The provider answered with an error, or could not be reached.
+
+    Every field is what the provider said, so nothing is lost on the way to the caller.
+    """
+
+    default_retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+        raw: Any = None,
+    ) -> None:
+        self.message = message
+        """The provider's own message (or ours, for a network failure)."""
+        self.provider = provider
+        """``"runware"``, ``"fal"`` or ``"eachlabs"``."""
+        self.status = status
+        """The HTTP status of the answer, or ``None`` when there was no HTTP answer (network, WebSocket)."""
+        self.code = code
+        """The provider's error code (``invalidApiKey``, ``request_timeout``, ``INPUT_DOWNLOAD_ERROR`` ...)."""
+        self.request_id = request_id
+        """The provider's id of the request or job (taskUUID, fal request_id, Eachlabs predictionID)."""
+        self.retryable = self.default_retryable if retryable is None else retryable
+        """Whether sending the same request again later may succeed."""
+        self.raw = raw
+        """The provider's answer as received: parsed JSON when it was JSON, else text."""
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        parts = [f"{self.provider}"]
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.code:
+            parts.append(self.code)
+        head = " ".join(parts)
+        suffix = f" (request {self.request_id})" if self.request_id else ""
+        return f"{head}: {self.message}{suffix}"
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(provider={self.provider!r}, status={self.status!r}, code={self.code!r}, "
+                f"message={_shorten(self.message)!r}, request_id={self.request_id!r}, "
+                f"retryable={self.retryable!r})")
+
+
+class AuthenticationError(ProviderError):
+    """The provider refused the API key (missing, wrong, revoked, or without permission)."""
+
+
+class InsufficientCreditsError(ProviderError):
+    """The account's balance cannot pay for the request."""
+
+
+class RateLimitedError(ProviderError):
+    """Too many requests, or too many jobs in flight. ``retry_after`` is the provider's hint in seconds."""
+
+    default_retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **fields: Any) -> None:
+        self.retry_after = retry_after
+        """Seconds the provider asked to wait (``Retry-After``), or ``None`` when it gave no hint."""
+        super().__init__(message, **fields)
+
+
+class ProviderRejectedError(ProviderError):
+    """The provider refused the input (out of range, wrong type, missing field, unusable reference image).
+
+    ``errors`` lists each complaint when the provider gave several (fal's 422 ``detail`` list).
+    """
+
+    def __init__(self, message: str, *, errors: Sequence[Any] = (), **fields: Any) -> None:
+        self.errors = list(errors)
+        """Each individual complaint as the provider sent it (may be empty)."""
+        super().__init__(message, **fields)
+
+
+class ContentPolicyError(ProviderError):
+    """A prompt, a reference image or a result broke the provider's content policy."""
+
+
+class ProviderUnavailableError(ProviderError):
+    """The provider could not serve the request: 5xx, a network failure, a timeout, or an unreadable answer."""
+
+    default_retryable = True
+
+
+class GenerationFailedError(ProviderError):
+    """The provider accepted the job and then reported that it failed."""
+
+
+class GenerationTimeoutError(ProviderError):
+    """The caller's deadline passed before the job finished.
+
+    ``handle`` identifies the job so that it can be collected later with ``resume``, paying once. It is
+    ``None`` only when the deadline passed before the provider accepted anything.
+    """
+
+    default_retryable = True
+
+    def __init__(self, message: str, *, handle: Any = None, **fields: Any) -> None:
+        self.handle = handle
+        """The :class:`~photomaker_bridge.JobHandle` of the job still running, or ``None``."""
+        super().__init__(message, **fields)

@@ -1,0 +1,99 @@
+"""A translation's outcome: what will be sent to one provider, and everything changed on the way.
+
+``explain(request, provider)`` returns a :class:`Plan` without touching the network or needing a key. The
+payloads are exactly what will go on the wire, except where a reference image must first be uploaded: there
+the payload holds an :class:`UploadPlaceholder`'s ``placeholder`` string, which the client replaces with the
+URL the provider's storage returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import attrs
+
+from .result import BridgeWarning
+
+__all__ = ["FieldMapping", "Plan", "UploadPlaceholder"]
+
+
+@attrs.frozen
+class UploadPlaceholder:
+    """A file that must be uploaded before the payloads can be sent, and the string standing for its URL."""
+
+    kind: Literal["zip", "image"]
+    """``zip`` (fal: one archive of all the reference photos) or ``image`` (one photo)."""
+    placeholder: str
+    """The exact string in the payload that the uploaded file's URL (or id) replaces."""
+    description: str
+    """For people: ``"zip of 3 images, 412 KB"``."""
+    image_indices: tuple[int, ...]
+    """Which of the request's images the upload carries."""
+    size: int
+    """Bytes to upload."""
+    sha256: str
+    """SHA-256 of the bytes: the upload cache key."""
+    content_type: str
+    """MIME type of the upload (``application/zip``, ``image/png`` ...)."""
+    file_name: str
+    """A generated, safe file name for the upload."""
+    data: bytes = attrs.field(repr=False, eq=False)
+    """The bytes to upload."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict without the bytes."""
+        return {
+            "kind": self.kind, "placeholder": self.placeholder, "description": self.description,
+            "image_indices": list(self.image_indices), "size": self.size, "sha256": self.sha256,
+            "content_type": self.content_type, "file_name": self.file_name,
+        }
+
+
+@attrs.frozen
+class FieldMapping:
+    """One line of a plan's field-by-field account: unified field → provider field → value sent → note."""
+
+    unified_field: str
+    """The :class:`~photomaker_bridge.PhotoMakerRequest` field (or ``provider_options.<key>``)."""
+    provider_field: str | None
+    """The provider's wire field, or ``None`` when nothing was sent for it."""
+    value: Any
+    """The value sent (for several calls, the first call's value); ``None`` when not sent."""
+    note: str = ""
+    """What happened on the way: clamped, renamed, inserted, left out, provider default ..."""
+
+
+@attrs.frozen
+class Plan:
+    """Everything one provider will be sent for a request, before anything is sent."""
+
+    provider: str
+    """``"runware"``, ``"fal"`` or ``"eachlabs"``."""
+    target: str
+    """Where the payloads go, for people: ``"POST https://api.runware.ai/v1"``."""
+    payloads: Sequence[Any]
+    """The wire payloads in sending order, exactly as they will be sent (JSON values). Runware: one task
+    array; fal: one arguments object per submission; Eachlabs: one create body per prediction."""
+    uploads: Sequence[UploadPlaceholder] = ()
+    """Files the payloads depend on, uploaded first."""
+    warnings: Sequence[BridgeWarning] = ()
+    """Every adjustment made for this provider."""
+    mapping: Sequence[FieldMapping] = ()
+    """Field-by-field account of the translation."""
+    images_per_payload: Sequence[int] = ()
+    """How many images each payload asks for, in the same order as ``payloads``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (uploads without their bytes)."""
+        from ._convert import converter
+
+        return {
+            "provider": self.provider,
+            "target": self.target,
+            "payloads": list(self.payloads),
+            "uploads": [upload.to_dict() for upload in self.uploads],
+            "warnings": [converter.unstructure(warning) for warning in self.warnings],
+            "mapping": [converter.unstructure(line) for line in self.mapping],
+            "images_per_payload": list(self.images_per_payload),
+        }

@@ -1,0 +1,189 @@
+"""What a generation gives back, the same from every provider.
+
+All classes are frozen attrs values and round-trip through JSON with
+:func:`photomaker_bridge.to_dict`-style helpers (``result.to_dict()`` / ``PhotoMakerResult.from_dict()``).
+Images stay URLs until asked for: :meth:`GeneratedImage.fetch` and friends download them on demand.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Literal
+
+import attrs
+
+__all__ = ["Attempt", "BridgeWarning", "Cost", "GeneratedImage", "PhotoMakerResult", "Timings"]
+
+
+@attrs.frozen
+class BridgeWarning:
+    """Something the bridge changed or left out on the way to the provider, and why.
+
+    Example: ``BridgeWarning(field="steps", asked=10, sent=20, reason="fal accepts num_inference_steps
+    20–100")``. ``sent`` is ``None`` when the field was left out.
+    """
+
+    field: str
+    """The unified field concerned (``"steps"``, ``"width"``, ``"prompt"`` ...)."""
+    asked: Any
+    """The value the request asked for."""
+    sent: Any
+    """The value sent to the provider, or ``None`` when nothing was sent for the field."""
+    reason: str
+    """Why, in words, naming the provider's rule."""
+    provider: str | None = None
+    """The provider the adjustment was made for (``None`` when it applies to all)."""
+
+    def __str__(self) -> str:
+        where = f"{self.provider}: " if self.provider else ""
+        return f"{where}{self.field}: asked {self.asked!r}, sent {self.sent!r} — {self.reason}"
+
+
+@attrs.frozen
+class Cost:
+    """What a generation cost (or will cost), in ``currency``."""
+
+    amount: Decimal
+    """The amount, exact (a ``Decimal``; never a float)."""
+    currency: str = "USD"
+    """ISO 4217 currency code."""
+    source: Literal["reported", "estimated"] = "reported"
+    """``reported`` when the provider said so in its answer; ``estimated`` when the bridge computed it from a
+    price table (see ``photomaker_bridge.pricing``)."""
+
+
+@attrs.frozen
+class Timings:
+    """How long each phase took, in seconds; ``None`` when the provider does not report that phase."""
+
+    total_seconds: float | None = None
+    """Wall time of the whole call as the client measured it, uploads and polling included."""
+    upload_seconds: float | None = None
+    """Time spent uploading reference images before submitting."""
+    queue_seconds: float | None = None
+    """Time the job waited in the provider's queue before running."""
+    run_seconds: float | None = None
+    """Time the job ran (the provider's inference or predict time where it reports one)."""
+
+
+@attrs.frozen
+class GeneratedImage:
+    """One generated image: a URL to fetch later, or the bytes when the provider sent them inline."""
+
+    url: str | None = None
+    """Where the provider serves the image (``None`` when it came inline)."""
+    data: bytes | None = attrs.field(default=None, repr=lambda data: f"<{len(data)} bytes>" if data else "None")
+    """The encoded image when the provider sent it inline (base64 / data URI) or it was downloaded."""
+    content_type: str | None = None
+    """MIME type, e.g. ``image/png``, when known."""
+    width: int | None = None
+    """Pixels, when known."""
+    height: int | None = None
+    """Pixels, when known."""
+    seed: int | None = None
+    """The seed of this image, when the provider reports one per image (Runware) or for the batch."""
+    nsfw: bool | None = None
+    """The provider's NSFW flag for this image; ``None`` when it did not check."""
+    provider_image_id: str | None = None
+    """The provider's id of the image (Runware's imageUUID), reusable with that provider."""
+
+    def fetch(self, *, timeout: float = 60.0) -> bytes:
+        """The image's bytes: ``data`` when present, else downloaded from ``url`` (sync)."""
+        from ._download import fetch_bytes
+
+        if self.data is not None:
+            return self.data
+        if self.url is None:
+            raise ValueError("this image has neither data nor a URL")
+        return fetch_bytes(self.url, timeout=timeout)
+
+    async def afetch(self, *, timeout: float = 60.0) -> bytes:
+        """The image's bytes: ``data`` when present, else downloaded from ``url`` (async)."""
+        from ._download import afetch_bytes
+
+        if self.data is not None:
+            return self.data
+        if self.url is None:
+            raise ValueError("this image has neither data nor a URL")
+        return await afetch_bytes(self.url, timeout=timeout)
+
+    def save(self, path: str | Any, *, timeout: float = 60.0) -> None:
+        """Write the image's bytes to ``path`` (downloading them first if needed)."""
+        from pathlib import Path
+
+        Path(path).write_bytes(self.fetch(timeout=timeout))
+
+    async def asave(self, path: str | Any, *, timeout: float = 60.0) -> None:
+        """Async twin of :meth:`save`."""
+        from pathlib import Path
+
+        data = await self.afetch(timeout=timeout)
+        Path(path).write_bytes(data)
+
+
+@attrs.frozen
+class Attempt:
+    """One failed try before the result (or the final error): which provider, what went wrong."""
+
+    provider: str
+    """The provider tried."""
+    error_type: str
+    """The exception class name, e.g. ``RateLimitedError``."""
+    message: str
+    """The error's message."""
+    status: int | None = None
+    """The HTTP status, when there was one."""
+    code: str | None = None
+    """The provider's error code, when there was one."""
+    request_id: str | None = None
+    """The provider's request id, when the provider accepted something."""
+
+
+@attrs.frozen
+class PhotoMakerResult:
+    """The outcome of one generation, the same shape from every provider."""
+
+    images: Sequence[GeneratedImage]
+    """The images, in the provider's order (across all calls when ``num_images`` was split)."""
+    provider: str
+    """Who served the request: ``"runware"``, ``"fal"`` or ``"eachlabs"``."""
+    request_ids: Sequence[str] = ()
+    """The provider's ids of the request(s): Runware taskUUIDs, fal request_ids, Eachlabs predictionIDs."""
+    seed: int | None = None
+    """The seed of the first image (Runware adds 1 per image; fal and Eachlabs report one per call)."""
+    cost: Cost | None = None
+    """What it cost: reported by the provider, estimated from a price table, or ``None`` when neither."""
+    timings: Timings = attrs.field(factory=Timings)
+    """Upload, queue, run and total seconds, where known."""
+    warnings: Sequence[BridgeWarning] = ()
+    """Every adjustment made to the request for this provider (and anything the provider's answer implied,
+    such as fewer images than asked)."""
+    attempts: Sequence[Attempt] = ()
+    """Failed tries before this result (fallback or retries); empty when the first try succeeded."""
+    raw: Sequence[Any] = attrs.field(default=(), repr=False)
+    """The provider's success bodies as received, one per call."""
+    requested_images: int | None = None
+    """How many images were asked for (``num_images``), to compare with ``len(images)``."""
+    created_at: datetime.datetime | None = None
+    """When the result was assembled (UTC)."""
+
+    @property
+    def request_id(self) -> str | None:
+        """The first request id, for the common single-call case."""
+        return self.request_ids[0] if self.request_ids else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (bytes as base64, Decimal as string, datetimes as ISO 8601)."""
+        from ._convert import converter
+
+        value: dict[str, Any] = converter.unstructure(self)
+        return value
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> PhotoMakerResult:
+        """Rebuild a result from :meth:`to_dict` output."""
+        from ._convert import converter
+
+        return converter.structure(dict(value), cls)
