@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_NEGATIVE_PROMPT",
     "DEFAULT_PROMPT",
     "IMAGE_FIELDS",
+    "MAX_SEED",
     "MODELS",
     "STYLE_NAMES",
     "InputRejected",

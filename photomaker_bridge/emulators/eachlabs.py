@@ -1,0 +1,474 @@
+"""A local stand-in for Eachlabs' prediction API, serving the ``photomaker`` and ``photomaker-style`` models.
+
+It speaks the protocol of ``shared/providers/eachlabs.md`` (cited below as "reference §n") closely enough
+that the create-then-poll code on Eachlabs' own API page runs against it unchanged::
+
+    POST /v1/prediction/          create  -> {"status": "success", "message": ..., "predictionID": ...}
+    GET  /v1/prediction/{id}      poll    -> {id, input, logs, status, output, metrics, urls}
+    POST /v1/prediction/{id}/cancel
+    POST /v1/upload/presign       then PUT the bytes to ``presigned_url``; the file is served at ``public_url``
+
+Authentication is ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` with ``state.settings.api_key``.
+Schema violations are refused at create time with Eachlabs' 400 body; failures the model itself would raise
+(trigger word rules, an input image that cannot be downloaded) arrive later as ``status: "error"``. Output
+images are real PNGs served from the emulator's own origin. Nothing is ever fetched over the network: an
+input URL is downloadable when it names a file the emulator serves, and any other URL only when
+``state.settings.external_urls_reachable`` is set.
+
+Usage::
+
+    state = EmulatorState("eachlabs")
+    app = create_app(state)            # an aiohttp Application; run it with AppRunner or TestServer
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextvars
+import ipaddress
+import secrets
+import time
+import urllib.parse
+import uuid
+from collections.abc import Awaitable, Callable
+
+import attrs
+from aiohttp import web
+
+from ._common import EmulatorState, Fault, fault_middleware
+from ._eachlabs_errors import (
+    CANNOT_CANCEL,
+    CONTENT_TYPE_REQUIRED,
+    INVALID_API_KEY,
+    INVALID_INPUT,
+    INVALID_REQUEST_BODY,
+    MODEL_NOT_FOUND,
+    MODEL_REQUIRED,
+    PREDICTION_NOT_FOUND,
+    error_response,
+    injected_error,
+    too_many_requests,
+)
+from ._eachlabs_failures import (
+    DEFAULT_JOB_FAILURE_MESSAGE,
+    Failure,
+    download_failure,
+    not_an_image_failure,
+    provider_failure,
+    trigger_word_error,
+    validation_failure,
+)
+from ._eachlabs_predictions import Prediction
+from ._eachlabs_schema import MAX_SEED, MODELS, InputRejected, PhotoMakerInput, validate_input
+from ._eachlabs_storage import (
+    DEFAULT_RETENTION_SECONDS,
+    MAX_RETENTION_SECONDS,
+    MAX_UPLOAD_BYTES,
+    MIN_RETENTION_SECONDS,
+    PRESIGNED_PATH_PREFIX,
+    PUBLIC_PATH_PREFIX,
+    Storage,
+    s3_error,
+)
+from ._images import render_image, sniff_format
+
+__all__ = ["EMULATOR_KEY", "EachlabsEmulator", "EachlabsOptions", "create_app"]
+
+OUTPUT_SIZE = 1024
+"""Width and height of output images: SDXL's default, which the predictor does not change (reference §3.3)."""
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# The path of the request being handled, so that the fault middleware's error builder (which is given only
+# the status and the fault) can answer with the 500 text of that route.
+_CURRENT_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("eachlabs_request_path", default="")
+
+
+@attrs.define
+class EachlabsOptions:
+    """Emulator choices where Eachlabs' behaviour is not verified; the defaults are the likeliest reading.
+
+    Mutable: tests may change them while the emulator runs.
+    """
+
+    validate_at_create: bool = True
+    """Refuse schema violations at create with 400 ``Invalid input for model`` (reference §6.3). ``False``
+    accepts the prediction and fails it on poll with ``INPUT_VALIDATION_ERROR`` instead, the other behaviour
+    the docs allow (MD-BR, reference §3.1)."""
+    single_output_as_string: bool = False
+    """Send a success's ``output`` as one URL string (the documented example) instead of a list (production
+    captures and photomaker's "array" output type, reference §2.4)."""
+    failure_output_as_string: bool = False
+    """Send a failure's ``output`` as a plain message string instead of the classified envelope; V1 allows
+    both (reference §2.6)."""
+    terminal_cancel_status: int = 400
+    """HTTP status of a cancel on a finished prediction (reference §2.8 only says it is refused)."""
+    data_uris_downloadable: bool = False
+    """Whether an input image given as a ``data:`` URI counts as downloadable; the reference advises against
+    relying on it (§3.1), so by default it fails like an unreachable URL."""
+
+
+def _presented_key(request: web.Request) -> str | None:
+    # Eachlabs takes the key in X-API-Key (seed page, old docs; header names are case-insensitive) or as a
+    # Bearer token (current docs); both stay functional (reference §1).
+    key = request.headers.get("X-API-Key", "").strip()
+    if key:
+        return key
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _new_uuid(state: EmulatorState) -> str:
+    # Drawn from the seeded generator so the same seed gives the same IDs in the same order.
+    return str(uuid.UUID(int=state.random.getrandbits(128), version=4))
+
+
+class EachlabsEmulator:
+    """The handlers and in-memory records behind one emulator application."""
+
+    def __init__(self, state: EmulatorState, options: EachlabsOptions) -> None:
+        self.state = state
+        self.options = options
+        self.predictions: dict[str, Prediction] = {}
+        """Every prediction created, by id."""
+        self.storage = Storage()
+        """Presigned and uploaded files."""
+
+    # ----------------------------------------------------------------------------------------------- helpers
+
+    def _authenticate(self, request: web.Request) -> str | None:
+        key = _presented_key(request)
+        if key is not None and secrets.compare_digest(key.encode(), self.state.settings.api_key.encode()):
+            return key
+        return None
+
+    def injected_error(self, status: int, fault: Fault) -> web.StreamResponse:
+        """Eachlabs' own error answer for an injected HTTP status (used by the fault middleware)."""
+        return injected_error(status, fault, _CURRENT_PATH.get(), self.state.settings.max_in_flight)
+
+    def in_flight(self, api_key: str, now: float) -> int:
+        """How many predictions of ``api_key`` have not finished at monotonic time ``now``."""
+        return sum(1 for prediction in self.predictions.values()
+                   if prediction.api_key == api_key and not prediction.is_terminal(now))
+
+    def served_file(self, path: str, now: float) -> tuple[bytes, str] | None:
+        """Bytes and MIME type of what the emulator serves at ``path`` right now, if anything."""
+        if not path.startswith(PUBLIC_PATH_PREFIX):
+            return None
+        rest = path[len(PUBLIC_PATH_PREFIX):]
+        prediction_id, separator, file_name = rest.partition("/")
+        if not separator:
+            stored = self.storage.uploaded(rest)
+            return None if stored is None or stored.data is None else (stored.data, stored.content_type)
+        prediction = self.predictions.get(prediction_id)
+        index = None if prediction is None else prediction.output_index(file_name, now)
+        if prediction is None or index is None:
+            return None
+        image = render_image(seed=prediction.seed + index, style=prediction.style_name, width=OUTPUT_SIZE,
+                             height=OUTPUT_SIZE)
+        return image, "image/png"
+
+    def _is_own_origin(self, url: urllib.parse.SplitResult, request: web.Request) -> bool:
+        try:
+            port = url.port or (443 if url.scheme == "https" else 80)
+        except ValueError:
+            return False
+        host = url.hostname or ""
+        own_host = request.url.host or ""
+        return port == request.url.port and (host == own_host.lower() or _is_loopback(host))
+
+    def _image_failure(self, field: str, value: str, request: web.Request, now: float) -> Failure | None:
+        """Why the input image at ``value`` cannot be used, or ``None`` when it can."""
+        if value.startswith("data:"):
+            if not self.options.data_uris_downloadable:
+                return download_failure(field, value[:40] + "...")
+            header, _, payload = value.partition(",")
+            try:
+                data = (base64.b64decode(payload, validate=True) if header.endswith(";base64")
+                        else urllib.parse.unquote_to_bytes(payload))
+            except (binascii.Error, ValueError):
+                return download_failure(field, value[:40] + "...")
+            return None if sniff_format(data) else not_an_image_failure(field, value[:40] + "...")
+        url = urllib.parse.urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            return download_failure(field, value)
+        if self._is_own_origin(url, request):
+            served = self.served_file(url.path, now)
+            if served is None:
+                return download_failure(field, value)
+            return None if sniff_format(served[0]) else not_an_image_failure(field, value)
+        # The emulator never touches the network: a foreign URL is as good as the settings say.
+        return None if self.state.settings.external_urls_reachable else download_failure(field, value)
+
+    def _runtime_failure(self, checked: PhotoMakerInput, request: web.Request, now: float) -> Failure | None:
+        # Cog downloads every file input before predict() runs, so a bad URL wins over prompt errors; then
+        # the predictor's own trigger-word checks (reference §3.3).
+        for field, value in checked.input_images:
+            failure = self._image_failure(field, value, request, now)
+            if failure is not None:
+                return failure
+        message = trigger_word_error(checked.prompt, checked.negative_prompt)
+        return None if message is None else provider_failure(message)
+
+    # ---------------------------------------------------------------------------------------------- handlers
+
+    async def create_prediction(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/prediction`` (and with a trailing slash): validate, then accept (reference §2.1–2.3)."""
+        api_key = self._authenticate(request)
+        if api_key is None:
+            return error_response(401, INVALID_API_KEY)
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return error_response(400, INVALID_REQUEST_BODY)
+        if not isinstance(body, dict):
+            return error_response(400, INVALID_REQUEST_BODY)
+        slug = body.get("model")
+        if not isinstance(slug, str) or not slug.strip():
+            return error_response(400, MODEL_REQUIRED)
+        model = MODELS.get(slug)
+        if model is None:
+            # [UNVERIFIED] status: the docs list the "Model not found" text, not the code (reference §2.3).
+            return error_response(404, MODEL_NOT_FOUND)
+        raw_input = body.get("input")
+        if not isinstance(raw_input, dict):
+            return error_response(400, INVALID_INPUT, details="input: expected an object")
+        webhook_url = body.get("webhook_url")
+        if webhook_url is not None and not isinstance(webhook_url, str):
+            return error_response(400, INVALID_REQUEST_BODY)
+        # `version` is deprecated and ignored (MD-OAS, reference §2.1); `webhook_url: ""` means "no webhook".
+
+        checked: PhotoMakerInput | None = None
+        failure: Failure | None = None
+        try:
+            checked = validate_input(model, raw_input)
+        except InputRejected as rejected:
+            self.state.counters["predictions_rejected"] += 1
+            # [UNVERIFIED] timing: the docs promise a 400 at create for input that "doesn't match model
+            # schema" and also list an async INPUT_VALIDATION_ERROR (reference §3.1, §6.3).
+            if self.options.validate_at_create:
+                return error_response(400, INVALID_INPUT, details=rejected.details)
+            failure = validation_failure(rejected.details)
+
+        now = time.monotonic()
+        limit = self.state.settings.max_in_flight
+        if self.in_flight(api_key, now) >= limit:
+            # The concurrency cap refuses the submit; nothing is created or billed (reference §2.3, §6.4).
+            self.state.counters["predictions_rate_limited"] += 1
+            return too_many_requests(limit)
+
+        fault = self.state.job_fault(request.path)
+        if checked is not None:
+            failure = self._runtime_failure(checked, request, now)
+        image_count = checked.num_outputs if checked is not None else 0
+        stuck = False
+        if fault is not None:
+            if fault.kind == "fail_job" and failure is None:
+                failure = provider_failure(fault.message or DEFAULT_JOB_FAILURE_MESSAGE)
+            elif fault.kind == "stuck_job":
+                stuck = True
+            elif fault.kind == "partial":
+                fewer = fault.images if fault.images is not None else image_count - 1
+                image_count = max(0, min(image_count, fewer))
+
+        prediction_id = _new_uuid(self.state)
+        seed = checked.seed if checked is not None and checked.seed is not None else None
+        if seed is None:
+            seed = self.state.random.randint(0, MAX_SEED)
+        prediction = Prediction(
+            id=prediction_id,
+            model=model,
+            input=raw_input,
+            api_key=api_key,
+            seed=seed,
+            style_name=checked.style_name if checked is not None else model.default_style,
+            image_count=image_count,
+            queue_seconds=self.state.draw(self.state.settings.queue_time),
+            run_seconds=self.state.draw(self.state.settings.run_time),
+            created_at=now,
+            stuck=stuck,
+            failure=failure,
+        )
+        self.predictions[prediction_id] = prediction
+        self.state.counters["predictions_created"] += 1
+        return web.json_response(
+            {"status": "success", "message": "Prediction created successfully", "predictionID": prediction_id}
+        )
+
+    def _prediction_or_error(self, request: web.Request) -> Prediction | web.Response:
+        if self._authenticate(request) is None:
+            return error_response(401, INVALID_API_KEY)
+        prediction = self.predictions.get(request.match_info["prediction_id"])
+        if prediction is None:
+            return error_response(404, PREDICTION_NOT_FOUND)
+        return prediction
+
+    async def get_prediction(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/prediction/{id}``: the prediction as it stands now (reference §2.4–2.7)."""
+        found = self._prediction_or_error(request)
+        if isinstance(found, web.Response):
+            return found
+        self.state.counters["polls"] += 1
+        body = found.body(
+            time.monotonic(),
+            str(request.url.origin()),
+            cost_per_second=self.state.settings.cost_per_second,
+            single_output_as_string=self.options.single_output_as_string,
+            failure_output_as_string=self.options.failure_output_as_string,
+        )
+        return web.json_response(body)
+
+    async def cancel_prediction(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/prediction/{id}/cancel``: only while the prediction has not finished (reference §2.8)."""
+        found = self._prediction_or_error(request)
+        if isinstance(found, web.Response):
+            return found
+        if not found.cancel(time.monotonic()):
+            return error_response(self.options.terminal_cancel_status, CANNOT_CANCEL)
+        self.state.counters["cancels"] += 1
+        # The production-verified answer says "canceled" (one l) while the status is "cancelled" (§2.8).
+        return web.json_response(
+            {"status": "success", "message": "Prediction canceled successfully", "predictionID": found.id}
+        )
+
+    async def presign_upload(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/upload/presign``: reserve a file and hand out where to PUT it (reference §2.11)."""
+        if self._authenticate(request) is None:
+            return error_response(401, INVALID_API_KEY)
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return error_response(400, INVALID_REQUEST_BODY)
+        if not isinstance(body, dict):
+            return error_response(400, INVALID_REQUEST_BODY)
+        content_type = body.get("content_type")
+        if not isinstance(content_type, str) or not content_type.strip():
+            return error_response(400, CONTENT_TYPE_REQUIRED)
+        retention = body.get("expires_in_seconds", DEFAULT_RETENTION_SECONDS)
+        if (isinstance(retention, bool) or not isinstance(retention, int)
+                or not MIN_RETENTION_SECONDS <= retention <= MAX_RETENTION_SECONDS):
+            # [UNVERIFIED] text: the docs give the allowed range, not the error (reference §2.11).
+            return error_response(400, f"expires_in_seconds must be an integer between {MIN_RETENTION_SECONDS}"
+                                       f" and {MAX_RETENTION_SECONDS}")
+        stored = self.storage.presign(_new_uuid(self.state), content_type.strip(), retention,
+                                      secrets.token_hex(32), time.monotonic())
+        origin = str(request.url.origin())
+        self.state.counters["presigns"] += 1
+        query = urllib.parse.urlencode({
+            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+            "X-Amz-Expires": "900",
+            "X-Amz-SignedHeaders": "content-type;host;x-amz-meta-file-id",
+            "X-Amz-Signature": stored.signature,
+        })
+        return web.json_response({
+            "id": stored.file_id,
+            "presigned_url": f"{origin}{PRESIGNED_PATH_PREFIX}{stored.name}?{query}",
+            "public_url": f"{origin}{PUBLIC_PATH_PREFIX}{stored.name}",
+            "expires_at": stored.expires_at,
+            "required_headers": stored.required_headers,
+        })
+
+    async def put_upload(self, request: web.Request) -> web.StreamResponse:
+        """``PUT`` to a presigned URL: checked the way S3 checks a presigned request (reference §2.11).
+
+        The signature in the query, the expiry, the signed ``Content-Type`` and every ``required_headers``
+        entry must match, or S3 answers 403 ``SignatureDoesNotMatch``.
+        """
+        stored = self.storage.files.get(request.match_info["name"])
+        if stored is None:
+            return s3_error(403, "SignatureDoesNotMatch")
+        signature = request.query.get("X-Amz-Signature", "")
+        if not secrets.compare_digest(signature.encode(), stored.signature.encode()):
+            return s3_error(403, "SignatureDoesNotMatch")
+        if time.monotonic() > stored.presigned_until:
+            return s3_error(403, "AccessDenied")
+        sent_type = request.headers.get("Content-Type", "")
+        if sent_type.split(";")[0].strip().lower() != stored.content_type.split(";")[0].strip().lower():
+            return s3_error(403, "SignatureDoesNotMatch")
+        for name, value in stored.required_headers.items():
+            if request.headers.get(name) != value:
+                return s3_error(403, "SignatureDoesNotMatch")
+        data = await request.read()
+        if len(data) > MAX_UPLOAD_BYTES:
+            return s3_error(400, "EntityTooLarge")
+        stored.data = data
+        self.state.counters["uploads"] += 1
+        return web.Response(status=200, headers={"ETag": stored.etag})
+
+    async def serve_file(self, request: web.Request) -> web.StreamResponse:
+        """``GET`` of an uploaded file or an output image (the CDN's part, no key needed)."""
+        served = self.served_file(request.path, time.monotonic())
+        if served is None:
+            return s3_error(404, "NoSuchKey")
+        data, content_type = served
+        self.state.counters["downloads"] += 1
+        return web.Response(body=data, content_type=content_type)
+
+
+EMULATOR_KEY = web.AppKey("eachlabs_emulator", EachlabsEmulator)
+"""Where :func:`create_app` keeps the :class:`EachlabsEmulator` in the application, for inspection."""
+
+
+def _request_id_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        # API responses carry X-Request-Id, echoing the client's or a fresh one (MD-OAS, reference §1). It
+        # is deliberately not drawn from the seeded generator: the number of requests (polls) depends on
+        # timing, and it must not shift the draws that decide faults and IDs.
+        is_api = request.path.startswith("/v1/")
+        request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
+        token = _CURRENT_PATH.set(request.path)
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            if is_api:
+                error.headers["X-Request-Id"] = request_id
+            raise
+        finally:
+            _CURRENT_PATH.reset(token)
+        if is_api:
+            response.headers["X-Request-Id"] = request_id
+        return response
+
+    return middleware
+
+
+def create_app(state: EmulatorState, options: EachlabsOptions | None = None) -> web.Application:
+    """An aiohttp application emulating Eachlabs' prediction and upload API for the PhotoMaker models.
+
+    ``state`` carries the key, timings, faults, request log and counters (``predictions_created``,
+    ``predictions_rejected``, ``predictions_rate_limited``, ``polls``, ``cancels``, ``presigns``,
+    ``uploads``, ``downloads``); ``options`` settles the behaviours the reference leaves unverified.
+    Starts no background task.
+    """
+    emulator = EachlabsEmulator(state, options or EachlabsOptions())
+    app = web.Application(
+        middlewares=[
+            _request_id_middleware(),
+            # Served files stand for the CDN, which the API's faults do not affect.
+            fault_middleware(state, emulator.injected_error, skip=(PUBLIC_PATH_PREFIX,)),
+        ],
+        client_max_size=MAX_UPLOAD_BYTES + 1024 * 1024,
+    )
+    app[EMULATOR_KEY] = emulator
+    app.router.add_post("/v1/prediction", emulator.create_prediction)
+    app.router.add_post("/v1/prediction/", emulator.create_prediction)
+    app.router.add_get("/v1/prediction/{prediction_id}", emulator.get_prediction)
+    app.router.add_post("/v1/prediction/{prediction_id}/cancel", emulator.cancel_prediction)
+    app.router.add_post("/v1/upload/presign", emulator.presign_upload)
+    app.router.add_put(PRESIGNED_PATH_PREFIX + "{name}", emulator.put_upload)
+    app.router.add_get(PUBLIC_PATH_PREFIX + "{name}", emulator.serve_file)
+    app.router.add_get(PUBLIC_PATH_PREFIX + "{prediction_id}/{file_name}", emulator.serve_file)
+    return app
