@@ -117,7 +117,7 @@ class Event:
     """For ``log``: the log line; for ``failed`` and ``uploading``: a short description."""
 
 
-class DeadlineReached(Exception):  # noqa: N818 - it is a signal thrown into flows, not an error for users
+class DeadlineReached(Exception):
     """Thrown into a flow by the driver when the caller's deadline has passed."""
 
 

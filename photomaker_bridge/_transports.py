@@ -10,8 +10,6 @@ no API key can leak through it.
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import requests
 
@@ -87,7 +85,7 @@ class AiohttpTransport:
                 body = await response.read()
                 headers = {name.lower(): value for name, value in response.headers.items()}
                 return HttpResponse(response.status, headers, body, str(response.url))
-        except (TimeoutError, asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
+        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
             raise _unavailable(request, "timeout", error) from error
         except aiohttp.ClientError as error:
             raise _unavailable(request, "connection_error", error) from error
