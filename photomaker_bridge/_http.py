@@ -139,61 +139,95 @@ Flow = Generator[Any, Any, T]
 EventHandler = Callable[[Event], Any]
 
 
-def _remaining(deadline: float | None, clock: Callable[[], float]) -> float | None:
-    return None if deadline is None else deadline - clock()
+class _Stepper:
+    """The drivers' shared logic: what to do next, deadline handling, and feeding outcomes back to the flow.
 
+    The sync and async drivers differ only in how they sleep, send and perform; everything else is here.
+    """
 
-def _bounded(operation: Any, remaining: float | None, grace: bool) -> Any:
-    if isinstance(operation, HttpRequest):
-        limit = CLEANUP_GRACE_SECONDS if grace else remaining
-        if limit is not None:
-            limit = max(limit, 0.001)
-            if operation.timeout is None or operation.timeout > limit:
-                return operation.with_timeout(limit)
-    return operation
+    def __init__(self, flow: Flow[Any], deadline: float | None, clock: Callable[[], float]) -> None:
+        self.flow = flow
+        self.deadline = deadline
+        self.clock = clock
+        self.grace = False
+        self._send: Any = None
+        self._throw: BaseException | None = None
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - self.clock()
+
+    def deliver(self, value: Any) -> None:
+        """The outcome of the last step, sent into the flow at the next :meth:`next`."""
+        self._send = value
+
+    def fail(self, error: Exception) -> None:
+        """The last step failed: throw ``error`` into the flow (as DeadlineReached when the deadline cut it)."""
+        left = self.remaining()
+        if not self.grace and left is not None and left <= 0:
+            # The step failed because the deadline cut it short: that is the deadline, not the provider.
+            self.grace = True
+            reached = DeadlineReached()
+            reached.__cause__ = error
+            self._throw = reached
+        else:
+            self._throw = error
+
+    def next(self) -> tuple[str, Any]:
+        """``("done", result)``, ``("wait", seconds)``, ``("event", event)``, ``("http", request)`` or
+        ``("perform", (operation, remaining))``."""
+        while True:
+            try:
+                if self._throw is not None:
+                    error, self._throw = self._throw, None
+                    operation = self.flow.throw(error)
+                else:
+                    value, self._send = self._send, None
+                    operation = self.flow.send(value)
+            except StopIteration as stop:
+                return "done", stop.value
+            if isinstance(operation, Event):
+                return "event", operation
+            remaining = self.remaining()
+            if remaining is not None and remaining <= 0 and not self.grace:
+                self.grace = True
+                self._throw = DeadlineReached()
+                continue
+            if isinstance(operation, Wait):
+                seconds = operation.seconds if remaining is None else min(operation.seconds, max(remaining, 0.0))
+                return "wait", seconds
+            limit = CLEANUP_GRACE_SECONDS if self.grace else remaining
+            if isinstance(operation, HttpRequest):
+                if limit is not None and (operation.timeout is None or operation.timeout > limit):
+                    operation = operation.with_timeout(max(limit, 0.001))
+                return "http", operation
+            return "perform", (operation, limit)
 
 
 def run_flow(flow: Flow[T], transport: Transport, *, perform: Callable[[Any, float | None], Any] | None = None,
              deadline: float | None = None, on_event: EventHandler | None = None,
              sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> T:
     """Drive ``flow`` to its result with a sync transport. ``deadline`` is a ``clock()`` instant."""
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    grace = False
+    stepper = _Stepper(flow, deadline, clock)
     while True:
-        try:
-            operation = flow.throw(to_throw) if to_throw is not None else flow.send(to_send)
-        except StopIteration as stop:
-            result: T = stop.value
+        kind, value = stepper.next()
+        if kind == "done":
+            result: T = value
             return result
-        to_send, to_throw = None, None
-        remaining = _remaining(deadline, clock)
-        if remaining is not None and remaining <= 0 and not grace and not isinstance(operation, Event):
-            grace = True
-            to_throw = DeadlineReached()
-            continue
         try:
-            if isinstance(operation, Wait):
-                seconds = operation.seconds if remaining is None else min(operation.seconds, max(remaining, 0))
-                if seconds > 0:
-                    sleep(seconds)
-            elif isinstance(operation, Event):
+            if kind == "wait":
+                if value > 0:
+                    sleep(value)
+            elif kind == "event":
                 if on_event is not None:
-                    on_event(operation)
-            elif isinstance(operation, HttpRequest):
-                to_send = transport.send(_bounded(operation, remaining, grace))
+                    on_event(value)
+            elif kind == "http":
+                stepper.deliver(transport.send(value))
             elif perform is not None:
-                to_send = perform(operation, CLEANUP_GRACE_SECONDS if grace else remaining)
+                stepper.deliver(perform(*value))
             else:
-                raise TypeError(f"a flow yielded {operation!r}, which this driver cannot perform")
+                raise TypeError(f"a flow yielded {value[0]!r}, which this driver cannot perform")
         except Exception as error:  # handed to the flow, which decides what it means
-            to_throw = error
-            left = _remaining(deadline, clock)
-            if not grace and left is not None and left <= 0:
-                # The step failed because the deadline cut it short: that is the deadline, not the provider.
-                grace = True
-                to_throw = DeadlineReached()
-                to_throw.__cause__ = error
+            stepper.fail(error)
 
 
 async def arun_flow(flow: Flow[T], transport: AsyncTransport, *,
@@ -202,42 +236,26 @@ async def arun_flow(flow: Flow[T], transport: AsyncTransport, *,
                     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                     clock: Callable[[], float] = time.monotonic) -> T:
     """Drive ``flow`` to its result with an async transport. ``deadline`` is a ``clock()`` instant."""
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    grace = False
+    stepper = _Stepper(flow, deadline, clock)
     while True:
-        try:
-            operation = flow.throw(to_throw) if to_throw is not None else flow.send(to_send)
-        except StopIteration as stop:
-            result: T = stop.value
+        kind, value = stepper.next()
+        if kind == "done":
+            result: T = value
             return result
-        to_send, to_throw = None, None
-        remaining = _remaining(deadline, clock)
-        if remaining is not None and remaining <= 0 and not grace and not isinstance(operation, Event):
-            grace = True
-            to_throw = DeadlineReached()
-            continue
         try:
-            if isinstance(operation, Wait):
-                seconds = operation.seconds if remaining is None else min(operation.seconds, max(remaining, 0))
-                if seconds > 0:
-                    await sleep(seconds)
-            elif isinstance(operation, Event):
+            if kind == "wait":
+                if value > 0:
+                    await sleep(value)
+            elif kind == "event":
                 if on_event is not None:
-                    outcome = on_event(operation)
+                    outcome = on_event(value)
                     if asyncio.iscoroutine(outcome):
                         await outcome
-            elif isinstance(operation, HttpRequest):
-                to_send = await transport.send(_bounded(operation, remaining, grace))
+            elif kind == "http":
+                stepper.deliver(await transport.send(value))
             elif perform is not None:
-                to_send = await perform(operation, CLEANUP_GRACE_SECONDS if grace else remaining)
+                stepper.deliver(await perform(*value))
             else:
-                raise TypeError(f"a flow yielded {operation!r}, which this driver cannot perform")
+                raise TypeError(f"a flow yielded {value[0]!r}, which this driver cannot perform")
         except Exception as error:  # handed to the flow, which decides what it means
-            to_throw = error
-            left = _remaining(deadline, clock)
-            if not grace and left is not None and left <= 0:
-                # The step failed because the deadline cut it short: that is the deadline, not the provider.
-                grace = True
-                to_throw = DeadlineReached()
-                to_throw.__cause__ = error
+            stepper.fail(error)

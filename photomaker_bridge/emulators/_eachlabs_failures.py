@@ -89,7 +89,8 @@ def not_an_image_failure(field: str, url: str) -> Failure:
 
 def validation_failure(details: str) -> Failure:
     """The input broke the model schema and the emulator is set to report that asynchronously (§3.1)."""
-    return Failure(error_code="INPUT_VALIDATION_ERROR", category="VALIDATION", message=details, step="prepare")
+    return Failure(error_code="INPUT_VALIDATION_ERROR", category="VALIDATION", message=details,
+                   step="prepare")
 
 
 def trigger_word_error(prompt: str, negative_prompt: str) -> str | None:
@@ -109,7 +110,8 @@ def trigger_word_error(prompt: str, negative_prompt: str) -> str | None:
     return None
 
 
-def failure_output(failure: Failure, *, prediction_id: str, model_slug: str, model_id: str) -> dict[str, object]:
+def failure_output(failure: Failure, *, prediction_id: str, model_slug: str,
+                   model_id: str) -> dict[str, object]:
     """The classified envelope a failed prediction carries in ``output`` (reference §2.6)."""
     return {
         "classification": {"category": failure.category},

@@ -86,7 +86,8 @@ class Prediction:
 
     def output_urls(self, origin: str) -> list[str]:
         """Absolute URLs of the images a success delivers, served by the emulator itself."""
-        return [f"{origin}{PUBLIC_PATH_PREFIX}{self.id}/image_{index}.png" for index in range(self.image_count)]
+        prefix = f"{origin}{PUBLIC_PATH_PREFIX}{self.id}"
+        return [f"{prefix}/image_{index}.png" for index in range(self.image_count)]
 
     def output_index(self, file_name: str, now: float) -> int | None:
         """The output number ``file_name`` names, if that image exists now (only after a success)."""

@@ -6,7 +6,7 @@ that the create-then-poll code on Eachlabs' own API page runs against it unchang
     POST /v1/prediction/          create  -> {"status": "success", "message": ..., "predictionID": ...}
     GET  /v1/prediction/{id}      poll    -> {id, input, logs, status, output, metrics, urls}
     POST /v1/prediction/{id}/cancel
-    POST /v1/upload/presign       then PUT the bytes to ``presigned_url``; the file is served at ``public_url``
+    POST /v1/upload/presign       then PUT the bytes to ``presigned_url``; served at ``public_url``
 
 Authentication is ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` with ``state.settings.api_key``.
 Schema violations are refused at create time with Eachlabs' 400 body; failures the model itself would raise
@@ -331,7 +331,7 @@ class EachlabsEmulator:
         return web.json_response(body)
 
     async def cancel_prediction(self, request: web.Request) -> web.StreamResponse:
-        """``POST /v1/prediction/{id}/cancel``: only while the prediction has not finished (reference §2.8)."""
+        """``POST /v1/prediction/{id}/cancel``: only while the prediction is unfinished (reference §2.8)."""
         found = self._prediction_or_error(request)
         if isinstance(found, web.Response):
             return found
@@ -360,8 +360,8 @@ class EachlabsEmulator:
         if (isinstance(retention, bool) or not isinstance(retention, int)
                 or not MIN_RETENTION_SECONDS <= retention <= MAX_RETENTION_SECONDS):
             # [UNVERIFIED] text: the docs give the allowed range, not the error (reference §2.11).
-            return error_response(400, f"expires_in_seconds must be an integer between {MIN_RETENTION_SECONDS}"
-                                       f" and {MAX_RETENTION_SECONDS}")
+            return error_response(400, "expires_in_seconds must be an integer between "
+                                       f"{MIN_RETENTION_SECONDS} and {MAX_RETENTION_SECONDS}")
         stored = self.storage.presign(_new_uuid(self.state), content_type.strip(), retention,
                                       secrets.token_hex(32), time.monotonic())
         origin = str(request.url.origin())
