@@ -147,7 +147,6 @@ class RunwareEmulator:
             return _refusal(error, task_type if isinstance(task_type, str) else None, raw_uuid)
 
     def _accept(self, task: Mapping[str, Any], *, origin: str, path: str) -> TaskOutcome:
-        task_type = str(task["taskType"])
         task_uuid = validate_task_uuid(task, self.options)
         now = time.monotonic()
         existing = self.jobs.get(task_uuid)

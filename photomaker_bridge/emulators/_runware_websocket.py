@@ -195,7 +195,7 @@ async def _receive(connection: Connection, idle_timeout: float | None) -> Any:
             return None
         try:
             return await connection.socket.receive(timeout=remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
 
 

@@ -55,6 +55,15 @@ class Harness:
                                                                "input": input_values})
         return status, body
 
+    async def upload(self) -> str:
+        """Presign and PUT a small PNG; its public URL."""
+        _, slot, _ = await self.post("/v1/upload/presign", {"content_type": "image/png"})
+        face = render_image(seed=2, style="(No style)", width=16, height=16)
+        async with self.session.put(slot["presigned_url"], data=face,
+                                    headers={"Content-Type": "image/png", **slot["required_headers"]}) as put:
+            assert put.status == 200
+        return str(slot["public_url"])
+
     async def get(self, prediction_id: str) -> dict[str, Any]:
         async with self.session.get(self.url(f"/v1/prediction/{prediction_id}"),
                                     headers={"X-API-Key": API_KEY}) as response:
@@ -313,10 +322,7 @@ async def test_failure_output_can_be_a_plain_string(emulator: Harness) -> None:
 async def test_unreachable_image_fails_with_input_download_error(emulator: Harness, field: str,
                                                                  url: str) -> None:
     emulator.state.settings.external_urls_reachable = False
-    values = {"input_image": FACE_URL, field: url, "prompt": "no trigger word"}
-    if field != "input_image":
-        values["input_image"] = emulator.url("/uploads/missing.png")
-        values["input_image2"] = url
+    values = {"input_image": await emulator.upload(), "prompt": "no trigger word", field: url}
 
     _, created = await emulator.create(values)
     result = await emulator.finished(created["predictionID"])
@@ -325,7 +331,7 @@ async def test_unreachable_image_fails_with_input_download_error(emulator: Harne
     assert result["metrics"]["cost"] == 0
     # The download happens before the model runs, so it wins over the missing trigger word.
     assert result["output"]["error_code"] == "INPUT_DOWNLOAD_ERROR"
-    assert result["output"]["error_message"].startswith("An input file could not be downloaded: input_image")
+    assert result["output"]["error_message"].startswith(f"An input file could not be downloaded: {field} (")
 
 
 async def test_own_origin_url_that_serves_nothing_is_unreachable(emulator: Harness) -> None:
