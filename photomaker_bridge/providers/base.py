@@ -32,6 +32,7 @@ from ..jobs import JobHandle
 from ..plan import FieldMapping, Plan
 from ..request import PhotoMakerRequest
 from ..result import BridgeWarning, PhotoMakerResult
+from ..styles import Style
 
 __all__ = [
     "AsyncPerformer",
@@ -227,6 +228,13 @@ class Provider(abc.ABC):
     """The lowercase provider name used everywhere: registry, ``provider_options``, errors, results."""
     capabilities: ClassVar[tuple[Capability, ...]]
     """How each unified field reaches this provider (drives docs/providers.md)."""
+    style_table: ClassVar[Mapping[Style, str]]
+    """This provider's spelling of every style (the adapter's ``_STYLE_TO_<PROVIDER>`` table)."""
+
+    @classmethod
+    def style_names(cls) -> dict[Style, str]:
+        """This provider's spelling of every style."""
+        return dict(cls.style_table)
 
     @abc.abstractmethod
     def plan(self, request: PhotoMakerRequest, *, strict: bool = False, new_id: IdFactory = new_uuid) -> Plan:
