@@ -222,6 +222,7 @@ def validate_input(model: ModelSpec, raw: Mapping[str, object]) -> PhotoMakerInp
             problems.append(f"style_name: {raw_style!r} is not one of: " + ", ".join(STYLE_NAMES))
 
     def number(name: str, kind: NumberKind, minimum: float, maximum: float, default: float) -> float:
+        """The checked value of an optional numeric input, or its default."""
         value = raw.get(name)
         if value is None:
             return default

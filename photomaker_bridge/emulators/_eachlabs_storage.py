@@ -110,6 +110,10 @@ class Storage:
         self.files[stored.name] = stored
         return stored
 
+    def has_id(self, file_id: str) -> bool:
+        """Whether a file with this id was already presigned."""
+        return any(stored.file_id == file_id for stored in self.files.values())
+
     def uploaded(self, name: str) -> StoredFile | None:
         """The file served under ``name``, if its bytes have arrived."""
         stored = self.files.get(name)

@@ -68,7 +68,7 @@ def _rows(seed: int, style: str, width: int, height: int) -> list[bytes]:
         row = cache.get(key)
         if row is None:
             unit = base * stripe_width + stripe * stripe_width
-            line = bytearray((unit * (width // len(unit) * 3 + 2))[: width * 3])
+            line = bytearray((unit * (width * 3 // len(unit) + 2))[: width * 3])
             if half >= 0:
                 start, end = max(0, centre_x - half), min(width, centre_x + half)
                 line[start * 3:end * 3] = face * (end - start)

@@ -130,9 +130,13 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _new_uuid(state: EmulatorState) -> str:
-    # Drawn from the seeded generator so the same seed gives the same IDs in the same order.
-    return str(uuid.UUID(int=state.random.getrandbits(128), version=4))
+def _new_uuid(state: EmulatorState, taken: Callable[[str], bool]) -> str:
+    # Drawn from the seeded generator so the same seed gives the same IDs in the same order. A reset()
+    # re-seeds it while earlier predictions and files live on, so skip IDs already in use.
+    while True:
+        candidate = str(uuid.UUID(int=state.random.getrandbits(128), version=4))
+        if not taken(candidate):
+            return candidate
 
 
 class EachlabsEmulator:
@@ -283,7 +287,7 @@ class EachlabsEmulator:
                 fewer = fault.images if fault.images is not None else image_count - 1
                 image_count = max(0, min(image_count, fewer))
 
-        prediction_id = _new_uuid(self.state)
+        prediction_id = _new_uuid(self.state, self.predictions.__contains__)
         seed = checked.seed if checked is not None and checked.seed is not None else None
         if seed is None:
             seed = self.state.random.randint(0, MAX_SEED)
@@ -362,7 +366,8 @@ class EachlabsEmulator:
             # [UNVERIFIED] text: the docs give the allowed range, not the error (reference §2.11).
             return error_response(400, "expires_in_seconds must be an integer between "
                                        f"{MIN_RETENTION_SECONDS} and {MAX_RETENTION_SECONDS}")
-        stored = self.storage.presign(_new_uuid(self.state), content_type.strip(), retention,
+        file_id = _new_uuid(self.state, self.storage.has_id)
+        stored = self.storage.presign(file_id, content_type.strip(), retention,
                                       secrets.token_hex(32), time.monotonic())
         origin = str(request.url.origin())
         self.state.counters["presigns"] += 1
@@ -424,6 +429,7 @@ EMULATOR_KEY = web.AppKey("eachlabs_emulator", EachlabsEmulator)
 def _request_id_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """Add ``X-Request-Id`` to API answers and remember the path for injected errors."""
         # API responses carry X-Request-Id, echoing the client's or a fresh one (MD-OAS, reference §1). It
         # is deliberately not drawn from the seeded generator: the number of requests (polls) depends on
         # timing, and it must not shift the draws that decide faults and IDs.

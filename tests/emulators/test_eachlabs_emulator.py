@@ -45,6 +45,7 @@ class ThreadedEmulator:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
 
     def start(self) -> None:
+        """Start the loop thread and serve on a free loopback port."""
         self.thread.start()
         self._run(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -53,6 +54,7 @@ class ThreadedEmulator:
         self.base_url = f"http://{host}:{port}"
 
     def stop(self) -> None:
+        """Shut the server down, stop the loop and join its thread."""
         self._run(self.runner.cleanup())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
@@ -61,16 +63,19 @@ class ThreadedEmulator:
 
     @property
     def options(self) -> EachlabsOptions:
+        """The running emulator's options (mutable)."""
         return self.app[EMULATOR_KEY].options
 
 
 @pytest.fixture
 def settings() -> EmulatorSettings:
+    """Settings the test may change while the emulator runs."""
     return EmulatorSettings(api_key=API_KEY, seed=7)
 
 
 @pytest.fixture
 def emulator(settings: EmulatorSettings) -> Iterator[ThreadedEmulator]:
+    """The emulator serving in a background thread, stopped and joined at teardown."""
     server = ThreadedEmulator(EmulatorState("eachlabs", settings))
     server.start()
     try:
@@ -122,6 +127,7 @@ def upload_face(base_url: str, headers: dict[str, str] | None = None) -> str:
 
 
 def poll_until_done(base_url: str, prediction_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    """Poll until the prediction is terminal; the last body."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         result: dict[str, Any] = requests.get(f"{base_url}/v1/prediction/{prediction_id}", headers=headers,
@@ -222,6 +228,7 @@ def test_request_id_is_echoed_or_generated(emulator: ThreadedEmulator) -> None:
 # ------------------------------------------------------------------------------------------------ cancel
 
 def create(emulator: ThreadedEmulator, **input_values: Any) -> str:
+    """Create a photomaker-style prediction with an example.com face; its id."""
     body = {"model": "photomaker-style", "input": {"input_image": "https://example.com/face.jpg",
                                                     **input_values}}
     response = requests.post(f"{emulator.base_url}/v1/prediction/", headers=HEADERS, json=body, timeout=5)
@@ -230,10 +237,12 @@ def create(emulator: ThreadedEmulator, **input_values: Any) -> str:
 
 
 def cancel(emulator: ThreadedEmulator, prediction_id: str) -> requests.Response:
+    """POST the cancel route."""
     return requests.post(f"{emulator.base_url}/v1/prediction/{prediction_id}/cancel", headers=HEADERS, timeout=5)
 
 
 def get(emulator: ThreadedEmulator, prediction_id: str) -> dict[str, Any]:
+    """One poll."""
     body: dict[str, Any] = requests.get(f"{emulator.base_url}/v1/prediction/{prediction_id}", headers=HEADERS,
                                         timeout=5).json()
     return body

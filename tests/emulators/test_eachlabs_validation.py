@@ -28,29 +28,34 @@ STYLES = ["(No style)", "Cinematic", "Disney Charactor", "Digital Art", "Photogr
           "Neonpunk", "Enhance", "Comic book", "Lowpoly", "Line art"]
 # Cinematic and Digital Art currently render undecodable PNGs: _images._rows builds rows too short when
 # width*3 is not covered by (width // len(unit) * 3 + 2) stripe units. Reported to the owner of _images.py.
-BROKEN_RENDER_STYLES = {"Cinematic", "Digital Art"}
 
 
 @attrs.define
 class Harness:
+    """An emulator on a TestServer plus a client session, with create/poll helpers."""
+
     state: EmulatorState
     server: TestServer
     session: aiohttp.ClientSession
 
     def url(self, path: str) -> str:
+        """Absolute URL of ``path`` on the emulator."""
         return str(self.server.make_url(path))
 
     @property
     def options(self) -> EachlabsOptions:
+        """The running emulator's options (mutable)."""
         return self.server.app[EMULATOR_KEY].options
 
     async def post(self, path: str, body: object, headers: dict[str, str] | None = None
                    ) -> tuple[int, Any, aiohttp.ClientResponse]:
+        """POST JSON with the key (unless ``headers`` replaces it); status, parsed body, response."""
         sent = {"X-API-Key": API_KEY} if headers is None else headers
         async with self.session.post(self.url(path), json=body, headers=sent) as response:
             return response.status, await response.json(content_type=None), response
 
     async def create(self, input_values: dict[str, Any], model: str = "photomaker") -> tuple[int, Any]:
+        """Create a prediction; status and body."""
         status, body, _ = await self.post("/v1/prediction/", {"model": model, "version": "0.0.1",
                                                                "input": input_values})
         return status, body
@@ -65,6 +70,7 @@ class Harness:
         return str(slot["public_url"])
 
     async def get(self, prediction_id: str) -> dict[str, Any]:
+        """One poll."""
         async with self.session.get(self.url(f"/v1/prediction/{prediction_id}"),
                                     headers={"X-API-Key": API_KEY}) as response:
             assert response.status == 200
@@ -72,6 +78,7 @@ class Harness:
             return body
 
     async def finished(self, prediction_id: str) -> dict[str, Any]:
+        """Poll until the prediction is terminal; the last body."""
         for _ in range(500):
             body = await self.get(prediction_id)
             if body["status"] in ("success", "error", "cancelled"):
@@ -82,6 +89,7 @@ class Harness:
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[Harness]:
+    """A fresh emulator on loopback, with external URLs counting as reachable."""
     settings = EmulatorSettings(api_key=API_KEY, seed=3, external_urls_reachable=True)
     state = EmulatorState("eachlabs", settings)
     server = TestServer(create_app(state), host="127.0.0.1")
@@ -236,11 +244,7 @@ async def test_each_model_renders_its_default_style(emulator: Harness, model: st
     assert served == render_image(seed=99, style=default_style, width=1024, height=1024)
 
 
-@pytest.mark.parametrize("style", [
-    pytest.param(style, marks=pytest.mark.xfail(style in BROKEN_RENDER_STYLES, strict=True,
-                                                reason="_images renders short rows for this style"))
-    for style in STYLES
-])
+@pytest.mark.parametrize("style", STYLES)
 async def test_outputs_are_decodable_pngs_of_the_requested_size(emulator: Harness, style: str) -> None:
     _, created = await emulator.create({"input_image": FACE_URL, "style_name": style, "num_outputs": 2})
     result = await emulator.finished(created["predictionID"])

@@ -1,0 +1,97 @@
+"""The command line: explain, styles, generate's configuration errors, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from photomaker_bridge.cli import EXIT_CONFIGURATION, EXIT_INPUT, EXIT_OK, main
+from photomaker_bridge.samples import sample_faces
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("provider", ["runware", "fal", "eachlabs"])
+def test_explain_prints_the_mapping_table(provider: str) -> None:
+    code, out, err = run("explain", "--provider", provider, "--prompt", "a man img on a boat", "--sample-faces", "2",
+                         "--style", "Disney Charactor", "--steps", "150")
+    assert code == EXIT_OK
+    assert "unified field" in out and "provider field" in out
+    assert "steps" in out and "style" in out
+    assert "warning: " in err and "steps" in err  # 150 is above every provider's maximum
+
+
+def test_explain_json_is_the_plan() -> None:
+    code, out, _ = run("explain", "--provider", "eachlabs", "--prompt", "a woman img", "--image",
+                       str(sample_faces()[0]), "--json", "--num-images", "6")
+    assert code == EXIT_OK
+    plan = json.loads(out)
+    assert plan["provider"] == "eachlabs"
+    assert plan["images_per_payload"] == [4, 2]
+    assert [body["input"]["num_outputs"] for body in plan["payloads"]] == [4, 2]
+    assert plan["uploads"] and "data" not in plan["uploads"][0]
+
+
+def test_explain_strict_refuses_an_adjustment_with_one_line() -> None:
+    code, _, err = run("explain", "--provider", "fal", "--prompt", "a man img", "--sample-faces", "1",
+                       "--width", "512", "--strict")
+    assert code == EXIT_INPUT
+    assert err.count("\n") == 1 and "width" in err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        (["--style", "vaporwave"], "style"),
+        (["--style-strength", "5"], "style_strength"),
+        (["--width", "1000"], "width"),
+        (["--image", "/no/such/face.jpg"], "images[1]"),
+        (["--prompt", "img and img"], "prompt"),
+        (["--option", "nope"], "--option"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_naming_the_field(arguments: list[str], field: str) -> None:
+    base = ["explain", "--provider", "runware", "--prompt", "a man img", "--sample-faces", "1"]
+    code, out, err = run(*base, *arguments)
+    assert code == EXIT_INPUT
+    assert out == ""
+    assert err.count("\n") == 1 and field in err and "Traceback" not in err
+
+
+def test_styles_prints_each_provider_spelling_side_by_side() -> None:
+    code, out, _ = run("styles")
+    assert code == EXIT_OK
+    line = next(row for row in out.splitlines() if row.startswith("disney_character"))
+    assert "Disney Character" in line and "Disney Charactor" in line
+    code, out, _ = run("styles", "--json")
+    table = json.loads(out)
+    assert table["no_style"] == {"runware": "No style", "fal": "(No style)", "eachlabs": "(No style)"}
+    assert table["photographic"]["eachlabs"] == "Photographic (Default)"
+
+
+def test_generate_without_a_key_names_both_ways_to_supply_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EACHLABS_API_KEY", raising=False)
+    code, _, err = run("generate", "--provider", "eachlabs", "--prompt", "a man img", "--sample-faces", "1")
+    assert code == EXIT_CONFIGURATION
+    assert "EACHLABS_API_KEY" in err and "api_key" in err and "Traceback" not in err
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    completed = subprocess.run([sys.executable, "-m", "photomaker_bridge", "styles", "--json"],
+                               capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert len(json.loads(completed.stdout)) == 11
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["paint"], out=io.StringIO(), err=io.StringIO())
+    assert caught.value.code == EXIT_INPUT
