@@ -87,3 +87,60 @@ def _no_real_network() -> Iterator[None]:
     attempts = _blocked[start:]
     if attempts:
         pytest.fail(f"test tried to reach the real network: {sorted(set(attempts))}", pytrace=False)
+
+
+# --- Secrets -----------------------------------------------------------------------------------------------
+# Every API key used in the suite is either an emulator key ("emulator-" + 24 hex digits, EmulatorSettings'
+# default) or registered in SECRETS by the test that invents it. No log record produced during a test may
+# contain one; tests/test_secrets.py checks exception messages and reprs the same way.
+
+import logging  # noqa: E402
+import re  # noqa: E402
+
+SECRETS: set[str] = set()
+"""Keys invented by tests (not emulator defaults); tests add theirs with ``register_secret``."""
+
+KEY_PATTERN = re.compile(r"emulator-[0-9a-f]{24}")
+
+
+def register_secret(key: str) -> str:
+    """Remember ``key`` as a secret that must never be printed; returns it."""
+    SECRETS.add(key)
+    return key
+
+
+def leaked_secrets(text: str) -> list[str]:
+    """The secrets (emulator keys and registered keys) that appear in ``text``."""
+    found = KEY_PATTERN.findall(text)
+    found += [secret for secret in SECRETS if secret and secret in text]
+    return found
+
+
+class _RecordingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string is still a record
+            text = str(record.msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            text += " " + repr(record.exc_info[1]) + " " + str(record.exc_info[1])
+        self.records.append(text)
+
+
+_recorder = _RecordingHandler()
+logging.getLogger().addHandler(_recorder)
+logging.getLogger().setLevel(logging.DEBUG)
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_logs() -> Iterator[None]:
+    """Fail any test during which a log record contained an API key."""
+    start = len(_recorder.records)
+    yield
+    leaks = [text for text in _recorder.records[start:] if leaked_secrets(text)]
+    if leaks:
+        pytest.fail(f"an API key reached a log record: {leaks[0][:300]!r}", pytrace=False)
