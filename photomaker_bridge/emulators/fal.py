@@ -106,7 +106,10 @@ class FalEmulator:
         return job if job is not None and job.app_id == app_id else None
 
     def phase(self, job: Job, now: float | None = None) -> Phase:
-        """The queue status of ``job`` now (or at monotonic time ``now``)."""
+        """The queue status of ``job`` now, or at monotonic time ``now``.
+
+        A job's state only moves forward: a time later than the present settles it for good.
+        """
         return job.phase(time.monotonic() if now is None else now, self.runner)
 
     def queue_position(self, job: Job, now: float) -> int:
