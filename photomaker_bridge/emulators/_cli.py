@@ -159,14 +159,16 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(number, handler)
 
 
-def run_emulate(arguments: argparse.Namespace) -> int:
-    """Run ``photomaker-bridge emulate``: start the emulators, print how to reach them, serve until SIGINT
-    or SIGTERM. Returns 0 after a clean stop, 2 (with one line on stderr naming the option) for a bad
-    option value."""
+def run_emulate(arguments: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run ``photomaker-bridge emulate``: start the emulators, print how to reach them on ``out`` (default
+    stdout), serve until SIGINT or SIGTERM. Returns 0 after a clean stop, 2 (with one line on ``err``,
+    default stderr, naming the option) for a bad option value."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     try:
         settings = _settings(arguments)
     except _UsageError as error:
-        print(f"photomaker-bridge emulate: error: {error}", file=sys.stderr)
+        err.write(f"photomaker-bridge emulate: error: {error}\n")
         return _EXIT_USAGE
     stop = threading.Event()
     with _stop_on_signals(stop):
@@ -174,13 +176,13 @@ def run_emulate(arguments: argparse.Namespace) -> int:
             with start_emulators(runware=settings["runware"], fal=settings["fal"],
                                  eachlabs=settings["eachlabs"]) as emulators:
                 if arguments.json:
-                    sys.stdout.write(json.dumps(_description(emulators)) + "\n")
+                    out.write(json.dumps(_description(emulators)) + "\n")
                 else:
-                    _print_text(emulators, sys.stdout)
-                sys.stdout.flush()
+                    _print_text(emulators, out)
+                out.flush()
                 stop.wait()
         except KeyboardInterrupt:
             pass
     if not arguments.json:
-        print("emulators stopped.")
+        out.write("emulators stopped.\n")
     return 0

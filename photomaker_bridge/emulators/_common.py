@@ -193,8 +193,9 @@ class EmulatorState:
     """Counts by event name: ``requests``, ``route:<METHOD> <path>``, ``fault:<kind>``, and whatever the
     emulator adds (``jobs_created``, ``jobs_completed``, ``uploads``, ``cancels`` ...)."""
     random: random.Random = attrs.field(init=False)
-    _matches: Counter[int] = attrs.field(init=False, factory=Counter)
-    _fired: Counter[int] = attrs.field(init=False, factory=Counter)
+    # Keyed by (position, rule) so that replacing the fault list starts the new rules' counts afresh.
+    _matches: Counter[tuple[int, Fault]] = attrs.field(init=False, factory=Counter)
+    _fired: Counter[tuple[int, Fault]] = attrs.field(init=False, factory=Counter)
 
     def __attrs_post_init__(self) -> None:
         self.random = random.Random(self.settings.seed)
@@ -224,17 +225,18 @@ class EmulatorState:
         return entry
 
     def _fires(self, index: int, fault: Fault) -> bool:
-        self._matches[index] += 1
-        if fault.times is not None and self._fired[index] >= fault.times:
+        key = (index, fault)
+        self._matches[key] += 1
+        if fault.times is not None and self._fired[key] >= fault.times:
             return False
         if fault.nth is not None:
-            fires = self._matches[index] == fault.nth
+            fires = self._matches[key] == fault.nth
         elif fault.rate is not None:
             fires = self.random.random() < fault.rate
         else:
             fires = True
         if fires:
-            self._fired[index] += 1
+            self._fired[key] += 1
             self.counters[f"fault:{fault.kind}"] += 1
         return fires
 

@@ -31,8 +31,8 @@ def point_fal_client_at(base_url: str) -> Iterator[None]:
     tokens and the fallback upload) and ``CDN_URL`` (uploads). It reads them when each call is made, so
     patching them works at any time, whereas its environment variables (``FAL_RUN_HOST``,
     ``FAL_QUEUE_RUN_HOST``) are read only once, at import, always mean ``https://``, and do not cover
-    uploads (``shared/providers/fal.md`` §2). This context manager sets the four constants to the base URL
-    and restores the previous values on exit. It also adds the loopback names and the base URL's host to
+    uploads. This context manager sets the four constants to the base URL and restores the previous values
+    on exit. It also adds the loopback names and the base URL's host to
     ``NO_PROXY``/``no_proxy`` for the block, since fal_client's transport honours proxy variables and would
     otherwise send loopback traffic to a proxy.
 

@@ -530,8 +530,9 @@ async def test_fail_job(api: Api, state: EmulatorState) -> None:
     status, body, headers = await api.call("GET", submitted["response_url"])
     assert (status, body) == (500, {"detail": "CUDA out of memory", "error_type": "runner_server_error"})
     assert headers["X-Fal-Error-Type"] == "runner_server_error"
-    # The rule fired once per matching job: the next request succeeds.
+    # A rule that fires on the first matching job only: the job after it succeeds.
     state.settings.faults[0] = Fault("fail_job", nth=1)
+    assert (await api.result(await api.submit(await api.valid_payload())))[0] == 500
     assert (await api.result(await api.submit(await api.valid_payload())))[0] == 200
 
 
