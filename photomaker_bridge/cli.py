@@ -187,7 +187,7 @@ def _command_demo(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> in
 def _command_emulate(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .emulators._cli import run_emulate
 
-    return run_emulate(arguments)
+    return run_emulate(arguments, out=out, err=err)
 
 
 def build_parser() -> argparse.ArgumentParser:
