@@ -17,11 +17,15 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import attrs
 from aiohttp import web
 
 from photomaker_bridge.emulators._common import EmulatorSettings, EmulatorState, LoggedRequest
+
+if TYPE_CHECKING:
+    from photomaker_bridge.providers.base import Provider
 
 __all__ = ["EmulatorHandle", "Emulators", "RunwareEmulatorHandle", "start_emulators"]
 
@@ -172,8 +176,21 @@ class Emulators:
         for handle in self:
             handle.reset()
 
-    # --- Reserved: the `providers()` method (adapters configured for these emulators) is added here by a
-    # --- later issue. Nothing stands in for it until then.
+    def providers(self) -> list[Provider]:
+        """The three provider adapters configured for these emulators: ``Bridge(providers=emulators.providers())``.
+
+        The fal adapter points ``fal_client`` at the fal emulator while a client uses it (fal_client's hosts
+        are module constants, fal.md §2), so use one fal-using client at a time per process.
+        """
+        from photomaker_bridge.providers.eachlabs import EachlabsProvider
+        from photomaker_bridge.providers.fal import FalProvider
+        from photomaker_bridge.providers.runware import RunwareProvider
+
+        return [
+            RunwareProvider(api_key=self.runware.api_key, base_url=self.runware.rest_url),
+            FalProvider(key=self.fal.api_key, base_url=self.fal.url),
+            EachlabsProvider(api_key=self.eachlabs.api_key, base_url=self.eachlabs.url),
+        ]
 
 
 class _ServerThread:
