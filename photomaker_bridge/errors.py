@@ -45,6 +45,18 @@ __all__ = [
 class BridgeError(Exception):
     """Base class of every exception raised by photomaker-bridge."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The subclasses take keyword-only fields, which Exception's default reduction (``cls(*args)``) cannot
+        # pass back: rebuild from the message and restore every field from ``__dict__``, so that errors survive
+        # ``copy.copy`` and pickling (process pools, multiprocessing queues).
+        return _restore, (type(self), self.args), dict(self.__dict__)
+
+
+def _restore(cls: type[BridgeError], args: tuple[Any, ...]) -> BridgeError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    return error
+
 
 class ConfigurationError(BridgeError):
     """The client is not set up to do what was asked: a missing key, an unknown provider name.

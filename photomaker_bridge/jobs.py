@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from .result import BridgeWarning
+from .result import BridgeWarning, as_tuple
 
 __all__ = ["JobHandle"]
 
@@ -22,18 +22,19 @@ class JobHandle:
 
     provider: str
     """``"runware"``, ``"fal"`` or ``"eachlabs"``."""
-    request_ids: Sequence[str]
+    request_ids: Sequence[str] = attrs.field(converter=as_tuple)
     """The provider's ids: Runware taskUUIDs, fal request_ids, Eachlabs predictionIDs (one per call)."""
     submitted_at: datetime.datetime
     """When the provider accepted the job (UTC)."""
     requested_images: int | None = None
     """How many images were asked for in all, when known."""
-    images_per_request: Sequence[int] = ()
+    images_per_request: Sequence[int] = attrs.field(default=(), converter=as_tuple)
     """How many images each id was asked for, when known."""
-    warnings: Sequence[BridgeWarning] = ()
+    warnings: Sequence[BridgeWarning] = attrs.field(default=(), converter=as_tuple)
     """The translation's warnings, carried to the result."""
-    details: Mapping[str, Any] = attrs.field(factory=dict)
-    """Provider-specific facts needed to collect the job (JSON values only)."""
+    details: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    """Provider-specific facts needed to collect the job (JSON values only). Left out of ``hash()``, which a dict
+    cannot take, so that handles can key a dict or a set."""
 
     @property
     def request_id(self) -> str:

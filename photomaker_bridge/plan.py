@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .result import BridgeWarning
+from .result import BridgeWarning, as_tuple
 
 __all__ = ["FieldMapping", "Plan", "UploadPlaceholder"]
 
@@ -28,7 +28,7 @@ class UploadPlaceholder:
     """The exact string in the payload that the uploaded file's URL (or id) replaces."""
     description: str
     """For people: ``"zip of 3 images, 412 KB"``."""
-    image_indices: tuple[int, ...]
+    image_indices: tuple[int, ...] = attrs.field(converter=as_tuple)
     """Which of the request's images the upload carries."""
     size: int
     """Bytes to upload."""
@@ -72,16 +72,16 @@ class Plan:
     """``"runware"``, ``"fal"`` or ``"eachlabs"``."""
     target: str
     """Where the payloads go, for people: ``"POST https://api.runware.ai/v1"``."""
-    payloads: Sequence[Any]
+    payloads: Sequence[Any] = attrs.field(converter=as_tuple)
     """The wire payloads in sending order, exactly as they will be sent (JSON values). Runware: one task
     array; fal: one arguments object per submission; Eachlabs: one create body per prediction."""
-    uploads: Sequence[UploadPlaceholder] = ()
+    uploads: Sequence[UploadPlaceholder] = attrs.field(default=(), converter=as_tuple)
     """Files the payloads depend on, uploaded first."""
-    warnings: Sequence[BridgeWarning] = ()
+    warnings: Sequence[BridgeWarning] = attrs.field(default=(), converter=as_tuple)
     """Every adjustment made for this provider."""
-    mapping: Sequence[FieldMapping] = ()
+    mapping: Sequence[FieldMapping] = attrs.field(default=(), converter=as_tuple)
     """Field-by-field account of the translation."""
-    images_per_payload: Sequence[int] = ()
+    images_per_payload: Sequence[int] = attrs.field(default=(), converter=as_tuple)
     """How many images each payload asks for, in the same order as ``payloads``."""
 
     def to_dict(self) -> dict[str, Any]:

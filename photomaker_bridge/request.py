@@ -47,6 +47,15 @@ _MAX_SEED = 2**63 - 1
 _MAX_NUM_IMAGES = 100
 
 
+def _exists(path: Path) -> bool:
+    """``path.exists()``, but False where the OS refuses the name itself (too long, a NUL byte): a string
+    that is no path at all (long bare base64, say) must not end the check with an ``OSError``."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _describe(value: object) -> str:
     if isinstance(value, bytes | bytearray):
         return f"<{len(value)} bytes>"
@@ -136,6 +145,9 @@ class ReferenceImage:
             raise InvalidRequestError(field, value, "a path, bytes, an http(s) URL, a data URI, base64 or a "
                                       "Runware image UUID", reason=f"unsupported type {type(value).__name__}")
         text = value.strip()
+        if not text:
+            raise InvalidRequestError(field, value, "a path, an http(s) URL, a data URI, base64 or a Runware image "
+                                      "UUID", reason="it is empty")
         lowered = text.lower()
         if lowered.startswith(("http://", "https://")):
             return cls(kind="url", source=text, url=text)
@@ -146,10 +158,10 @@ class ReferenceImage:
                 raise InvalidRequestError(field, _describe(text), "a data:image/...;base64,... URI",
                                           reason=str(error)) from error
             return cls._local("data_uri", _describe(text), data, field, max_bytes)
-        if _UUID.match(text) and not Path(text).exists():
+        if _UUID.match(text) and not _exists(Path(text)):
             return cls(kind="runware_uuid", source=text, uuid=text.lower())
         path = Path(text).expanduser()
-        if len(text) < 4096 and path.exists():
+        if len(text) < 4096 and _exists(path):
             return cls._from_path(path, field, max_bytes)
         if len(text) >= 64 and _BASE64.match(text):
             try:
@@ -163,15 +175,20 @@ class ReferenceImage:
 
     @classmethod
     def _from_path(cls, path: Path, field: str, max_bytes: int) -> ReferenceImage:
-        if not path.exists():
+        if not _exists(path):
             raise InvalidRequestError(field, str(path), "an existing image file", reason="no such file")
         if not path.is_file():
             raise InvalidRequestError(field, str(path), "an image file", reason="not a regular file")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise InvalidRequestError(field, str(path), f"at most {max_bytes} bytes",
-                                      reason=f"the file has {size} bytes")
-        return cls._local("path", str(path), path.read_bytes(), field, max_bytes)
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise InvalidRequestError(field, str(path), f"at most {max_bytes} bytes",
+                                          reason=f"the file has {size} bytes")
+            data = path.read_bytes()
+        except OSError as error:
+            raise InvalidRequestError(field, str(path), "a readable image file",
+                                      reason=f"cannot read it: {error.strerror or error}") from error
+        return cls._local("path", str(path), data, field, max_bytes)
 
     @classmethod
     def _local(cls, kind: ImageKind, source: str, data: bytes, field: str, max_bytes: int) -> ReferenceImage:
@@ -275,9 +292,11 @@ class PhotoMakerRequest:
     """``png``, ``jpeg`` or ``webp`` (``jpg`` is accepted). ``None``: the provider's default."""
     safety_check: bool | None = None
     """Ask the provider to check outputs for unsafe content. ``None``: the provider's default."""
-    provider_options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, converter=_to_provider_options)
+    provider_options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, converter=_to_provider_options,
+                                                                    hash=False)
     """Extra wire fields per provider (``{"runware": {"scheduler": "..."}}``), merged verbatim into that
-    provider's payload after translation: they can override anything the bridge computed."""
+    provider's payload after translation: they can override anything the bridge computed. (Left out of
+    ``hash()``, which a dict cannot take, so that a request can key a cache.)"""
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not self.prompt.strip():

@@ -8,13 +8,28 @@ Images stay URLs until asked for: :meth:`GeneratedImage.fetch` and friends downl
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
 import attrs
 
 __all__ = ["Attempt", "BridgeWarning", "Cost", "GeneratedImage", "PhotoMakerResult", "Timings"]
+
+
+def as_tuple(items: Iterable[Any]) -> tuple[Any, ...]:
+    """The converter of every sequence field of our frozen values: whatever iterable is given (a list, most
+    often) is kept as a tuple, so the value cannot change under its holder and equals its JSON round trip
+    (the converter structures sequences as tuples)."""
+    return tuple(items)
+
+
+def _to_decimal(value: Decimal | int | float | str) -> Decimal:
+    """An exact amount: a ``Decimal`` as is, an int or a numeric string exactly, a float by its shortest repr
+    (``0.1`` → ``Decimal("0.1")``, not the binary expansion)."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
+        raise TypeError(f"a cost amount is a Decimal, int, float or numeric string, not {type(value).__name__}")
+    return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 @attrs.frozen
@@ -45,8 +60,8 @@ class BridgeWarning:
 class Cost:
     """What a generation cost (or will cost), in ``currency``."""
 
-    amount: Decimal
-    """The amount, exact (a ``Decimal``; never a float)."""
+    amount: Decimal = attrs.field(converter=_to_decimal)
+    """The amount, exact (a ``Decimal``; never a float: an int, float or string given is converted)."""
     currency: str = "USD"
     """ISO 4217 currency code."""
     source: Literal["reported", "estimated"] = "reported"
@@ -145,11 +160,11 @@ class Attempt:
 class PhotoMakerResult:
     """The outcome of one generation, the same shape from every provider."""
 
-    images: Sequence[GeneratedImage]
+    images: Sequence[GeneratedImage] = attrs.field(converter=as_tuple)
     """The images, in the provider's order (across all calls when ``num_images`` was split)."""
     provider: str
     """Who served the request: ``"runware"``, ``"fal"`` or ``"eachlabs"``."""
-    request_ids: Sequence[str] = ()
+    request_ids: Sequence[str] = attrs.field(default=(), converter=as_tuple)
     """The provider's ids of the request(s): Runware taskUUIDs, fal request_ids, Eachlabs predictionIDs."""
     seed: int | None = None
     """The seed of the first image (Runware adds 1 per image; fal and Eachlabs report one per call)."""
@@ -157,12 +172,12 @@ class PhotoMakerResult:
     """What it cost: reported by the provider, estimated from a price table, or ``None`` when neither."""
     timings: Timings = attrs.field(factory=Timings)
     """Upload, queue, run and total seconds, where known."""
-    warnings: Sequence[BridgeWarning] = ()
+    warnings: Sequence[BridgeWarning] = attrs.field(default=(), converter=as_tuple)
     """Every adjustment made to the request for this provider (and anything the provider's answer implied,
     such as fewer images than asked)."""
-    attempts: Sequence[Attempt] = ()
+    attempts: Sequence[Attempt] = attrs.field(default=(), converter=as_tuple)
     """Failed tries before this result (fallback or retries); empty when the first try succeeded."""
-    raw: Sequence[Any] = attrs.field(default=(), repr=False)
+    raw: Sequence[Any] = attrs.field(default=(), repr=False, converter=as_tuple)
     """The provider's success bodies as received, one per call."""
     requested_images: int | None = None
     """How many images were asked for (``num_images``), to compare with ``len(images)``."""

@@ -58,9 +58,15 @@ _LABELS: dict[Style, str] = {
 
 
 def _key(text: str) -> str:
-    """Fold a spelling to letters only: case, parentheses, "(Default)", dashes, underscores, spaces go."""
-    folded = text.lower().replace("(default)", "").replace("charactor", "character")
-    return re.sub(r"[^a-z]", "", folded)
+    """Fold a spelling to letters only: case, parentheses, "(Default)", dashes, underscores, spaces go.
+
+    A trailing "default" goes with or without its parentheses ("Photographic Default", "photographic_default"),
+    but never the whole name: "default" alone names no style.
+    """
+    folded = re.sub(r"[^a-z]", "", text.lower()).replace("charactor", "character")
+    if folded.endswith("default") and len(folded) > len("default"):
+        folded = folded[: -len("default")]
+    return folded
 
 
 _BY_KEY: dict[str, Style] = {_key(style.value): style for style in Style}

@@ -53,7 +53,7 @@ def test_explain_strict_refuses_an_adjustment_with_one_line() -> None:
         (["--style", "vaporwave"], "style"),
         (["--style-strength", "5"], "style_strength"),
         (["--width", "1000"], "width"),
-        (["--image", "/no/such/face.jpg"], "images[1]"),
+        (["--image", "/no/such/face.jpg"], "images[0]"),
         (["--prompt", "img and img"], "prompt"),
         (["--option", "nope"], "--option"),
     ],

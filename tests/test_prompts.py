@@ -1,0 +1,233 @@
+"""Trigger words: img / rwre accepted, translated, inserted or moved with a warning; never two."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from photomaker_bridge import BridgeWarning, InvalidRequestError, PhotoMakerRequest
+from photomaker_bridge.prompts import CLASS_WORDS, NEUTRAL_LEAD, apply_trigger, check_prompts, find_triggers
+
+URL = "https://example.com/face.jpg"
+
+
+def _words(text: str) -> list[str]:
+    return [match.group(0) for match in find_triggers(text)]
+
+
+# --- find_triggers ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a man img in space", ["img"]),
+        ("a man IMG", ["IMG"]),
+        ("a woman Rwre, smiling", ["Rwre"]),
+        ("img", ["img"]),
+        ("(img)", ["img"]),
+        ("a man img.", ["img"]),
+        ("img rwre", ["img", "rwre"]),
+        ("imgur photo", []),
+        ("img_01 and img2 and myimg", []),
+        ("rwrefoo rwre_", []),
+        ("an image of a man", []),
+        ("", []),
+    ],
+)
+def test_find_triggers_matches_whole_words_in_any_case(text: str, expected: list[str]) -> None:
+    assert _words(text) == expected
+
+
+# --- check_prompts ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prompt", ["a man img", "a man rwre", "a man", "img", ""])
+def test_at_most_one_trigger_is_fine(prompt: str) -> None:
+    check_prompts(prompt, None)
+    check_prompts(prompt, "blurry, lowres")
+    check_prompts(prompt, "")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "count", "words"),
+    [
+        ("a man img and a woman img", 2, "'img', 'img'"),
+        ("a man img rwre", 2, "'img', 'rwre'"),
+        ("IMG img Img", 3, "'IMG', 'img', 'Img'"),
+    ],
+)
+def test_two_or_more_triggers_are_refused(prompt: str, count: int, words: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        check_prompts(prompt, None)
+    error = caught.value
+    assert (error.field, error.value) == ("prompt", prompt)
+    assert error.reason == f"{count} trigger words: {words}"
+    assert error.allowed == "write the trigger word (img or rwre) at most once, right after the class word"
+
+
+@pytest.mark.parametrize("negative", ["img", "blurry, rwre", "no IMG please"])
+def test_a_trigger_in_the_negative_prompt_is_refused(negative: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        check_prompts("a man img", negative)
+    error = caught.value
+    assert (error.field, error.value) == ("negative_prompt", negative)
+    assert error.reason == "a trigger word in the negative prompt"
+    assert "without the words img or rwre" in error.allowed
+
+
+def test_the_request_runs_the_same_checks() -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        PhotoMakerRequest(prompt="a man img and a woman rwre", images=[URL])
+    assert caught.value.field == "prompt"
+    with pytest.raises(InvalidRequestError) as caught:
+        PhotoMakerRequest(prompt="a man img", images=[URL], negative_prompt="img, blurry")
+    assert caught.value.field == "negative_prompt"
+    assert PhotoMakerRequest(prompt="a man", images=[URL], negative_prompt="imgur").prompt == "a man"
+
+
+# --- apply_trigger: present triggers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "trigger", "expected"),
+    [
+        ("a man img in a spacesuit", "img", "a man img in a spacesuit"),
+        ("a man img in a spacesuit", "rwre", "a man rwre in a spacesuit"),
+        ("a man rwre in a spacesuit", "img", "a man img in a spacesuit"),
+        ("a man rwre in a spacesuit", "rwre", "a man rwre in a spacesuit"),
+        ("A MAN IMG", "img", "A MAN img"),
+        ("Asian woman Rwre, smiling", "img", "Asian woman img, smiling"),
+        ("portrait of img, oil painting", "img", "portrait of img, oil painting"),  # a word precedes it: kept
+        ("img a man", "rwre", "rwre a man"),  # Runware keeps rwre where it is written
+        ("rwre", "rwre", "rwre"),
+    ],
+)
+def test_a_present_trigger_is_renamed_in_place_without_warning(prompt: str, trigger: str, expected: str) -> None:
+    assert apply_trigger(prompt, trigger, provider="x") == (expected, [])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected", "how"),
+    [
+        ("img, a man in space", "a man img in space", "inserted 'img' after the class word 'man'"),
+        ("Img. a woman", "a woman img", "inserted 'img' after the class word 'woman'"),
+        ("rwre portrait of a girl", "portrait of a girl img", "inserted 'img' after the class word 'girl'"),
+        ("img in space", f"{NEUTRAL_LEAD} img, in space",
+         f"no class word (man, woman, person, ...) found: led the prompt with '{NEUTRAL_LEAD} img'"),
+        ("img", f"{NEUTRAL_LEAD} img",
+         f"no class word (man, woman, person, ...) found: led the prompt with '{NEUTRAL_LEAD} img'"),
+    ],
+)
+def test_img_with_no_word_before_it_is_moved_behind_a_class_word(prompt: str, expected: str, how: str) -> None:
+    text, warnings = apply_trigger(prompt, "img", provider="fal")
+    assert text == expected
+    assert warnings == [BridgeWarning(field="prompt", asked=prompt, sent=expected,
+                                      reason=f"'img' must follow a class word; {how}", provider="fal")]
+
+
+# --- apply_trigger: missing triggers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trigger", ["img", "rwre"])
+@pytest.mark.parametrize(
+    ("prompt", "expected", "class_word"),
+    [
+        ("a woman in a garden", "a woman {t} in a garden", "woman"),
+        ("a boy and a girl at the beach", "a boy {t} and a girl at the beach", "boy"),
+        ("A Man, cinematic", "A Man {t}, cinematic", "Man"),
+        ("a photo of a person", "a photo of a person {t}", "person"),
+        ("a human being, a woman", "a human being, a woman {t}", "woman"),  # "man" inside "human" is no class word
+    ],
+)
+def test_a_missing_trigger_goes_after_the_first_class_word(
+    prompt: str, expected: str, class_word: str, trigger: str
+) -> None:
+    text, warnings = apply_trigger(prompt, trigger, provider="eachlabs")  # type: ignore[arg-type]
+    sent = expected.format(t=trigger)
+    assert text == sent
+    assert warnings == [BridgeWarning(
+        field="prompt", asked=prompt, sent=sent, provider="eachlabs",
+        reason=f"the prompt had no trigger word; inserted {trigger!r} after the class word {class_word!r}",
+    )]
+
+
+@pytest.mark.parametrize("trigger", ["img", "rwre"])
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("portrait, cyberpunk city", "a photo of a person {t}, portrait, cyberpunk city"),
+        ("  astronaut on the moon ", "a photo of a person {t}, astronaut on the moon"),
+        ("", "a photo of a person {t}"),
+    ],
+)
+def test_without_a_class_word_the_prompt_gets_a_neutral_lead(prompt: str, expected: str, trigger: str) -> None:
+    text, warnings = apply_trigger(prompt, trigger)  # type: ignore[arg-type]
+    assert text == expected.format(t=trigger)
+    (warning,) = warnings
+    assert (warning.field, warning.asked, warning.sent, warning.provider) == ("prompt", prompt, text, None)
+    assert warning.reason == (f"the prompt had no trigger word; no class word (man, woman, person, ...) found: "
+                              f"led the prompt with 'a photo of a person {trigger}'")
+
+
+@pytest.mark.parametrize("word", CLASS_WORDS)
+def test_every_class_word_takes_the_trigger(word: str) -> None:
+    text, warnings = apply_trigger(f"a smiling {word} outdoors", "img")
+    assert text == f"a smiling {word} img outdoors"
+    assert len(warnings) == 1
+
+
+def test_class_words_include_the_issue_list() -> None:
+    assert {"man", "woman", "person", "boy", "girl", "child"} <= set(CLASS_WORDS)
+
+
+# --- properties ---------------------------------------------------------------------------------------------
+
+_TOKENS = st.sampled_from([
+    "img", "IMG", "rwre", "Rwre", "man", "Woman", "person", "child", "a", "photo", "of", "in", "space", "human",
+    "imgur", "img_01", ",", ".", "(", ")", ";", "-", "portrait", "'s", "cinematic", "éclair", "42",
+])
+
+
+@given(tokens=st.lists(_TOKENS, max_size=12), joiners=st.lists(st.sampled_from([" ", "", "  ", ", "]), min_size=12,
+                                                                 max_size=12),
+       trigger=st.sampled_from(["img", "rwre"]))
+def test_apply_trigger_always_leaves_exactly_one_trigger(tokens: list[str], joiners: list[str], trigger: str) -> None:
+    prompt = "".join(token + joiners[index] for index, token in enumerate(tokens))
+    try:
+        check_prompts(prompt, None)
+    except InvalidRequestError:
+        assume(False)
+    had_trigger = bool(find_triggers(prompt))
+    text, warnings = apply_trigger(prompt, trigger)  # type: ignore[arg-type]
+    found = find_triggers(text)
+    assert [match.group(0) for match in found] == [trigger]
+    check_prompts(text, None)
+    if trigger == "img":
+        assert text[: found[0].start()].rstrip()[-1:].isalnum(), text
+    if not had_trigger:
+        assert len(warnings) == 1 and warnings[0].sent == text and warnings[0].asked == prompt
+    if warnings:
+        assert warnings[0].field == "prompt"
+    else:
+        # No warning: only the trigger's spelling changed.
+        before = find_triggers(prompt)[0]
+        assert text == prompt[: before.start()] + trigger + prompt[before.end():]
+
+
+@given(prompt=st.text(max_size=60), trigger=st.sampled_from(["img", "rwre"]))
+def test_apply_trigger_on_arbitrary_text(prompt: str, trigger: str) -> None:
+    assume(len(find_triggers(prompt)) <= 1)
+    text, _ = apply_trigger(prompt, trigger)  # type: ignore[arg-type]
+    assert [match.group(0) for match in find_triggers(text)] == [trigger]
+
+
+@given(prompt=st.text(max_size=60))
+def test_check_prompts_agrees_with_the_trigger_count(prompt: str) -> None:
+    count = len(find_triggers(prompt))
+    if count > 1:
+        with pytest.raises(InvalidRequestError):
+            check_prompts(prompt, None)
+    else:
+        check_prompts(prompt, None)
