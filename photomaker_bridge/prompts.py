@@ -77,11 +77,25 @@ def _tidy(text: str) -> str:
     return re.sub(r"\s+([,;:.])", r"\1", text).strip()
 
 
+def _refuse_embedded_img(prompt: str) -> None:
+    # TencentARC registers "img" as an added token (eachlabs.md §3.3); a tokenizer's added tokens match inside
+    # words too, so "imgur" would count as a second trigger and the job would fail after being accepted.
+    embedded = [word for word in re.findall(r"\w*img\w*", prompt, re.IGNORECASE) if word.lower() != "img"]
+    if embedded:
+        raise InvalidRequestError(
+            "prompt", prompt, "no other word containing 'img' (PhotoMaker's tokenizer takes it as a trigger)",
+            reason=f"{embedded[0]!r} contains 'img'",
+        )
+
+
 def apply_trigger(prompt: str, trigger: Trigger, *, provider: str | None = None) -> tuple[str, list[BridgeWarning]]:
     """The prompt with the provider's trigger word, and a warning for anything inserted or moved.
 
-    Assumes :func:`check_prompts` passed (at most one trigger).
+    Assumes :func:`check_prompts` passed (at most one trigger). For ``img``, a word that merely contains
+    ``img`` ("imgur") is refused: the provider's tokenizer would read a second trigger in it.
     """
+    if trigger == "img":
+        _refuse_embedded_img(prompt)
     found = find_triggers(prompt)
     if not found:
         text, how = _insert(prompt, trigger)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -200,7 +202,13 @@ def test_apply_trigger_always_leaves_exactly_one_trigger(tokens: list[str], join
     except InvalidRequestError:
         assume(False)
     had_trigger = bool(find_triggers(prompt))
-    text, warnings = apply_trigger(prompt, trigger)  # type: ignore[arg-type]
+    try:
+        text, warnings = apply_trigger(prompt, trigger)  # type: ignore[arg-type]
+    except InvalidRequestError as error:
+        # Only a word merely containing 'img' is refused, and only for the 'img' providers.
+        assert trigger == "img" and "contains 'img'" in str(error)
+        assert any(word.lower() != "img" for word in re.findall(r"\w*img\w*", prompt, re.IGNORECASE))
+        return
     found = find_triggers(text)
     assert [match.group(0) for match in found] == [trigger]
     check_prompts(text, None)
@@ -231,3 +239,12 @@ def test_check_prompts_agrees_with_the_trigger_count(prompt: str) -> None:
             check_prompts(prompt, None)
     else:
         check_prompts(prompt, None)
+
+
+@pytest.mark.parametrize("prompt", ["a man img on imgur", "a man img, IMG_01.jpg style", "a woman img, imgs"])
+def test_a_word_containing_img_is_refused_for_img_providers(prompt: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        apply_trigger(prompt, "img", provider="fal")
+    assert caught.value.field == "prompt" and "contains 'img'" in str(caught.value)
+    # Runware's trigger is rwre, so the same prompt is fine there.
+    assert apply_trigger(prompt, "rwre")[0].count("rwre") == 1

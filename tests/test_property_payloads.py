@@ -143,8 +143,9 @@ def test_any_request_is_refused_or_valid_for_every_provider(fields: dict[str, An
             plan = explain(request, provider)
         except InvalidRequestError as error:
             # Only what a provider truly cannot take may be refused after construction: Runware's 300-character
-            # prompt limit after translation, and fal's need for the photos' bytes to build its archive.
-            refusable = {("runware", "prompt"), ("fal", "images")}
+            # prompt limit after translation, a word containing 'img' for the img providers, and fal's need
+            # for the photos' bytes to build its archive.
+            refusable = {("runware", "prompt"), ("fal", "prompt"), ("eachlabs", "prompt"), ("fal", "images")}
             assert (provider, error.field.split("[")[0]) in refusable, (provider, error)
             continue
         CHECKS[provider](list(plan.payloads))
