@@ -190,10 +190,9 @@ class Bridge(_BridgeBase):
         adapter = self.provider(provider)
         adapter.require_key()
         plans = [adapter.plan(request, strict=strict) for request in requests]
-        many = getattr(adapter, "generate_many_flow", None)
-        if many is not None:
+        if adapter.supports_batch:
             outcomes: list[PhotoMakerResult | ProviderError] = self._drive(
-                adapter, many(plans, self._context(cancel_on_deadline=True)), timeout, on_event)
+                adapter, adapter.generate_many_flow(plans, self._context(cancel_on_deadline=True)), timeout, on_event)
         else:
             outcomes = []
             for plan in plans:
@@ -299,11 +298,10 @@ class AsyncBridge(_BridgeBase):
         adapter = self.provider(provider)
         adapter.require_key()
         plans = [adapter.plan(request, strict=strict) for request in requests]
-        many = getattr(adapter, "generate_many_flow", None)
         outcomes: list[PhotoMakerResult | ProviderError]
-        if many is not None:
-            outcomes = await self._drive(adapter, many(plans, self._context(cancel_on_deadline=True)), timeout,
-                                         on_event)
+        if adapter.supports_batch:
+            outcomes = await self._drive(adapter, adapter.generate_many_flow(
+                plans, self._context(cancel_on_deadline=True)), timeout, on_event)
         else:
             async def one(plan: Plan) -> PhotoMakerResult | ProviderError:
                 try:

@@ -12,7 +12,7 @@ import abc
 import email.utils
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, Literal, Protocol
 
 import attrs
@@ -265,6 +265,14 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def handle_for(self, request_id: str) -> JobHandle:
         """A handle for a job submitted earlier (possibly by another process), from its id alone."""
+
+    supports_batch: ClassVar[bool] = False
+    """Whether :meth:`generate_many_flow` sends several requests in one call (Runware's task arrays)."""
+
+    def generate_many_flow(self, plans: Sequence[Plan], context: FlowContext,
+                           ) -> Flow[list[PhotoMakerResult | ProviderError]]:
+        """Several requests in one call, one result or error per plan (only where ``supports_batch``)."""
+        raise ConfigurationError(f"{self.name} cannot send several requests in one call")
 
     def sync_performer(self) -> SyncPerformer | None:
         """The runner of this provider's non-HTTP operations for a sync client, or ``None`` (HTTP only)."""
