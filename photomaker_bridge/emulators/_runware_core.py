@@ -22,7 +22,7 @@ from ._runware_errors import INVALID_API_KEY_MESSAGE, TaskError, error_item
 from ._runware_jobs import Job, JobFate
 from ._runware_media import UPLOAD_FORMATS, InputRules, MediaStore
 from ._runware_options import RunwareOptions
-from ._runware_validation import MAX_SEED, validate_inference, validate_task_uuid
+from ._runware_validation import MAX_SEED, invalid_code, validate_inference, validate_task_uuid
 from ._runware_webhooks import deliver_webhooks
 
 if TYPE_CHECKING:
@@ -53,6 +53,12 @@ def _refusal(error: TaskError, task_type: str | None, task_uuid: str | None) -> 
     return TaskOutcome(errors=[error.for_task(task_type, task_uuid).item])
 
 
+def _reject_unknown(task: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    for name in task:
+        if name not in allowed:
+            raise TaskError(error_item("unknownParameter", f"Unknown parameter {name}.", parameter=name))
+
+
 @attrs.define(eq=False)
 class RunwareEmulator:
     """One Runware emulator: its state, stored images, jobs, sessions and background tasks."""
@@ -81,8 +87,14 @@ class RunwareEmulator:
         """Run ``coroutine`` in the background, tracked so shutdown cancels it."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        task.add_done_callback(self._forget)
         return task
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self.background.discard(task)
+        # Retrieve the exception so it is counted rather than reported as "never retrieved".
+        if not task.cancelled() and task.exception() is not None:
+            self.state.counters["internal_errors"] += 1
 
     async def shutdown(self) -> None:
         """Close every socket and stop every background task (the application's ``on_shutdown``)."""
@@ -158,8 +170,7 @@ class RunwareEmulator:
                                        "processed. Use a new UUID v4 for each task.",
                                        parameter="taskUUID", value_type="string"))
         spec = validate_inference(task, task_uuid, self.options)
-        code = "invalid" + "".join(part[:1].upper() + part[1:] for part in spec.input_parameter.split("."))
-        rules = InputRules(parameter=spec.input_parameter, code=code)
+        rules = InputRules(parameter=spec.input_parameter, code=invalid_code(spec.input_parameter))
         input_uuids = tuple(
             self.media.resolve(value, rules, origin=origin,
                                external_urls_reachable=self.state.settings.external_urls_reachable)
@@ -174,6 +185,8 @@ class RunwareEmulator:
             if fate == "partial":
                 asked = spec.number_results - 1 if fault.images is None else fault.images
                 count = max(0, min(spec.number_results, asked))
+            else:
+                count = 0  # a failed or stuck job delivers no image at all
         queue_seconds = self.state.draw(settings.queue_time)
         run_seconds = self.state.draw(settings.run_time)
         # "Random seeds are generated as 32-bit values"; with numberResults > 1 each image's seed is the first
@@ -213,9 +226,7 @@ class RunwareEmulator:
     def _upload(self, task: Mapping[str, Any], *, origin: str) -> TaskOutcome:
         task_uuid = validate_task_uuid(task, self.options)
         if self.options.reject_unknown_parameters:
-            for name in task:
-                if name not in _UPLOAD_PARAMETERS:
-                    raise TaskError(error_item("unknownParameter", f"Unknown parameter {name}.", parameter=name))
+            _reject_unknown(task, _UPLOAD_PARAMETERS)
         image = task.get("image")
         if image is None:
             raise TaskError(error_item("missingImage", "Missing image parameter. It is required.",
@@ -233,9 +244,7 @@ class RunwareEmulator:
     def _poll(self, task: Mapping[str, Any]) -> TaskOutcome:
         task_uuid = validate_task_uuid(task, self.options)
         if self.options.reject_unknown_parameters:
-            for name in task:
-                if name not in _POLL_PARAMETERS:
-                    raise TaskError(error_item("unknownParameter", f"Unknown parameter {name}.", parameter=name))
+            _reject_unknown(task, _POLL_PARAMETERS)
         self.state.counters["polls"] += 1
         job = self.jobs.get(task_uuid)
         if job is None:

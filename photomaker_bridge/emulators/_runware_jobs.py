@@ -38,7 +38,8 @@ class Job:
     input_uuids: tuple[str, ...]
     """imageUUIDs of the inputs, echoed as ``inputImagesUUID``."""
     image_uuids: tuple[str, ...]
-    """imageUUIDs of the images this job will deliver (fewer than asked for a ``partial`` fault)."""
+    """imageUUIDs of the images this job will deliver: fewer than asked for a ``partial`` fault, none for a
+    job that fails or never finishes."""
     seeds: tuple[int, ...]
     accepted_at: float
     started_at: float
@@ -68,8 +69,6 @@ class Job:
 
     def ready_count(self, now: float | None = None) -> int:
         """How many images are ready."""
-        if self.fate in ("fail", "stuck"):
-            return 0
         moment = time.monotonic() if now is None else now
         return sum(1 for index in range(len(self.image_uuids)) if self.image_ready_at(index) <= moment)
 

@@ -28,6 +28,7 @@ __all__ = [
     "STYLES",
     "InferenceSpec",
     "apply_trigger_word",
+    "invalid_code",
     "validate_inference",
     "validate_task_uuid",
 ]
@@ -151,6 +152,11 @@ def _capitalised(path: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in path.split("."))
 
 
+def invalid_code(path: str) -> str:
+    """Runware's ``invalid<Param>`` code for a parameter path: ``photoMaker.images`` → ``invalidPhotoMakerImages``."""
+    return f"invalid{_capitalised(path)}"
+
+
 def _integral(value: object) -> int | None:
     # JSON has one number type and the legacy SDK types strength as float, so 15.0 arrives for 15
     # (runware.md §5.2). Integral floats are taken as integers; whether Runware accepts them is [UNVERIFIED].
@@ -174,14 +180,15 @@ class _Fields:
     def path(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    def error(self, code: str, message: str, name: str, value_type: str, **constraints: Any) -> TaskError:
+    def error(self, code: str, message: str, name: str, value_type: str | None,
+              **constraints: Any) -> TaskError:
         anchor = self.path(name).replace(".", "-").lower()
         return TaskError(error_item(code, message, parameter=self.path(name), value_type=value_type,
                                     documentation=f"{self.page}#request-{anchor}", **constraints))
 
     def invalid(self, name: str, message: str, value_type: str, code: str | None = None,
                 **constraints: Any) -> TaskError:
-        return self.error(code or f"invalid{_capitalised(self.path(name))}",
+        return self.error(code or invalid_code(self.path(name)),
                           f"Invalid value for {self.path(name)} parameter. {message}", name, value_type,
                           **constraints)
 
@@ -196,7 +203,7 @@ class _Fields:
     def reject_unknown(self, allowed: Collection[str]) -> None:
         for name in self.values:
             if name not in allowed:
-                raise self.error("unknownParameter", f"Unknown parameter {self.path(name)}.", name, "unknown")
+                raise self.error("unknownParameter", f"Unknown parameter {self.path(name)}.", name, None)
 
     def integer(self, name: str, minimum: int, maximum: int | None, default: int | None, *,
                 multiple_of: int | None = None, code: str | None = None, required: bool = False) -> int | None:
@@ -240,7 +247,7 @@ class _Fields:
         if too_short or too_long:
             # Length has its own code: invalidPositivePromptLength (NEWTS errors.test, runware.md §6).
             raise self.invalid(name, f"The length must be between {min_length} and {max_length} characters.",
-                               "string", f"invalid{_capitalised(label)}Length", min=min_length, max=max_length)
+                               "string", f"{invalid_code(label)}Length", min=min_length, max=max_length)
         return value
 
     def choice(self, name: str, allowed: Collection[str], default: str,
@@ -370,7 +377,9 @@ def validate_inference(task: Mapping[str, Any], task_uuid: str, options: Runware
     height = fields.integer("height", 128, 2048, None, multiple_of=64, code="invalidCustomHeight", required=True)
     steps = fields.integer("steps", 1, 100, 20)
     cfg_scale = fields.number("CFGScale", 0, 50, 7.0)
-    scheduler = fields.text("scheduler", min_length=1, max_length=100)
+    scheduler = fields.text("scheduler")
+    if scheduler is not None and not scheduler.strip():
+        raise fields.invalid("scheduler", "It must name a scheduler.", "string")
     seed = fields.integer("seed", 1, MAX_SEED, None)
     clip_skip = fields.integer("clipSkip", 0, 2, None)
     number_results = fields.integer("numberResults", 1, 20, 1)

@@ -94,9 +94,16 @@ async def _stream_job(emulator: RunwareEmulator, session: Session, job: Job) -> 
     """
     if job.fate == "stuck":
         return
-    for index in range(len(job.image_uuids)):
-        await asyncio.sleep(max(0.0, job.image_ready_at(index) - time.monotonic()))
-        await session.deliver({"data": [job.result_item(index, emulator.media)]})
+    try:
+        for index in range(len(job.image_uuids)):
+            await asyncio.sleep(max(0.0, job.image_ready_at(index) - time.monotonic()))
+            await session.deliver({"data": [job.result_item(index, emulator.media)]})
+    except Exception as error:  # an emulator bug must reach the client as an error, not as a silent hang
+        emulator.state.counters["internal_errors"] += 1
+        await session.deliver({"errors": [error_item(
+            "internalServerError", f"Internal server error: {error}", task_type=job.spec.task_type,
+            task_uuid=job.spec.task_uuid)]})
+        return
     await asyncio.sleep(max(0.0, job.finished_at - time.monotonic()))
     emulator.count_end(job)
     if job.fate == "fail":
@@ -106,11 +113,13 @@ async def _stream_job(emulator: RunwareEmulator, session: Session, job: Job) -> 
 def _open_session(emulator: RunwareEmulator, requested: object) -> Session:
     """The session to attach: a live buffered one named by ``connectionSessionUUID``, else a new one."""
     now = time.monotonic()
+    buffer_seconds = emulator.options.session_buffer_seconds
+    for stale in [session for session in emulator.sessions.values()
+                  if session.detached_at is not None and now - session.detached_at > buffer_seconds]:
+        del emulator.sessions[stale.session_uuid]  # its buffered results are gone, as on the real service
     if isinstance(requested, str) and requested:
         session = emulator.sessions.get(requested)
-        expired = (session is not None and session.detached_at is not None
-                   and now - session.detached_at > emulator.options.session_buffer_seconds)
-        if session is not None and not expired:
+        if session is not None:
             emulator.state.counters["ws_resumes"] += 1
             return session
         # An unknown or expired session UUID is echoed back on a fresh session (runware.md §9.1).

@@ -94,7 +94,11 @@ async def _rest_handler(request: web.Request) -> web.StreamResponse:
     if not all(await asyncio.gather(*waits)):
         # A stuck job: the client gave up or the emulator is stopping; nobody reads this answer.
         return errors_response([error_item("serviceUnavailable", "The emulator is shutting down.")], 503)
-    finished = [emulator.finish(outcome.job) if outcome.job is not None else outcome for outcome in outcomes]
+    try:
+        finished = [emulator.finish(outcome.job) if outcome.job is not None else outcome for outcome in outcomes]
+    except Exception as error:  # an emulator bug answers like Runware's own server errors, in its shape
+        emulator.state.counters["internal_errors"] += 1
+        return errors_response([error_item("internalServerError", f"Internal server error: {error}")], 500)
     return _rest_answer(finished)
 
 
