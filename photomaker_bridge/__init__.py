@@ -6,7 +6,15 @@ Quick look::
 
     request = PhotoMakerRequest(prompt="a photo of a man img in a spacesuit", images=["face.jpg"])
     plan = explain(request, "eachlabs")      # the exact wire payloads and warnings; no network, no key
+
+    with Bridge() as bridge:                 # keys from RUNWARE_API_KEY, FAL_KEY, EACHLABS_API_KEY
+        result = bridge.generate(request, provider="fal")
+
+The provider classes (``RunwareProvider``, ``FalProvider``, ``EachlabsProvider``) are imported on first use,
+so importing the package never loads a provider SDK it does not need.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AuthenticationError,
@@ -22,6 +30,8 @@ from .errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
+from ._http import Event as ProgressEvent
+from .client import AsyncBridge, Bridge
 from .jobs import JobHandle
 from .plan import FieldMapping, Plan, UploadPlaceholder
 from .providers import explain
@@ -29,16 +39,40 @@ from .request import PhotoMakerRequest, ReferenceImage
 from .result import Attempt, BridgeWarning, Cost, GeneratedImage, PhotoMakerResult, Timings
 from .styles import Style, normalize_style
 
+if TYPE_CHECKING:
+    from .providers.eachlabs import EachlabsProvider
+    from .providers.fal import FalProvider
+    from .providers.runware import RunwareProvider
+
 __version__ = "0.1.0"
 
+_LAZY = {
+    "EachlabsProvider": "photomaker_bridge.providers.eachlabs",
+    "FalProvider": "photomaker_bridge.providers.fal",
+    "RunwareProvider": "photomaker_bridge.providers.runware",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'photomaker_bridge' has no attribute {name!r}")
+
+
 __all__ = [
+    "AsyncBridge",
     "Attempt",
     "AuthenticationError",
+    "Bridge",
     "BridgeError",
     "BridgeWarning",
     "ConfigurationError",
     "ContentPolicyError",
     "Cost",
+    "EachlabsProvider",
+    "FalProvider",
     "FieldMapping",
     "GeneratedImage",
     "GenerationFailedError",
@@ -49,11 +83,13 @@ __all__ = [
     "PhotoMakerRequest",
     "PhotoMakerResult",
     "Plan",
+    "ProgressEvent",
     "ProviderError",
     "ProviderRejectedError",
     "ProviderUnavailableError",
     "RateLimitedError",
     "ReferenceImage",
+    "RunwareProvider",
     "Style",
     "Timings",
     "UploadPlaceholder",

@@ -9,13 +9,17 @@ from __future__ import annotations
 import photomaker_bridge
 
 EXPECTED = [
+    "AsyncBridge",
     "Attempt",
     "AuthenticationError",
+    "Bridge",
     "BridgeError",
     "BridgeWarning",
     "ConfigurationError",
     "ContentPolicyError",
     "Cost",
+    "EachlabsProvider",
+    "FalProvider",
     "FieldMapping",
     "GeneratedImage",
     "GenerationFailedError",
@@ -26,11 +30,13 @@ EXPECTED = [
     "PhotoMakerRequest",
     "PhotoMakerResult",
     "Plan",
+    "ProgressEvent",
     "ProviderError",
     "ProviderRejectedError",
     "ProviderUnavailableError",
     "RateLimitedError",
     "ReferenceImage",
+    "RunwareProvider",
     "Style",
     "Timings",
     "UploadPlaceholder",
@@ -69,3 +75,18 @@ def test_public_classes_say_they_are_public() -> None:
 
 def test_version_is_a_string() -> None:
     assert isinstance(photomaker_bridge.__version__, str) and photomaker_bridge.__version__.count(".") == 2
+
+
+def test_importing_the_package_loads_no_provider_sdk() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, photomaker_bridge; print('fal_client' in sys.modules, 'httpx' in sys.modules)"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert completed.stdout.split() == ["False", "False"]
+
+
+def test_provider_classes_load_on_first_use() -> None:
+    from photomaker_bridge.providers.fal import FalProvider
+
+    assert photomaker_bridge.FalProvider is FalProvider
