@@ -1,0 +1,396 @@
+"""fal's protocol, written once as generators: upload the zip, submit, poll, fetch, cancel (fal.md §1, §3).
+
+The flows yield the operations below (plus :class:`~photomaker_bridge._http.Wait` and ``Event``); the
+performers in ``providers/fal.py`` run them with one ``fal_client.SyncClient`` or ``AsyncClient`` and hand
+back plain values (:class:`FalSubmission`, :class:`FalStatus`, the result JSON) or throw our typed errors in.
+Nothing here imports ``fal_client``.
+
+Polling is the bridge's own: one status call per pending request, then one ``Wait`` of ``poll_interval``;
+``fal_client``'s ``get()``/``subscribe()`` loops (10 polls a second, fal.md §1.8) are never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .._http import DeadlineReached, Event, Flow, Wait
+from ..errors import GenerationFailedError, GenerationTimeoutError, ProviderError
+from ..jobs import JobHandle
+from ..plan import Plan
+from ..pricing import estimate_cost
+from ..result import BridgeWarning, PhotoMakerResult, Timings
+from ._fal_parse import (
+    PROVIDER,
+    FalOutput,
+    FalStatus,
+    FalSubmission,
+    error_for_completed,
+    parse_output,
+    total_inference_time,
+)
+from .base import FlowContext
+
+__all__ = [
+    "FalCancel",
+    "FalFetch",
+    "FalFlows",
+    "FalStatusCheck",
+    "FalSubmit",
+    "FalUpload",
+    "JobTracker",
+]
+
+AbandonHook = Callable[[Sequence[tuple[str, str]]], None]
+"""Sends a cancel for each ``(application, request_id)`` in the background (set by a performer)."""
+
+
+@attrs.define(eq=False)
+class JobTracker:
+    """The requests one ``generate`` call submitted and has not yet seen finish.
+
+    If the call is abandoned before it ends (the caller's task is cancelled, the flow is closed), nobody will
+    collect those requests, so they are cancelled in the background through the performer's hook: a flow
+    cannot yield once it is being closed. The performer binds the hook at the first submit.
+    """
+
+    outstanding: dict[str, str] = attrs.field(factory=dict)
+    """request_id -> application, in submit order."""
+    hook: AbandonHook | None = None
+    closed: bool = False
+    """Set once the flow ended (normally, or after cleaning up itself): nothing is left to abandon."""
+    on_close: Callable[[], None] | None = None
+    """Set by the async performer watching the caller's task: stops watching once the flow is over."""
+
+    def add(self, application: str, request_id: str) -> None:
+        """Record a submitted request."""
+        self.outstanding[request_id] = application
+
+    def finish(self, request_id: str) -> None:
+        """The request completed (or was cancelled by the flow): it needs no cancel."""
+        self.outstanding.pop(request_id, None)
+
+    def abandon(self) -> None:
+        """Cancel every outstanding request in the background, once."""
+        if self.closed:
+            return
+        pending = list(self.outstanding.items())
+        self.close()
+        if pending and self.hook is not None:
+            self.hook([(application, request_id) for request_id, application in pending])
+
+    def close(self) -> None:
+        """The flow is over and left nothing behind."""
+        self.closed = True
+        self.outstanding.clear()
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
+
+
+@attrs.frozen
+class _Operation:
+    jobs: JobTracker | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
+    """The tracker of the ``generate`` call this operation belongs to, when it cancels on abandonment."""
+
+
+@attrs.frozen
+class FalUpload(_Operation):
+    """Upload bytes to fal storage (``fal_client`` ``upload``); the performer returns the file's URL."""
+
+    data: bytes = attrs.field(repr=False)
+    content_type: str
+    file_name: str
+
+
+@attrs.frozen
+class FalSubmit(_Operation):
+    """Submit one payload to the queue (``fal_client`` ``submit``); returns a :class:`FalSubmission`."""
+
+    application: str
+    arguments: Mapping[str, Any] = attrs.field(repr=False)
+
+
+@attrs.frozen
+class FalStatusCheck(_Operation):
+    """One status call (``fal_client`` ``status``); returns a :class:`FalStatus`."""
+
+    application: str
+    request_id: str
+    with_logs: bool
+
+
+@attrs.frozen
+class FalFetch(_Operation):
+    """Fetch a completed request's result (``fal_client`` ``result``); returns the JSON body."""
+
+    application: str
+    request_id: str
+
+
+@attrs.frozen
+class FalCancel(_Operation):
+    """Cancel a request (``fal_client`` ``cancel``: ``PUT .../cancel``); returns ``None``."""
+
+    application: str
+    request_id: str
+
+
+def _replace(value: Any, urls: Mapping[str, str]) -> Any:
+    """``value`` with every upload placeholder replaced by its URL, at any depth."""
+    if isinstance(value, str):
+        for placeholder, url in urls.items():
+            value = value.replace(placeholder, url)
+        return value
+    if isinstance(value, Mapping):
+        return {key: _replace(item, urls) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace(item, urls) for item in value]
+    return value
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@attrs.define
+class _Progress:
+    """What the result flow learned about one request while polling it."""
+
+    request_id: str
+    asked: int | None
+    queued: bool = False
+    queue_position: int | None = None
+    running: bool = False
+    log_keys: set[tuple[str | None, str]] = attrs.field(factory=set)
+    queue_seconds: float | None = None
+    final: FalStatus | None = None
+    output: FalOutput | None = None
+    error: ProviderError | None = None
+
+
+@attrs.frozen
+class FalFlows:
+    """The fal flows for one adapter's settings."""
+
+    application: str
+    """The queue application, e.g. ``fal-ai/photomaker``."""
+    poll_interval: float
+    """Seconds between rounds of status calls."""
+    with_logs: bool
+    """Whether status calls ask for logs (turned into ``log`` events)."""
+
+    # -- submit ---------------------------------------------------------------------------------------------
+
+    def submit(self, plan: Plan, context: FlowContext, jobs: JobTracker | None) -> Flow[JobHandle]:
+        """Upload the plan's zip (once per distinct content, through ``context.upload_cache``), then submit
+        every payload back to back. Returns the handle of all submissions."""
+        urls: dict[str, str] = {}
+        upload_seconds: float | None = None
+        for upload in plan.uploads:
+            key = f"{PROVIDER}:{upload.sha256}"
+            url = context.upload_cache.get(key)
+            if url is None:
+                yield Event("uploading", PROVIDER, message=upload.description)
+                started = context.clock()
+                try:
+                    url = yield FalUpload(upload.data, upload.content_type, upload.file_name, jobs=jobs)
+                except DeadlineReached as reached:
+                    raise GenerationTimeoutError("the deadline passed while uploading the reference photos to fal",
+                                                 provider=PROVIDER) from reached
+                if not isinstance(url, str) or not url:
+                    raise GenerationFailedError(f"fal storage returned no URL for {upload.description}",
+                                                provider=PROVIDER, raw=url)
+                context.upload_cache[key] = url
+                upload_seconds = (upload_seconds or 0.0) + (context.clock() - started)
+            urls[upload.placeholder] = url
+        submitted_at = _now()
+        request_ids: list[str] = []
+
+        def handle() -> JobHandle:
+            details: dict[str, Any] = {"application": self.application, "submitted_at_known": True}
+            if upload_seconds is not None:
+                details["upload_seconds"] = round(upload_seconds, 6)
+            return JobHandle(provider=PROVIDER, request_ids=tuple(request_ids), submitted_at=submitted_at,
+                             requested_images=sum(plan.images_per_payload),
+                             images_per_request=tuple(plan.images_per_payload[: len(request_ids)]),
+                             warnings=tuple(plan.warnings), details=details)
+
+        for payload in plan.payloads:
+            try:
+                submission: FalSubmission = yield FalSubmit(self.application, _replace(payload, urls), jobs=jobs)
+            except DeadlineReached as reached:
+                if request_ids and context.cancel_on_deadline:
+                    yield from self._cancel(request_ids, jobs)
+                message = "the deadline passed while submitting to fal"
+                if request_ids and not context.cancel_on_deadline:
+                    message += f"; {len(request_ids)} of {len(plan.payloads)} submissions were accepted"
+                raise GenerationTimeoutError(message, provider=PROVIDER,
+                                             request_id=request_ids[0] if request_ids else None,
+                                             handle=handle() if request_ids else None) from reached
+            except ProviderError:
+                # The earlier submissions would run (and be billed) for a call that failed: cancel them.
+                yield from self._cancel(request_ids, jobs)
+                raise
+            if jobs is not None:
+                jobs.add(self.application, submission.request_id)
+            request_ids.append(submission.request_id)
+            yield Event("submitted", PROVIDER, request_id=submission.request_id,
+                        queue_position=submission.queue_position)
+        return handle()
+
+    def _cancel(self, request_ids: Sequence[str], jobs: JobTracker | None,
+                application: str | None = None) -> Flow[None]:
+        """Cancel each request, ignoring failures: cancelling is best effort (fal.md §1.7)."""
+        for request_id in request_ids:
+            with contextlib.suppress(Exception):  # a failed cancel must not hide the error being raised
+                yield FalCancel(application or self.application, request_id, jobs=jobs)
+            if jobs is not None:
+                jobs.finish(request_id)
+
+    # -- result ---------------------------------------------------------------------------------------------
+
+    def result(self, handle: JobHandle, context: FlowContext, jobs: JobTracker | None) -> Flow[PhotoMakerResult]:
+        """Poll every request of ``handle`` until it completes, fetch each result, and assemble one result."""
+        application = str(handle.details.get("application", self.application))
+        asked = list(handle.images_per_request)
+        progress = [_Progress(request_id, asked[index] if index < len(asked) else None)
+                    for index, request_id in enumerate(handle.request_ids)]
+        pending = list(progress)
+        try:
+            while pending:
+                for item in list(pending):
+                    status: FalStatus = yield FalStatusCheck(application, item.request_id, self.with_logs, jobs=jobs)
+                    yield from self._observe(item, status, handle)
+                    if status.state != "COMPLETED":
+                        continue
+                    pending.remove(item)
+                    if jobs is not None:
+                        jobs.finish(item.request_id)
+                    item.final = status
+                    if status.failed:
+                        item.error = error_for_completed(status, request_id=item.request_id)
+                    else:
+                        try:
+                            body = yield FalFetch(application, item.request_id, jobs=jobs)
+                            item.output = parse_output(body, request_id=item.request_id)
+                        except ProviderError as error:
+                            # The request's own answer was an error (422 ...): it failed, the others may not.
+                            item.error = error
+                    if item.error is not None:
+                        yield Event("failed", PROVIDER, request_id=item.request_id, message=str(item.error))
+                    else:
+                        yield Event("completed", PROVIDER, request_id=item.request_id)
+                if pending:
+                    yield Wait(self.poll_interval)
+        except DeadlineReached as reached:
+            waiting = [item.request_id for item in pending]
+            if context.cancel_on_deadline:
+                yield from self._cancel(waiting, jobs, application)
+                outcome = "cancelled"
+            else:
+                outcome = "still running; collect it later with resume()"
+            raise GenerationTimeoutError(
+                f"fal request(s) {', '.join(waiting)} did not finish before the deadline ({outcome})",
+                provider=PROVIDER, request_id=waiting[0] if waiting else None, handle=handle) from reached
+        except ProviderError:
+            # A status call failed for good (fal_client already retried what it retries): nothing will
+            # collect the other requests when the caller asked for a generation.
+            if context.cancel_on_deadline:
+                yield from self._cancel([item.request_id for item in pending], jobs, application)
+            raise
+        return self._assemble(handle, progress, application, context)
+
+    def _observe(self, item: _Progress, status: FalStatus, handle: JobHandle) -> Flow[None]:
+        """Events and queue timing from one status."""
+        if status.state == "IN_QUEUE":
+            if not item.queued or status.queue_position != item.queue_position:
+                item.queued, item.queue_position = True, status.queue_position
+                yield Event("queued", PROVIDER, request_id=item.request_id, queue_position=status.queue_position)
+        elif not item.running:
+            item.running = True
+            # Queue time: from the submit to the first status that is no longer IN_QUEUE. When the first one
+            # seen is COMPLETED, the run time (inference_time) is taken off the time since the submit.
+            if handle.details.get("submitted_at_known", False):
+                elapsed = max(0.0, (_now() - handle.submitted_at).total_seconds())
+                if status.state == "IN_PROGRESS":
+                    item.queue_seconds = elapsed
+                elif status.inference_time is not None:
+                    item.queue_seconds = max(0.0, elapsed - status.inference_time)
+            if status.state == "IN_PROGRESS":
+                yield Event("running", PROVIDER, request_id=item.request_id)
+        for line in status.logs:
+            if line.key not in item.log_keys:
+                item.log_keys.add(line.key)
+                yield Event("log", PROVIDER, request_id=item.request_id, message=line.message)
+
+    def _assemble(self, handle: JobHandle, progress: Sequence[_Progress], application: str,
+                  context: FlowContext) -> PhotoMakerResult:
+        succeeded = [item for item in progress if item.output is not None]
+        failed = [item for item in progress if item.error is not None]
+        if not succeeded:
+            # Every request failed: raise the first one's error (the others are on the result of none).
+            assert failed[0].error is not None
+            raise failed[0].error
+        images = [image for item in succeeded if item.output is not None for image in item.output.images]
+        if not images:
+            raise GenerationFailedError("fal completed the request but returned no images", provider=PROVIDER,
+                                        request_id=succeeded[0].request_id, retryable=True,
+                                        raw=[item.output.raw for item in succeeded if item.output is not None])
+        warnings = list(handle.warnings)
+        requested = handle.requested_images
+        if requested is not None and len(images) < requested:
+            details = [f"{item.request_id}: {len(item.output.images)} of {item.asked}" for item in succeeded
+                       if item.output is not None and item.asked is not None and len(item.output.images) < item.asked]
+            details += [f"{item.request_id} failed ({item.error})" for item in failed]
+            warnings.append(BridgeWarning(field="num_images", asked=requested, sent=len(images), provider=PROVIDER,
+                                          reason=f"fal returned {len(images)} of {requested} images: "
+                                                 + "; ".join(details)))
+        queue_times = [item.queue_seconds for item in succeeded if item.queue_seconds is not None]
+        finals = [item.final for item in succeeded]
+        run_seconds = total_inference_time(finals)
+        upload_seconds = handle.details.get("upload_seconds")
+        first = succeeded[0].output
+        assert first is not None
+        return PhotoMakerResult(
+            images=images,
+            provider=PROVIDER,
+            request_ids=tuple(handle.request_ids),
+            seed=first.seed,
+            # fal reports no cost: estimate it from the billed inference seconds (fal.md §4.3; failed
+            # requests are not billed, D-PRICE), or None when fal did not report them.
+            cost=estimate_cost(PROVIDER, application,
+                               seconds=[None if item is None else item.inference_time for item in finals]),
+            timings=Timings(
+                total_seconds=round(context.clock() - context.started_at, 6),
+                upload_seconds=float(upload_seconds) if isinstance(upload_seconds, int | float) else None,
+                queue_seconds=round(max(queue_times), 6) if queue_times else None,
+                run_seconds=run_seconds,
+            ),
+            warnings=warnings,
+            raw=[item.output.raw for item in succeeded if item.output is not None],
+            requested_images=requested,
+            created_at=_now(),
+        )
+
+    # -- generate -------------------------------------------------------------------------------------------
+
+    def generate(self, plan: Plan, context: FlowContext) -> Flow[PhotoMakerResult]:
+        """Submit then collect. When the call cancels on deadline (``generate``), a call abandoned midway
+        (task cancelled, flow closed) cancels its requests in the background: nobody would collect them."""
+        jobs = JobTracker() if context.cancel_on_deadline else None
+        try:
+            handle = yield from self.submit(plan, context, jobs)
+            result: PhotoMakerResult = yield from self.result(handle, context, jobs)
+        except GeneratorExit:
+            if jobs is not None:
+                jobs.abandon()
+            raise
+        finally:
+            if jobs is not None:
+                jobs.close()
+        return result

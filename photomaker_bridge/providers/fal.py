@@ -1,0 +1,749 @@
+"""The fal adapter: ``fal-ai/photomaker`` through fal's queue, spoken by the official ``fal_client``.
+
+Reference: ``shared/providers/fal.md`` (sections cited as §n). Translation tables first, then the adapter
+(:class:`FalProvider`: pure translation into a :class:`~photomaker_bridge.Plan`), then the two performers
+that run the flows' operations with one ``fal_client.SyncClient`` / ``AsyncClient``. This is the only
+module of the package that imports ``fal_client``; every ``fal_client`` and ``httpx`` exception is mapped
+to the bridge's own errors here (:func:`_mapped_errors`, style-guide rule 8).
+
+Decisions the reference leaves open:
+
+* **Reference photos** go to fal as one zip archive uploaded to fal storage (§3.3: a data-URI zip is
+  reportedly refused). Only local photos (paths, bytes, data URIs, base64) can be zipped: a photo given as
+  a URL is refused with :class:`~photomaker_bridge.InvalidRequestError` rather than downloaded, because
+  translation does no network I/O and the bridge never fetches arbitrary user URLs (style-guide rule 3).
+  Pass the bytes, or your own archive as ``provider_options={"fal": {"image_archive_url": ...}}`` (then the
+  photos are not sent at all). A Runware image UUID only means something to Runware: refused too.
+* **WEBP** photos are refused: fal's archive is only known to take PNG and JPEG (§3.4), and converting
+  would need Pillow, which the library does not depend on.
+* **More than 4 images** are split into submissions of at most 4 (``num_images`` 1–4, §4.1). With a seed,
+  submission *k* gets ``seed + (images before it)`` so that no two submissions repeat an image (the
+  Runware convention: image *i* has seed ``seed + i``); without one fal draws a seed per submission.
+* **Width/height** are not inputs of fal-ai/photomaker (it makes 1024×1024, seed 003 output): any other
+  size is a warning. **output_format** other than PNG and **safety_check** are warnings too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime
+import json
+import os
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Final, Literal
+
+import attrs
+import cattrs
+import fal_client
+import fal_client.auth
+import httpx
+
+from .._http import CLEANUP_GRACE_SECONDS, Flow
+from ..errors import (
+    ConfigurationError,
+    GenerationTimeoutError,
+    InvalidRequestError,
+    ProviderError,
+    ProviderUnavailableError,
+)
+from ..images import ImageFormat, sha256_hex, zip_images
+from ..jobs import JobHandle
+from ..plan import Plan, UploadPlaceholder
+from ..prompts import apply_trigger, find_triggers
+from ..request import PhotoMakerRequest
+from ..result import PhotoMakerResult
+from ..styles import Style
+from ._fal_flow import (
+    FalCancel,
+    FalFetch,
+    FalFlows,
+    FalStatusCheck,
+    FalSubmit,
+    FalUpload,
+    JobTracker,
+)
+from ._fal_parse import (
+    PROVIDER,
+    FalStatus,
+    error_for_answer,
+    parse_logs,
+    parse_submit,
+    unreadable,
+)
+from .base import (
+    Capability,
+    FlowContext,
+    IdFactory,
+    Provider,
+    Translator,
+    deep_merge,
+    new_uuid,
+    split_count,
+)
+
+__all__ = ["FalAsyncPerformer", "FalProvider", "FalSyncPerformer"]
+
+# -- translation tables (fal.md §4.1; seed 003 StyleEnum, exact spellings) -------------------------------
+
+_STYLE_TO_FAL: Final[Mapping[Style, str]] = {
+    Style.NO_STYLE: "(No style)",
+    Style.CINEMATIC: "Cinematic",
+    Style.DISNEY_CHARACTER: "Disney Character",
+    Style.DIGITAL_ART: "Digital Art",
+    Style.PHOTOGRAPHIC: "Photographic",
+    Style.FANTASY_ART: "Fantasy art",
+    Style.NEONPUNK: "Neonpunk",
+    Style.ENHANCE: "Enhance",
+    Style.COMIC_BOOK: "Comic book",
+    Style.LOWPOLY: "Lowpoly",
+    Style.LINE_ART: "Line art",
+}
+
+_OUTPUT_FORMAT_TO_FAL: Final[Mapping[str, str | None]] = {"png": "png", "jpeg": None, "webp": None}
+"""fal-ai/photomaker has no output format input and always answers PNG (seed 003 output example)."""
+
+_STEPS_RANGE: Final = (20, 100)  # num_inference_steps, default 50
+_GUIDANCE_RANGE: Final = (0.1, 10.0)  # guidance_scale, default 5
+_STYLE_STRENGTH_RANGE: Final = (15, 50)  # style_strength, default 20
+_MAX_IMAGES_PER_CALL: Final = 4  # num_images 1-4
+_OUTPUT_SIDE: Final = 1024  # every fal-ai/photomaker image is 1024x1024
+_SEED_MODULUS: Final = 2**63  # submission seeds wrap inside the request's own seed range
+_TRIGGER: Final = "img"  # after the class word: "a man img" (fal.md §4.1, TencentARC)
+_ZIP_CONTENT_TYPE: Final = "application/zip"
+_ZIPPABLE_FORMATS: Final = frozenset({"png", "jpeg"})  # fal.md §3.4: WEBP in the archive is unknown
+
+Pipeline = Literal["photomaker", "photomaker-style"]
+
+
+@attrs.frozen(kw_only=True)
+class _PhotoMakerArguments:
+    """The ``fal-ai/photomaker`` input, in the schema's order (seed 003); unset optional fields are left out
+    so that fal applies its own defaults."""
+
+    image_archive_url: str
+    prompt: str
+    base_pipeline: str
+    style: str
+    negative_prompt: str | None = None
+    num_inference_steps: int | None = None
+    style_strength: int
+    num_images: int
+    guidance_scale: float | None = None
+    seed: int | None = None
+
+
+_WIRE: Final = cattrs.Converter(omit_if_default=True)
+
+
+def _arguments_json(arguments: _PhotoMakerArguments) -> dict[str, Any]:
+    """The arguments as JSON, keys in the schema's order (cattrs puts fields it may omit last)."""
+    unstructured: dict[str, Any] = _WIRE.unstructure(arguments)
+    return {field.name: unstructured[field.name] for field in attrs.fields(_PhotoMakerArguments)
+            if field.name in unstructured}
+
+
+def _kilobytes(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+@attrs.define
+class FalProvider(Provider):
+    """The fal adapter. ``FalProvider()`` reads ``FAL_KEY`` (or ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``) when
+    first used; ``FalProvider(key="id:secret")`` sets it explicitly.
+
+    ``base_url`` points ``fal_client`` at another server (the fal emulator:
+    ``FalProvider(key=emulators.fal.api_key, base_url=emulators.fal.url)``) for as long as a performer is
+    open; the patch is process-wide (fal_client keeps its hosts in module constants, fal.md §2).
+    """
+
+    name: ClassVar[str] = PROVIDER
+    style_table: ClassVar[Mapping[Style, str]] = _STYLE_TO_FAL
+    capabilities: ClassVar[tuple[Capability, ...]] = (
+        Capability("prompt", "prompt", "adjusted",
+                   "'img' exactly once, right after the class word; inserted when missing, 'rwre' renamed"),
+        Capability("images", "image_archive_url", "adjusted",
+                   "1–4 local PNG/JPEG photos in one zip, uploaded once to fal storage; URLs, WEBP and Runware "
+                   "UUIDs refused (or pass your own zip as provider_options['fal']['image_archive_url'])"),
+        Capability("style", "style", "native", "(No style), Cinematic, Disney Character, ... (11 styles)"),
+        Capability("style_strength", "style_strength", "native", "integer 15–50"),
+        Capability("negative_prompt", "negative_prompt", "native", "fal's default: empty"),
+        Capability("num_images", "num_images", "adjusted",
+                   "1–4 per submission; more are split into several submissions"),
+        Capability("steps", "num_inference_steps", "adjusted", "20–100, clamped with a warning; fal's default 50"),
+        Capability("guidance_scale", "guidance_scale", "adjusted", "0.1–10, clamped with a warning; fal's default 5"),
+        Capability("seed", "seed", "adjusted", "submission k of a split gets seed + images before it"),
+        Capability("width", None, "unsupported", "the model outputs 1024×1024"),
+        Capability("height", None, "unsupported", "the model outputs 1024×1024"),
+        Capability("output_format", None, "unsupported", "PNG only"),
+        Capability("safety_check", None, "unsupported", "fal-ai/photomaker has no safety checker input"),
+        Capability("provider_options", None, "native", "provider_options['fal'] merged verbatim into every payload"),
+    )
+
+    key: str | None = attrs.field(default=None, repr=False)
+    """The fal API key (``"key_id:key_secret"``); ``None`` reads ``FAL_KEY`` or ``FAL_KEY_ID``+``FAL_KEY_SECRET``."""
+    pipeline: Pipeline = "photomaker"
+    """``base_pipeline``: ``photomaker`` (identity fidelity) or ``photomaker-style`` (stylised)."""
+    application: str = "fal-ai/photomaker"
+    """The fal application the payloads are submitted to."""
+    base_url: str | None = None
+    """Another server for fal_client (an emulator), e.g. ``http://127.0.0.1:8765``; ``None``: fal itself."""
+    poll_interval: float = 1.0
+    """Seconds between status calls. fal_client's own default of 0.1 s is too eager for the real service
+    (fal.md §6: ISS fal-ai/fal #573); tests against the emulator use a few hundredths."""
+    with_logs: bool = True
+    """Ask for the request's logs at every status call and turn new lines into ``log`` events."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.pipeline not in ("photomaker", "photomaker-style"):
+            raise ConfigurationError(f"pipeline must be 'photomaker' or 'photomaker-style', got {self.pipeline!r}")
+        if not self.poll_interval > 0:
+            raise ConfigurationError(f"poll_interval must be a positive number of seconds, got {self.poll_interval!r}")
+
+    # -- credentials ----------------------------------------------------------------------------------------
+
+    def resolved_key(self) -> str:
+        """The key to use: ``key``, else ``FAL_KEY``, else ``FAL_KEY_ID:FAL_KEY_SECRET`` (fal.md §5)."""
+        if self.key:
+            return self.key
+        if os.environ.get("FAL_KEY"):
+            return os.environ["FAL_KEY"]
+        key_id, secret = os.environ.get("FAL_KEY_ID"), os.environ.get("FAL_KEY_SECRET")
+        if key_id and secret:
+            return f"{key_id}:{secret}"
+        raise ConfigurationError("fal needs an API key: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET), "
+                                 "or pass FalProvider(key=...)")
+
+    def require_key(self) -> None:
+        """Raise :class:`ConfigurationError` naming ``FAL_KEY``, ``FAL_KEY_ID``/``FAL_KEY_SECRET`` and
+        ``key=`` when no key is configured."""
+        self.resolved_key()
+
+    # -- translation ----------------------------------------------------------------------------------------
+
+    def plan(self, request: PhotoMakerRequest, *, strict: bool = False, new_id: IdFactory = new_uuid) -> Plan:
+        """The ``fal-ai/photomaker`` arguments for ``request`` (one per submission), the zip to upload first,
+        and every adjustment. Pure: no network, no key. ``new_id`` is unused: fal assigns the request ids."""
+        translator = Translator(self.name, strict=strict)
+        options = dict(request.provider_options.get(self.name, {}))
+        prompt = self._prompt(request, translator)
+        upload = self._archive(request, translator, options)
+        archive_url = upload.placeholder if upload is not None else str(options["image_archive_url"])
+        style = translator.send("style", "style", _STYLE_TO_FAL[request.style])
+        style_strength = int(translator.clamp("style_strength", "style_strength", request.style_strength,
+                                              *_STYLE_STRENGTH_RANGE, "15-50"))
+        if request.negative_prompt is None:
+            translator.default("negative_prompt", "not sent: fal's default (empty)")
+        else:
+            translator.send("negative_prompt", "negative_prompt", request.negative_prompt)
+        counts = split_count(request.num_images, _MAX_IMAGES_PER_CALL)
+        note = "" if len(counts) == 1 else (f"fal takes 1-4 per submission: split into {len(counts)} submissions "
+                                            f"({'+'.join(map(str, counts))})")
+        translator.send("num_images", "num_images", counts[0], note)
+        steps = None
+        if request.steps is None:
+            translator.default("steps", "not sent: fal's default (50)")
+        else:
+            steps = int(translator.clamp("steps", "num_inference_steps", request.steps, *_STEPS_RANGE, "20-100"))
+        guidance = None
+        if request.guidance_scale is None:
+            translator.default("guidance_scale", "not sent: fal's default (5)")
+        else:
+            guidance = translator.clamp("guidance_scale", "guidance_scale", request.guidance_scale,
+                                        *_GUIDANCE_RANGE, "0.1-10")
+        seeds = self._seeds(request, counts, translator)
+        self._unsupported(request, translator)
+        translator.send("pipeline (FalProvider setting)", "base_pipeline", self.pipeline)
+        payloads: list[dict[str, Any]] = []
+        for count, seed in zip(counts, seeds, strict=True):
+            arguments = _PhotoMakerArguments(
+                image_archive_url=archive_url, prompt=prompt, base_pipeline=self.pipeline, style=style,
+                negative_prompt=request.negative_prompt, num_inference_steps=steps, style_strength=style_strength,
+                num_images=count, guidance_scale=guidance, seed=seed)
+            payload = _arguments_json(arguments)
+            # provider_options go in verbatim, after translation, and may override anything (rule 2).
+            payload = translator.options(payload, options) if not payloads else deep_merge(payload, options)
+            payloads.append(payload)
+        target = f"fal queue: {self.application}" + (f" (at {self.base_url})" if self.base_url else "")
+        return Plan(provider=self.name, target=target, payloads=payloads,
+                    uploads=() if upload is None else (upload,), warnings=tuple(translator.warnings),
+                    mapping=tuple(translator.mapping), images_per_payload=tuple(counts))
+
+    def _prompt(self, request: PhotoMakerRequest, translator: Translator) -> str:
+        text, warnings = apply_trigger(request.prompt, _TRIGGER, provider=self.name)
+        for warning in warnings:
+            translator.warn(warning)
+        found = find_triggers(request.prompt)
+        note = ""
+        if warnings:
+            note = warnings[0].reason
+        elif found and found[0].group(0) != _TRIGGER:
+            note = f"renamed the trigger {found[0].group(0)!r} to fal's {_TRIGGER!r}"
+        translator.send("prompt", "prompt", text, note)
+        return text
+
+    def _archive(self, request: PhotoMakerRequest, translator: Translator,
+                 options: Mapping[str, Any]) -> UploadPlaceholder | None:
+        """The zip of the reference photos to upload, or ``None`` when ``provider_options`` supplies one."""
+        count = len(request.images)
+        if isinstance(options.get("image_archive_url"), str):
+            translator.send("images", "image_archive_url", options["image_archive_url"],
+                            f"the {count} reference photo(s) are not sent: provider_options['fal'] "
+                            "supplies image_archive_url")
+            return None
+        members: list[tuple[ImageFormat, bytes]] = []
+        for index, image in enumerate(request.images):
+            field = f"images[{index}]"
+            if image.kind == "runware_uuid":
+                raise InvalidRequestError(field, image.source, "a path, bytes, a data URI or base64 of a photo",
+                                          reason="a Runware image UUID only works with provider 'runware'")
+            if image.kind == "url" or image.data is None or image.image_format is None:
+                raise InvalidRequestError(
+                    field, image.source, "a path, bytes, a data URI or base64 of a PNG or JPEG photo, or your own "
+                    "zip as provider_options={'fal': {'image_archive_url': ...}}",
+                    reason="fal takes the photos as one zip archive, and the bridge does not download URLs "
+                           "to build it")
+            if image.image_format not in _ZIPPABLE_FORMATS:
+                raise InvalidRequestError(field, image.source, "a PNG or JPEG photo (convert WEBP first)",
+                                          reason="fal's image archive is only known to take PNG and JPEG")
+            members.append((image.image_format, image.data))
+        data = zip_images(members)
+        upload = _upload_for(data, count)
+        translator.send("images", "image_archive_url", upload.placeholder,
+                        f"{upload.description}, uploaded to fal storage before submitting")
+        return upload
+
+    def _seeds(self, request: PhotoMakerRequest, counts: Sequence[int], translator: Translator) -> list[int | None]:
+        if request.seed is None:
+            translator.default("seed", "not sent: fal draws a random seed per submission")
+            return [None] * len(counts)
+        offsets = [sum(counts[:index]) for index in range(len(counts))]
+        seeds: list[int | None] = [(request.seed + offset) % _SEED_MODULUS for offset in offsets]
+        note = "" if len(counts) == 1 else ("one seed per submission: seed + images before it ("
+                                            + ", ".join(str(seed) for seed in seeds) + ")")
+        translator.send("seed", "seed", seeds[0], note)
+        return seeds
+
+    def _unsupported(self, request: PhotoMakerRequest, translator: Translator) -> None:
+        for field in ("width", "height"):
+            value = getattr(request, field)
+            if value is None:
+                continue
+            if value == _OUTPUT_SIDE:
+                translator.default(field, "not sent: fal makes 1024x1024 images, as asked")
+            else:
+                translator.unsupported(field, value, "fal-ai/photomaker has no size input; its images are 1024x1024")
+        if request.output_format is not None:
+            if _OUTPUT_FORMAT_TO_FAL[request.output_format] is None:
+                translator.unsupported("output_format", request.output_format,
+                                       "fal-ai/photomaker has no output format input; its images are PNG")
+            else:
+                translator.default("output_format", "not sent: fal answers PNG, as asked")
+        if request.safety_check is not None:
+            translator.unsupported("safety_check", request.safety_check,
+                                   "fal-ai/photomaker has no safety checker input")
+
+    # -- flows ----------------------------------------------------------------------------------------------
+
+    def _flows(self) -> FalFlows:
+        return FalFlows(self.application, self.poll_interval, self.with_logs)
+
+    def submit_flow(self, plan: Plan, context: FlowContext) -> Flow[JobHandle]:
+        """Upload the zip (once per distinct content per client), submit every payload, return the handle."""
+        return self._flows().submit(plan, context, None)
+
+    def result_flow(self, handle: JobHandle, context: FlowContext) -> Flow[PhotoMakerResult]:
+        """Poll each request of ``handle``, fetch the results, and assemble one result."""
+        return self._flows().result(handle, context, None)
+
+    def generate_flow(self, plan: Plan, context: FlowContext) -> Flow[PhotoMakerResult]:
+        """Submit, then collect; a call abandoned midway cancels its requests."""
+        return self._flows().generate(plan, context)
+
+    def handle_for(self, request_id: str) -> JobHandle:
+        """A handle for a request submitted earlier (by any process) to this adapter's application."""
+        return JobHandle(provider=self.name, request_ids=(request_id,),
+                         submitted_at=datetime.datetime.now(datetime.UTC),
+                         details={"application": self.application, "submitted_at_known": False})
+
+    def sync_performer(self) -> FalSyncPerformer:
+        """Runs the flows' fal operations with one ``fal_client.SyncClient`` (created on first use)."""
+        return FalSyncPerformer(self)
+
+    def async_performer(self) -> FalAsyncPerformer:
+        """Runs the flows' fal operations with one ``fal_client.AsyncClient`` (created on first use)."""
+        return FalAsyncPerformer(self)
+
+
+def _upload_for(data: bytes, count: int) -> UploadPlaceholder:
+    digest = sha256_hex(data)
+    return UploadPlaceholder(
+        kind="zip", placeholder=f"{{{{upload:zip:{digest[:12]}}}}}",
+        description=f"zip of {count} image{'s' if count != 1 else ''}, {_kilobytes(len(data))}",
+        image_indices=tuple(range(count)), size=len(data), sha256=digest, content_type=_ZIP_CONTENT_TYPE,
+        file_name=f"photomaker-{digest[:12]}.zip", data=data)
+
+
+# -- the seam with fal_client ------------------------------------------------------------------------------
+
+
+class _ClientPatch:
+    """Points fal_client's module constants at one ``base_url`` while at least one performer needs it.
+
+    The constants are process-wide (fal.md §2, option B), so performers for the same base share one patch
+    (reference-counted) and a performer for a different base while one is open is refused.
+    """
+
+    _lock = threading.Lock()
+    _users = 0
+    _base: str | None = None
+    _patch: contextlib.AbstractContextManager[None] | None = None
+
+    @classmethod
+    def acquire(cls, base_url: str) -> None:
+        with cls._lock:
+            if cls._users and cls._base != base_url:
+                raise ConfigurationError(f"fal_client already points at {cls._base}; it cannot also point at "
+                                         f"{base_url} in the same process (close the other client first)")
+            if not cls._users:
+                patch = _point_fal_client_at(base_url)
+                patch.__enter__()
+                cls._patch, cls._base = patch, base_url
+            cls._users += 1
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._users -= 1
+            if cls._users == 0 and cls._patch is not None:
+                patch, cls._patch, cls._base = cls._patch, None, None
+                patch.__exit__(None, None, None)
+
+
+def _point_fal_client_at(base_url: str) -> contextlib.AbstractContextManager[None]:
+    from ..emulators._fal_patch import point_fal_client_at
+
+    return point_fal_client_at(base_url)
+
+
+def _response_body(response: httpx.Response | None) -> Any:
+    if response is None:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _request_id_of(operation: Any) -> str | None:
+    request_id = getattr(operation, "request_id", None)
+    return request_id if isinstance(request_id, str) else None
+
+
+@contextlib.contextmanager
+def _mapped_errors(operation: Any, provider: FalProvider) -> Iterator[None]:
+    """Turn what fal_client and httpx raise into the bridge's errors (fal.md §1.6, §1.9, §5)."""
+    request_id = _request_id_of(operation)
+    try:
+        yield
+    except ProviderError:
+        raise
+    except fal_client.FalClientHTTPError as error:
+        raise error_for_answer(error.status_code, _response_body(error.response), error.response_headers,
+                               request_id=request_id, error_type=error.error_type) from error
+    except fal_client.FalClientTimeoutError as error:
+        handle = provider.handle_for(error.request_id) if error.request_id else None
+        raise GenerationTimeoutError(str(error), provider=PROVIDER, request_id=error.request_id,
+                                     handle=handle) from error
+    except fal_client.auth.MissingCredentialsError as error:
+        raise ConfigurationError(f"{error} (or pass FalProvider(key=...))") from error
+    except httpx.HTTPStatusError as error:
+        # The sync CDN-token fetch raises httpx's own status error, not FalClientHTTPError (fal.md §3.2).
+        response = error.response
+        raise error_for_answer(response.status_code, _response_body(response), dict(response.headers),
+                               request_id=request_id) from error
+    except httpx.TimeoutException as error:
+        # Raw httpx errors escape fal_client after its own retries (fal.md §1.9).
+        raise ProviderUnavailableError(f"timed out talking to fal ({type(error).__name__}: {error})",
+                                       provider=PROVIDER, request_id=request_id) from error
+    except httpx.HTTPError as error:
+        raise ProviderUnavailableError(f"could not talk to fal ({type(error).__name__}: {error})",
+                                       provider=PROVIDER, request_id=request_id) from error
+    except json.JSONDecodeError as error:
+        raise unreadable(f"not JSON ({error.msg})", error.doc, request_id=request_id) from error
+    except (KeyError, TypeError, ValueError) as error:
+        # fal_client reads required keys with [] and raises ValueError("Unknown status: ...") (fal.md §1.4).
+        raise unreadable(f"{type(error).__name__}: {error}", None, request_id=request_id) from error
+
+
+def _status_of(status: fal_client.Status) -> FalStatus:
+    """fal_client's status object as the bridge's :class:`FalStatus`."""
+    if isinstance(status, fal_client.Queued):
+        return FalStatus("IN_QUEUE", queue_position=status.position)
+    if isinstance(status, fal_client.InProgress):
+        return FalStatus("IN_PROGRESS", logs=parse_logs(status.logs))
+    if isinstance(status, fal_client.Completed):
+        return FalStatus("COMPLETED", logs=parse_logs(status.logs), metrics=dict(status.metrics or {}),
+                         error=status.error, error_type=status.error_type)
+    raise ValueError(f"Unknown status object: {status!r}")
+
+
+_OPERATIONS: Final = (FalUpload, FalSubmit, FalStatusCheck, FalFetch, FalCancel)
+
+
+def _check_operation(operation: Any) -> None:
+    if not isinstance(operation, _OPERATIONS):
+        raise TypeError(f"the fal performer cannot run {operation!r}")
+
+
+def _deadline_error(operation: Any, remaining: float) -> ProviderUnavailableError:
+    return ProviderUnavailableError(f"fal did not answer {type(operation).__name__} within the {remaining:.3g} s "
+                                    "left before the deadline", provider=PROVIDER,
+                                    request_id=_request_id_of(operation))
+
+
+class FalSyncPerformer:
+    """Runs fal operations for the sync driver with one ``fal_client.SyncClient``.
+
+    ``fal_client`` retries internally for up to ~50 s (fal.md §1.9) and its calls cannot be interrupted, so
+    when the caller has a deadline each call runs in a worker thread and the driver waits at most the time
+    left; a call cut short keeps running in its thread until fal_client gives up, and its outcome is dropped.
+    """
+
+    def __init__(self, provider: FalProvider) -> None:
+        self._provider = provider
+        self._lock = threading.Lock()
+        self._client: fal_client.SyncClient | None = None
+        self._patched = False
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._cleanups: list[concurrent.futures.Future[None]] = []
+        self._running: set[concurrent.futures.Future[Any]] = set()
+        self._closed = False
+
+    def _ensure(self) -> fal_client.SyncClient:
+        with self._lock:
+            if self._closed:
+                raise ConfigurationError("this fal client is closed")
+            if self._client is None:
+                key = self._provider.resolved_key()
+                if self._provider.base_url and not self._patched:
+                    _ClientPatch.acquire(self._provider.base_url)
+                    self._patched = True
+                self._client = fal_client.SyncClient(key=key)
+            return self._client
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fal-call")
+            return self._pool
+
+    def _call(self, client: fal_client.SyncClient, operation: Any) -> Callable[[], Any]:
+        if isinstance(operation, FalUpload):
+            return lambda: client.upload(operation.data, operation.content_type, operation.file_name)
+        if isinstance(operation, FalSubmit):
+            return lambda: self._submit(client, operation)
+        if isinstance(operation, FalStatusCheck):
+            return lambda: _status_of(client.status(operation.application, operation.request_id,
+                                                    with_logs=operation.with_logs))
+        if isinstance(operation, FalFetch):
+            # result() polls status once more (it is COMPLETED), then GETs the response URL (fal.md §1.8).
+            return lambda: client.result(operation.application, operation.request_id)
+        assert isinstance(operation, FalCancel)
+        return lambda: client.cancel(operation.application, operation.request_id)
+
+    def _submit(self, client: fal_client.SyncClient, operation: FalSubmit) -> Any:
+        handle = client.submit(operation.application, dict(operation.arguments))
+        if operation.jobs is not None:
+            operation.jobs.hook = self._cancel_later
+        return parse_submit({"request_id": handle.request_id})
+
+    def perform(self, operation: Any, remaining: float | None) -> Any:
+        """Run ``operation``, waiting at most ``remaining`` seconds (``None``: no limit)."""
+        _check_operation(operation)
+        with _mapped_errors(operation, self._provider):
+            client = self._ensure()
+            call = self._call(client, operation)
+            if remaining is None:
+                return call()
+            future = self._executor().submit(call)
+            self._running.add(future)
+            future.add_done_callback(self._running.discard)
+            try:
+                return future.result(timeout=max(remaining, 0.001))
+            except concurrent.futures.TimeoutError:
+                raise _deadline_error(operation, remaining) from None
+
+    def _cancel_later(self, requests: Sequence[tuple[str, str]]) -> None:
+        client = self._client
+        if client is None or self._closed:
+            return
+        for application, request_id in requests:
+            with contextlib.suppress(RuntimeError):  # the pool is shutting down
+                self._cleanups.append(self._executor().submit(_quietly, client.cancel, application, request_id))
+
+    def close(self) -> None:
+        """Wait briefly for background cancels, close fal_client's connection pool, restore fal_client.
+
+        Calls cut short by a deadline may still run in worker threads: once the pool is closed their next
+        attempt fails at once, and they are given a few seconds to end before fal_client's hosts are put
+        back, so that a late retry never goes to another server than the one it started with.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        concurrent.futures.wait(self._cleanups, timeout=CLEANUP_GRACE_SECONDS)
+        if self._client is not None:
+            # SyncClient has no close(); its httpx.Client is a cached_property in __dict__.
+            http = self._client.__dict__.get("_client")
+            if isinstance(http, httpx.Client):
+                http.close()
+        concurrent.futures.wait(list(self._running), timeout=CLEANUP_GRACE_SECONDS)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._patched:
+            self._patched = False
+            _ClientPatch.release()
+
+
+def _quietly(function: Callable[..., Any], *arguments: Any) -> None:
+    with contextlib.suppress(Exception):
+        function(*arguments)
+
+
+async def _aquietly(awaitable: Awaitable[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await awaitable
+
+
+class FalAsyncPerformer:
+    """Runs fal operations for the async driver with one ``fal_client.AsyncClient`` (bound to the event loop
+    of its first call, fal.md §6).
+
+    Each call is bounded with ``asyncio.wait_for(remaining)``, which also stops fal_client's retries. When
+    the caller's task is cancelled while a ``generate`` call has requests in flight, the requests are
+    cancelled in the background (fal keeps running, and billing, a request nobody collects);
+    :meth:`aclose` waits briefly for those cancels.
+    """
+
+    def __init__(self, provider: FalProvider) -> None:
+        self._provider = provider
+        self._client: fal_client.AsyncClient | None = None
+        self._patched = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def _ensure(self) -> fal_client.AsyncClient:
+        if self._closed:
+            raise ConfigurationError("this fal client is closed")
+        if self._client is None:
+            key = self._provider.resolved_key()
+            if self._provider.base_url and not self._patched:
+                _ClientPatch.acquire(self._provider.base_url)
+                self._patched = True
+            self._client = fal_client.AsyncClient(key=key)
+            self._loop = asyncio.get_running_loop()
+        return self._client
+
+    async def _call(self, client: fal_client.AsyncClient, operation: Any) -> Any:
+        if isinstance(operation, FalUpload):
+            return await client.upload(operation.data, operation.content_type, operation.file_name)
+        if isinstance(operation, FalSubmit):
+            handle = await client.submit(operation.application, dict(operation.arguments))
+            if operation.jobs is not None:
+                self._watch(operation.jobs)
+            return parse_submit({"request_id": handle.request_id})
+        if isinstance(operation, FalStatusCheck):
+            return _status_of(await client.status(operation.application, operation.request_id,
+                                                  with_logs=operation.with_logs))
+        if isinstance(operation, FalFetch):
+            return await client.result(operation.application, operation.request_id)
+        assert isinstance(operation, FalCancel)
+        return await client.cancel(operation.application, operation.request_id)
+
+    def _watch(self, jobs: JobTracker) -> None:
+        """Cancel ``jobs``' requests if the task running the flow ends before the flow does."""
+        jobs.hook = self._cancel_later
+        task = asyncio.current_task()
+        if task is None or jobs.on_close is not None:
+            return
+
+        def ended(_: object) -> None:
+            jobs.abandon()
+
+        def unwatch() -> None:
+            task.remove_done_callback(ended)
+
+        task.add_done_callback(ended)
+        # A long-lived task may run many generations: stop watching once this one is over.
+        jobs.on_close = unwatch
+
+    def perform(self, operation: Any, remaining: float | None) -> Awaitable[Any]:
+        """Run ``operation``, waiting at most ``remaining`` seconds (``None``: no limit)."""
+        _check_operation(operation)
+        return self._perform(operation, remaining)
+
+    async def _perform(self, operation: Any, remaining: float | None) -> Any:
+        jobs: JobTracker | None = getattr(operation, "jobs", None)
+        try:
+            with _mapped_errors(operation, self._provider):
+                client = self._ensure()
+                if remaining is None:
+                    return await self._call(client, operation)
+                try:
+                    return await asyncio.wait_for(self._call(client, operation), max(remaining, 0.001))
+                except TimeoutError as error:
+                    if isinstance(error, fal_client.FalClientTimeoutError):
+                        raise
+                    raise _deadline_error(operation, remaining) from None
+        except asyncio.CancelledError:
+            # The caller cancelled: nobody will collect this call's requests (Python 3.12+ wait_for cancels
+            # inside the caller's own task, so the task's done-callback may come much later).
+            if jobs is not None:
+                jobs.abandon()
+            raise
+
+    def _cancel_later(self, requests: Sequence[tuple[str, str]]) -> None:
+        loop, client = self._loop, self._client
+        if loop is None or client is None or self._closed:
+            return
+
+        def start() -> None:
+            for application, request_id in requests:
+                cancel = asyncio.wait_for(client.cancel(application, request_id), CLEANUP_GRACE_SECONDS)
+                task = loop.create_task(_aquietly(cancel))
+                self._cleanups.add(task)
+                task.add_done_callback(self._cleanups.discard)
+
+        running = None
+        with contextlib.suppress(RuntimeError):
+            running = asyncio.get_running_loop()
+        if running is loop:
+            start()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing can be sent any more
+            loop.call_soon_threadsafe(start)
+
+    async def aclose(self) -> None:
+        """Wait briefly for background cancels, close fal_client's connection pool, restore fal_client."""
+        if self._closed:
+            return
+        await asyncio.sleep(0)  # let cancels scheduled by a just-cancelled task start
+        if self._cleanups:
+            await asyncio.wait(set(self._cleanups), timeout=CLEANUP_GRACE_SECONDS)
+        self._closed = True
+        if self._client is not None and "_client" in self._client.__dict__:
+            # AsyncClient has no aclose(); its httpx.AsyncClient is an async cached_property in __dict__.
+            http = await self._client._client
+            await http.aclose()
+        if self._patched:
+            self._patched = False
+            _ClientPatch.release()

@@ -1,0 +1,481 @@
+"""The fal flow, driven sync and async through the real fal_client against the fal emulator (fal.md §2).
+
+Every test runs the adapter's generators with :func:`run_flow` / :func:`arun_flow` and the adapter's own
+performers, so fal_client 1.0.3 speaks real HTTP to the emulator on loopback. The flows never yield plain
+HTTP requests, so the transport given to the drivers refuses any.
+
+fal_client retries 408/409/429, ingress 5xx and dropped connections up to 10 times with backoff (fal.md
+§1.9). Tests that want such a fault to surface as our error lower ``fal_client.client.MAX_ATTEMPTS`` to 1
+or 2 (monkeypatched); tests that want fal_client to absorb it limit the fault with ``times=1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import fal_client.client as fal_module
+import pytest
+
+from photomaker_bridge import (
+    AuthenticationError,
+    GenerationFailedError,
+    GenerationTimeoutError,
+    JobHandle,
+    PhotoMakerRequest,
+    PhotoMakerResult,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+    RateLimitedError,
+)
+from photomaker_bridge._http import Event, Flow, HttpRequest, HttpResponse, arun_flow, run_flow
+from photomaker_bridge.emulators import EmulatorHandle, Emulators, Fault, start_emulators
+from photomaker_bridge.emulators._images import render_image
+from photomaker_bridge.providers._fal_flow import JobTracker
+from photomaker_bridge.providers.base import FlowContext
+from photomaker_bridge.providers.fal import FalProvider
+
+FACES = [render_image(seed=seed, style="face", width=64, height=64) for seed in (1, 2)]
+APP_PATH = "/fal-ai/photomaker"
+POLL = 0.02
+
+
+class NoHttp:
+    """The flows speak only through fal_client: a plain HTTP request is a bug."""
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        raise AssertionError(f"the fal flow yielded an HTTP request: {request!r}")
+
+
+class AsyncNoHttp:
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        raise AssertionError(f"the fal flow yielded an HTTP request: {request!r}")
+
+
+@pytest.fixture(scope="module")
+def emulators() -> Iterator[Emulators]:
+    with start_emulators(seed=11) as running:
+        yield running
+
+
+@pytest.fixture
+def fal(emulators: Emulators) -> EmulatorHandle:
+    emulators.fal.reset()
+    return emulators.fal
+
+
+class Driver:
+    """Runs flows with one performer, sync or async, the way Bridge / AsyncBridge do."""
+
+    def __init__(self, mode: str, provider: FalProvider) -> None:
+        self.mode = mode
+        self.provider = provider
+        self.sync = provider.sync_performer() if mode == "sync" else None
+        self.asynchronous = provider.async_performer() if mode == "async" else None
+        self.events: list[Event] = []
+        self.context = FlowContext()
+
+    async def run(self, flow: Flow[Any], *, timeout: float | None = None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.sync is not None:
+            return run_flow(flow, NoHttp(), perform=self.sync.perform, deadline=deadline,
+                            on_event=self.events.append)
+        assert self.asynchronous is not None
+        return await arun_flow(flow, AsyncNoHttp(), perform=self.asynchronous.perform, deadline=deadline,
+                               on_event=self.events.append)
+
+    async def generate(self, request: PhotoMakerRequest, *, timeout: float | None = 20.0,
+                       context: FlowContext | None = None) -> PhotoMakerResult:
+        plan = self.provider.plan(request)
+        result: PhotoMakerResult = await self.run(self.provider.generate_flow(plan, context or self.context),
+                                                  timeout=timeout)
+        return result
+
+    async def close(self) -> None:
+        if self.sync is not None:
+            self.sync.close()
+        if self.asynchronous is not None:
+            await self.asynchronous.aclose()
+
+    def kinds(self) -> list[str]:
+        return [event.kind for event in self.events]
+
+
+def provider_for(fal: EmulatorHandle, **settings: Any) -> FalProvider:
+    return FalProvider(key=settings.pop("key", fal.api_key), base_url=fal.url, poll_interval=POLL, **settings)
+
+
+@pytest.fixture(params=["sync", "async"])
+async def driver(request: pytest.FixtureRequest, fal: EmulatorHandle) -> AsyncIterator[Driver]:
+    made = Driver(request.param, provider_for(fal))
+    yield made
+    await made.close()
+
+
+def photo_request(**fields: Any) -> PhotoMakerRequest:
+    values: dict[str, Any] = {"prompt": "a photo of a man img", "images": FACES}
+    values.update(fields)
+    return PhotoMakerRequest(**values)
+
+
+def logged(fal: EmulatorHandle, method: str, suffix: str) -> list[Any]:
+    return [entry for entry in fal.log if entry.method == method and entry.path.endswith(suffix)]
+
+
+def submits(fal: EmulatorHandle) -> list[Any]:
+    return [entry for entry in fal.log if entry.method == "POST" and entry.path == APP_PATH]
+
+
+def cancels(fal: EmulatorHandle) -> list[Any]:
+    return logged(fal, "PUT", "/cancel")
+
+
+def polled_ids(fal: EmulatorHandle) -> list[str]:
+    """The request ids the emulator was asked the status of, in first-seen order."""
+    ids: list[str] = []
+    for entry in logged(fal, "GET", "/status"):
+        request_id = entry.path.split("/")[-2]
+        if request_id not in ids:
+            ids.append(request_id)
+    return ids
+
+
+def cancelled_ids(fal: EmulatorHandle) -> list[str]:
+    return [entry.path.split("/")[-2] for entry in cancels(fal)]
+
+
+# ------------------------------------------------------------------------------------------------- success
+
+
+async def test_generate_uploads_submits_polls_and_collects(driver: Driver, fal: EmulatorHandle) -> None:
+    request = photo_request(num_images=3, seed=5, style="cinematic")
+    result = await driver.generate(request)
+    assert result.provider == "fal" and len(result.images) == 3 and result.requested_images == 3
+    assert len({image.url for image in result.images}) == 3
+    for image in result.images:
+        assert image.url is not None and image.url.startswith(fal.url)
+        assert (image.content_type, image.width, image.height, image.seed) == ("image/png", 1024, 1024, 5)
+    assert result.images[0].fetch()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.seed == 5 and len(result.request_ids) == 1 and len(result.raw) == 1
+    # What went on the wire: the payload of the plan, with the uploaded archive's URL.
+    plan = driver.provider.plan(request)
+    [submitted] = submits(fal)
+    body = submitted.json()
+    assert isinstance(body, dict) and body["image_archive_url"].startswith(fal.url)
+    assert {**body, "image_archive_url": plan.uploads[0].placeholder} == plan.payloads[0]
+    assert submitted.headers["Authorization"] == f"Key {fal.api_key}"
+    assert len(logged(fal, "POST", "/files/upload")) == 1
+    # Our polls ask for logs; fal_client's result() checks the status once more, without logs, then GETs.
+    flags = [entry.query["logs"] for entry in logged(fal, "GET", "/status")]
+    assert flags[-1] == "false" and set(flags[:-1]) == {"true"}
+
+
+async def test_cost_and_timings(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.queue_time = 0.15
+    fal.settings.run_time = 0.1
+    result = await driver.generate(photo_request())
+    assert result.cost is not None and result.cost.source == "estimated" and result.cost.currency == "USD"
+    run_seconds = result.timings.run_seconds
+    assert run_seconds is not None and run_seconds == pytest.approx(0.1, abs=0.02)
+    assert float(result.cost.amount) == pytest.approx(0.001 * run_seconds, abs=1e-6)
+    assert result.timings.queue_seconds is not None and 0.1 <= result.timings.queue_seconds < 1.0
+    assert result.timings.upload_seconds is not None and result.timings.upload_seconds > 0
+    assert result.timings.total_seconds is not None and result.timings.total_seconds >= 0.25
+
+
+async def test_progress_events(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.queue_time = 0.1
+    fal.settings.run_time = 0.2
+    result = await driver.generate(photo_request())
+    kinds = driver.kinds()
+    assert kinds[:3] == ["uploading", "submitted", "queued"] and kinds[-1] == "completed"
+    assert "running" in kinds
+    request_id = result.request_ids[0]
+    queued = next(event for event in driver.events if event.kind == "queued")
+    assert (queued.request_id, queued.queue_position) == (request_id, 0)
+    logs = [event.message for event in driver.events if event.kind == "log"]
+    # The emulator answers the whole log at every poll; each line is reported once.
+    assert len(logs) == len(set(logs)) and "Downloading image archive" in logs
+    assert any(message and message.startswith("Generated 1 image(s)") for message in logs)
+    assert all(event.provider == "fal" for event in driver.events)
+
+
+async def test_more_than_four_images_are_submitted_back_to_back(driver: Driver, fal: EmulatorHandle) -> None:
+    result = await driver.generate(photo_request(num_images=6, seed=100))
+    bodies = [entry.json() for entry in submits(fal)]
+    assert [(body["num_images"], body["seed"]) for body in bodies] == [(4, 100), (2, 104)]
+    assert len(result.images) == 6 and len(set(result.request_ids)) == 2
+    assert len({image.url for image in result.images}) == 6
+    assert [image.seed for image in result.images] == [100] * 4 + [104] * 2
+    assert len(logged(fal, "POST", "/files/upload")) == 1  # one archive for both submissions
+    # Both were submitted before the first status call.
+    first_status = next(index for index, entry in enumerate(fal.log) if entry.path.endswith("/status"))
+    assert [index for index, entry in enumerate(fal.log) if entry in submits(fal)] < [first_status] * 2
+
+
+async def test_partial_result_is_returned_with_a_warning(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("partial", images=1))
+    result = await driver.generate(photo_request(num_images=3))
+    assert len(result.images) == 1
+    [warning] = [warning for warning in result.warnings if warning.field == "num_images"]
+    assert (warning.asked, warning.sent, warning.provider) == (3, 1, "fal")
+    assert "1 of 3" in warning.reason
+
+
+async def test_one_failed_submission_of_several_keeps_the_others(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("fail_job", nth=2))
+    result = await driver.generate(photo_request(num_images=6))
+    assert len(result.images) == 4 and len(result.request_ids) == 2
+    [warning] = [warning for warning in result.warnings if warning.field == "num_images"]
+    assert warning.sent == 4 and result.request_ids[1] in warning.reason and "failed" in warning.reason
+    assert "failed" in driver.kinds()
+
+
+async def test_upload_is_cached_per_content(driver: Driver, fal: EmulatorHandle) -> None:
+    await driver.generate(photo_request())
+    assert len(logged(fal, "POST", "/files/upload")) == 1
+    plan = driver.provider.plan(photo_request())
+    assert set(driver.context.upload_cache) == {"fal:" + plan.uploads[0].sha256}
+    second = await driver.generate(photo_request(prompt="a photo of a man img at night", num_images=2))
+    assert len(second.images) == 2
+    assert len(logged(fal, "POST", "/files/upload")) == 1  # the second run uploaded nothing
+    assert "uploading" not in driver.kinds()[driver.kinds().index("completed"):]
+    first_archive, second_archive = (entry.json()["image_archive_url"] for entry in submits(fal))
+    assert first_archive == second_archive
+    await driver.generate(photo_request(images=FACES[:1]))  # other faces: another upload
+    assert len(logged(fal, "POST", "/files/upload")) == 2
+
+
+async def test_submit_then_result(driver: Driver, fal: EmulatorHandle) -> None:
+    context = FlowContext(cancel_on_deadline=False)
+    plan = driver.provider.plan(photo_request(num_images=5))
+    handle: JobHandle = await driver.run(driver.provider.submit_flow(plan, context))
+    assert handle.provider == "fal" and len(handle.request_ids) == 2
+    assert list(handle.images_per_request) == [4, 1] and handle.requested_images == 5
+    assert [entry.path for entry in fal.log if entry.path.endswith("/status")] == []
+    stored = JobHandle.from_dict(handle.to_dict())  # e.g. kept in a database meanwhile
+    result: PhotoMakerResult = await driver.run(driver.provider.result_flow(stored, context))
+    assert len(result.images) == 5 and list(result.request_ids) == list(handle.request_ids)
+
+
+async def test_resume_after_a_client_side_timeout(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.queue_time = 0.8
+    context = FlowContext(cancel_on_deadline=False)
+    plan = driver.provider.plan(photo_request())
+    handle: JobHandle = await driver.run(driver.provider.submit_flow(plan, context))
+    with pytest.raises(GenerationTimeoutError) as caught:
+        await driver.run(driver.provider.result_flow(handle, context), timeout=0.2)
+    error = caught.value
+    assert error.handle == handle and error.request_id == handle.request_id and error.provider == "fal"
+    assert "resume" in str(error)
+    assert cancels(fal) == []  # result() keeps the job for a later try
+    resumed: PhotoMakerResult = await driver.run(
+        driver.provider.result_flow(driver.provider.handle_for(handle.request_id), context), timeout=10)
+    assert len(resumed.images) == 1 and resumed.request_ids == (handle.request_id,)
+    assert resumed.timings.queue_seconds is None  # the submit time of a bare id is unknown
+
+
+# -------------------------------------------------------------------------------------------- deadlines
+
+
+async def test_generate_cancels_on_deadline(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("stuck_job"))
+    started = time.monotonic()
+    with pytest.raises(GenerationTimeoutError) as caught:
+        await driver.generate(photo_request(), timeout=0.4)
+    assert time.monotonic() - started < 2.0
+    error = caught.value
+    assert error.handle is not None and error.request_id == error.handle.request_id
+    assert cancelled_ids(fal) == [error.request_id] == polled_ids(fal)
+    assert "cancelled" in str(error)
+
+
+async def test_deadline_during_upload_raises_without_handle(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.latency = 0.6  # every answer is slower than the whole deadline
+    started = time.monotonic()
+    with pytest.raises(GenerationTimeoutError) as caught:
+        await driver.generate(photo_request(), timeout=0.2)
+    assert time.monotonic() - started < 0.5  # fal_client's call did not carry us past the deadline
+    assert caught.value.handle is None
+    fal.settings.latency = 0.0
+
+
+async def test_deadline_cuts_fal_client_retries_short(driver: Driver, fal: EmulatorHandle) -> None:
+    # Every status call's connection is dropped: fal_client would retry for ~30-50 s (fal.md §1.9).
+    fal.settings.faults.append(Fault("drop", route="/status$"))
+    started = time.monotonic()
+    with pytest.raises(GenerationTimeoutError) as caught:
+        await driver.generate(photo_request(), timeout=0.4)
+    assert time.monotonic() - started < 2.0
+    assert caught.value.handle is not None
+    assert len(cancels(fal)) == 1  # the cleanup still reached fal
+
+
+async def test_caller_cancellation_still_cancels_the_request(fal: EmulatorHandle) -> None:
+    fal.settings.queue_time = 5.0
+    provider = provider_for(fal)
+    performer = provider.async_performer()
+    plan = provider.plan(photo_request(num_images=5))
+    task = asyncio.create_task(arun_flow(provider.generate_flow(plan, FlowContext()), AsyncNoHttp(),
+                                         perform=performer.perform))
+    try:
+        for _ in range(200):
+            if fal.counters["status_polls"] >= 2:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await performer.aclose()
+    assert fal.counters["submits"] == 2
+    assert len(polled_ids(fal)) == 2
+    assert sorted(cancelled_ids(fal)) == sorted(polled_ids(fal))
+
+
+# ----------------------------------------------------------------------------------------------- faults
+
+
+async def test_wrong_key(fal: EmulatorHandle, driver: Driver) -> None:
+    wrong = Driver(driver.mode, provider_for(fal, key="not-the-key"))
+    try:
+        with pytest.raises(AuthenticationError) as caught:
+            await wrong.generate(photo_request())
+    finally:
+        await wrong.close()
+    error = caught.value
+    assert (error.provider, error.status, error.raw) == ("fal", 401, {"detail": "Unauthorized"})
+    assert "FAL_KEY" in str(error)
+
+
+async def test_401_on_submit(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("status", status=401, route=f"^{APP_PATH}$"))
+    with pytest.raises(AuthenticationError) as caught:
+        await driver.generate(photo_request())
+    assert caught.value.status == 401 and caught.value.raw == {"detail": "Unauthorized"}
+
+
+async def test_429_with_retry_after_surfaces_once_fal_client_gives_up(driver: Driver, fal: EmulatorHandle,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fal_module, "MAX_ATTEMPTS", 1)  # fal_client would otherwise retry 429 ten times
+    fal.settings.faults.append(Fault("status", status=429, retry_after=3, route=f"^{APP_PATH}$"))
+    with pytest.raises(RateLimitedError) as caught:
+        await driver.generate(photo_request())
+    error = caught.value
+    assert (error.status, error.retry_after, error.retryable, error.provider) == (429, 3.0, True, "fal")
+    assert isinstance(error.raw, dict) and "Too many requests" in error.raw["detail"]
+
+
+async def test_a_single_429_is_absorbed_by_fal_client(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("status", status=429, retry_after=0, route=f"^{APP_PATH}$", times=1))
+    result = await driver.generate(photo_request())
+    assert len(result.images) == 1
+    assert len(submits(fal)) == 2 and len(result.request_ids) == 1  # retried inside fal_client, not by us
+
+
+async def test_5xx_on_a_status_call(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("status", status=503, route="/status$"))
+    with pytest.raises(ProviderUnavailableError) as caught:
+        await driver.generate(photo_request())
+    error = caught.value
+    assert (error.status, error.code, error.retryable) == (503, "runner_scheduling_failure", True)
+    # The job's id (not the fault answer's own x-fal-request-id); generate() cancels the orphaned job.
+    assert [error.request_id] == polled_ids(fal) == cancelled_ids(fal)
+    assert isinstance(error.raw, dict) and error.raw["error_type"] == "runner_scheduling_failure"
+
+
+async def test_500_on_submit(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("status", status=500, route=f"^{APP_PATH}$"))
+    with pytest.raises(ProviderUnavailableError) as caught:
+        await driver.generate(photo_request())
+    assert (caught.value.status, caught.value.code) == (500, "internal_error")
+    assert caught.value.request_id is not None  # from the answer's x-fal-request-id
+
+
+async def test_dropped_connection(driver: Driver, fal: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fal_module, "MAX_ATTEMPTS", 2)
+    fal.settings.faults.append(Fault("drop", route=f"^{APP_PATH}$"))
+    with pytest.raises(ProviderUnavailableError) as caught:
+        await driver.generate(photo_request())
+    assert caught.value.status is None and caught.value.retryable and caught.value.provider == "fal"
+    assert len(submits(fal)) == 2  # fal_client's own retry, then our error
+
+
+async def test_a_single_dropped_connection_is_absorbed(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("drop", route="/status$", times=1))
+    assert len((await driver.generate(photo_request())).images) == 1
+
+
+async def test_malformed_json(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("malformed", route="/status$"))
+    with pytest.raises(ProviderUnavailableError) as caught:
+        await driver.generate(photo_request())
+    error = caught.value
+    assert isinstance(error.raw, str) and error.raw.startswith('{"data"')
+    assert [error.request_id] == polled_ids(fal) and "cannot read" in error.message
+
+
+async def test_failed_job(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("fail_job", message="CUDA out of memory"))
+    with pytest.raises(GenerationFailedError) as caught:
+        await driver.generate(photo_request())
+    error = caught.value
+    assert (error.code, error.message, error.retryable) == ("runner_server_error", "CUDA out of memory", True)
+    assert [error.request_id] == polled_ids(fal) and error.status is None
+    assert isinstance(error.raw, dict) and error.raw["error_type"] == "runner_server_error"
+    assert driver.kinds()[-1] == "failed"
+
+
+async def test_rejected_input(driver: Driver, fal: EmulatorHandle) -> None:
+    # provider_options go in verbatim, so fal (the emulator) is the one to refuse them.
+    with pytest.raises(ProviderRejectedError) as caught:
+        await driver.generate(photo_request(provider_options={"fal": {"num_images": 7}}))
+    error = caught.value
+    assert error.status == 422 and error.request_id is not None
+    assert [entry["loc"] for entry in error.errors] == [["body", "num_images"]]
+    assert "num_images" in error.message and error.raw == {"detail": error.errors}
+
+
+# --------------------------------------------------------------------------------------------- lifecycle
+
+
+async def test_closing_restores_fal_client(fal: EmulatorHandle) -> None:
+    original = fal_module.QUEUE_URL_FORMAT
+    for mode in ("sync", "async"):
+        driver = Driver(mode, provider_for(fal))
+        await driver.generate(photo_request())
+        patched = fal_module.QUEUE_URL_FORMAT
+        await driver.close()
+        assert (patched, fal_module.QUEUE_URL_FORMAT) == (fal.url + "/", original)
+
+
+def test_job_tracker_cancels_outstanding_requests_once() -> None:
+    sent: list[Sequence[tuple[str, str]]] = []
+    closed: list[bool] = []
+    jobs = JobTracker(hook=sent.append, on_close=lambda: closed.append(True))
+    jobs.add("fal-ai/photomaker", "a")
+    jobs.add("fal-ai/photomaker", "b")
+    jobs.finish("a")
+    jobs.abandon()
+    jobs.abandon()
+    assert sent == [[("fal-ai/photomaker", "b")]] and closed == [True]
+
+
+def test_job_tracker_closed_flow_abandons_nothing() -> None:
+    sent: list[Sequence[tuple[str, str]]] = []
+    jobs = JobTracker(hook=sent.append)
+    jobs.add("fal-ai/photomaker", "a")
+    jobs.close()
+    jobs.abandon()
+    assert sent == []
+
+
+def test_performers_refuse_foreign_operations(fal: EmulatorHandle) -> None:
+    performer = provider_for(fal).sync_performer()
+    try:
+        with pytest.raises(TypeError):
+            performer.perform(object(), None)
+    finally:
+        performer.close()
