@@ -207,12 +207,19 @@ def run_flow(flow: Flow[T], transport: Transport, *, perform: Callable[[Any, flo
              deadline: float | None = None, on_event: EventHandler | None = None,
              sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> T:
     """Drive ``flow`` to its result with a sync transport. ``deadline`` is a ``clock()`` instant."""
-    stepper = _Stepper(flow, deadline, clock)
+    try:
+        result: T = _run(_Stepper(flow, deadline, clock), transport, perform, on_event, sleep)
+        return result
+    finally:
+        flow.close()  # an abandoned flow (KeyboardInterrupt ...) runs its clean-up now, not at garbage collection
+
+
+def _run(stepper: _Stepper, transport: Transport, perform: Callable[[Any, float | None], Any] | None,
+         on_event: EventHandler | None, sleep: Callable[[float], None]) -> Any:
     while True:
         kind, value = stepper.next()
         if kind == "done":
-            result: T = value
-            return result
+            return value
         try:
             if kind == "wait":
                 if value > 0:
@@ -236,12 +243,20 @@ async def arun_flow(flow: Flow[T], transport: AsyncTransport, *,
                     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                     clock: Callable[[], float] = time.monotonic) -> T:
     """Drive ``flow`` to its result with an async transport. ``deadline`` is a ``clock()`` instant."""
-    stepper = _Stepper(flow, deadline, clock)
+    try:
+        result: T = await _arun(_Stepper(flow, deadline, clock), transport, perform, on_event, sleep)
+        return result
+    finally:
+        flow.close()  # a cancelled task's flow runs its clean-up now, not at garbage collection
+
+
+async def _arun(stepper: _Stepper, transport: AsyncTransport,
+                perform: Callable[[Any, float | None], Awaitable[Any]] | None, on_event: EventHandler | None,
+                sleep: Callable[[float], Awaitable[None]]) -> Any:
     while True:
         kind, value = stepper.next()
         if kind == "done":
-            result: T = value
-            return result
+            return value
         try:
             if kind == "wait":
                 if value > 0:

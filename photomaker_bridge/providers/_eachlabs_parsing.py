@@ -1,0 +1,429 @@
+"""Eachlabs answers → result pieces or typed errors. Pure: each function takes an HttpResponse (or a parsed
+body) and returns a value or raises; no I/O.
+
+Section numbers (§) refer to ``shared/providers/eachlabs.md``. Eachlabs' HTTP errors are ``{"error": ...}``
+with an optional integer ``status`` and free-form ``details`` (§2.3, MD-OAS ``Error``); they carry no error
+code, so the exception class (from the HTTP status) is the signal and ``code`` stays ``None``. Failures of an
+accepted prediction are not HTTP errors: they arrive on a 200 poll with ``status: "error"`` and the detail in
+``output``, either a plain string or a classified envelope with an ``error_code`` (§2.6).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, Literal
+
+import attrs
+
+from .._http import HttpResponse
+from ..errors import (
+    ContentPolicyError,
+    GenerationFailedError,
+    ProviderError,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+)
+from ..jobs import JobHandle
+from ..result import BridgeWarning, Cost, GeneratedImage, PhotoMakerResult, Timings
+from .base import error_for_status
+
+__all__ = [
+    "PROVIDER",
+    "PredictionSnapshot",
+    "PresignedUpload",
+    "assemble_result",
+    "failure_error",
+    "http_error",
+    "parse_create",
+    "parse_prediction",
+    "parse_presign",
+    "upload_error",
+]
+
+PROVIDER: Final = "eachlabs"
+
+# ---------------------------------------------------------------------------------------------------- tables
+
+_STATUS_TO_PHASE: Final[Mapping[str, Literal["queued", "running", "succeeded", "failed", "cancelled"]]] = {
+    # §2.5: the documented sets disagree; REST callers see `created` (with `starting` folded in), then
+    # `processing`, then one terminal status. `failed` is the older spelling of `error`; both spellings of
+    # cancelled are accepted.
+    "created": "queued",
+    "starting": "queued",
+    "processing": "running",
+    "success": "succeeded",
+    "error": "failed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+}
+
+_ERROR_CODE_TO_ERROR: Final[Mapping[str, type[ProviderError]]] = {
+    # V1 error codes (§2.6, MD-BR errors.mdx). The input was refused, only later than at create: the same
+    # problem is a 400 "Invalid input for model" when Eachlabs validates at once (§3.1 says the timing is
+    # unverified), so the exception type must not depend on when it validates. Resending the same request
+    # fails again; a caller fixes the input (or the image URL) instead.
+    "INPUT_VALIDATION_ERROR": ProviderRejectedError,
+    "INPUT_DOWNLOAD_ERROR": ProviderRejectedError,
+    "PROVIDER_BAD_REQUEST": ProviderRejectedError,
+    "PROVIDER_REJECTED": ProviderRejectedError,
+}
+"""Failure codes that mean "the input was refused"; every other code is a :class:`GenerationFailedError`."""
+
+_RETRYABLE_ERROR_CODES: Final = frozenset({
+    # Transient by their meaning (§2.6); used only when the envelope carries no `retryable` flag itself.
+    "PROVIDER_RATE_LIMIT", "PROVIDER_SERVER_ERROR", "NETWORK_ERROR", "EXECUTION_TIMEOUT", "WORKER_LOST",
+})
+
+_NOT_CONTENT_POLICY_CODES: Final = frozenset({"INPUT_VALIDATION_ERROR", "INPUT_DOWNLOAD_ERROR"})
+"""Codes whose message may mention "safety" (``disable_safety_checker``) without being a safety refusal."""
+
+# PROVIDER_REJECTED includes content-safety refusals (§2.6) but nothing marks them apart from the message;
+# these are the words safety filters use (Replicate/Cog's "NSFW content detected", "flagged as sensitive").
+_CONTENT_POLICY_WORDS: Final = re.compile(
+    r"nsfw|content[ _-]?polic|safety[ _-]?(check|filter|system)|unsafe|sensitive content|flagged as|"
+    r"inappropriate|moderation",
+    re.IGNORECASE,
+)
+
+_DEFAULT_NUM_OUTPUTS: Final = 1
+"""``num_outputs`` when the input leaves it out (§3.1)."""
+
+
+# ---------------------------------------------------------------------------------------------- raw bodies
+
+
+def _raw(response: HttpResponse) -> Any:
+    """The body as parsed JSON when it is JSON, else as text (for ``ProviderError.raw``)."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text()
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _invalid_response(response: HttpResponse, what: str, request_id: str | None) -> ProviderUnavailableError:
+    return ProviderUnavailableError(
+        f"Eachlabs sent an unreadable answer to {what}: {_shorten(response.text()) or '<empty body>'}",
+        provider=PROVIDER, status=response.status, code="invalid_response", request_id=request_id,
+        raw=_raw(response),
+    )
+
+
+def _json_object(response: HttpResponse, what: str, request_id: str | None) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise _invalid_response(response, what, request_id) from None
+    if not isinstance(body, dict):
+        raise _invalid_response(response, what, request_id)
+    return body
+
+
+def _error_message(raw: Any, status: int) -> str:
+    """``error``, then ``details`` when there is one (the 402/429 explanation lives there, §2.3)."""
+    if isinstance(raw, dict):
+        error = raw.get("error") or raw.get("message")
+        details = raw.get("details")
+        text = str(error) if error else f"HTTP {status}"
+        if details:
+            text += ": " + (details if isinstance(details, str) else json.dumps(details))
+        return text
+    if isinstance(raw, str) and raw.strip():
+        return f"HTTP {status}: {_shorten(raw)}"
+    return f"HTTP {status}"
+
+
+def http_error(response: HttpResponse, *, request_id: str | None) -> ProviderError:
+    """The typed error for an Eachlabs API answer with an error status (§2.3, §2.7, §2.11).
+
+    400/404/422 → ProviderRejectedError, 401 → AuthenticationError, 402 → InsufficientCreditsError,
+    429 → RateLimitedError with ``Retry-After`` and the ``details`` text, 5xx (and anything unreadable) →
+    ProviderUnavailableError. ``request_id`` is the prediction id when there is one, else ``X-Request-Id``.
+    """
+    raw = _raw(response)
+    return error_for_status(response.status, _error_message(raw, response.status), provider=PROVIDER,
+                            request_id=request_id, raw=raw, retry_after=response.header("retry-after"))
+
+
+# ------------------------------------------------------------------------------------------------- create
+
+
+def parse_create(response: HttpResponse) -> str:
+    """The ``predictionID`` of a create answer (§2.2), or the typed error of a refused create (§2.3)."""
+    request_id = response.header("x-request-id")
+    if not 200 <= response.status < 300:
+        raise http_error(response, request_id=request_id)
+    body = _json_object(response, "the create request", request_id)
+    prediction_id = body.get("predictionID")
+    # The seed page treats any `status` other than "success" as a failure of the create.
+    if body.get("status", "success") != "success" or not isinstance(prediction_id, str) or not prediction_id:
+        raise _invalid_response(response, "the create request (no predictionID)", request_id)
+    return prediction_id
+
+
+# -------------------------------------------------------------------------------------------------- polls
+
+
+@attrs.frozen
+class PredictionSnapshot:
+    """One poll's view of a prediction that has not failed."""
+
+    prediction_id: str
+    status: str
+    """The status as Eachlabs spelt it."""
+    phase: Literal["queued", "running", "succeeded"]
+    """``queued`` (created/starting, or a status we do not know: keep polling), ``running``, ``succeeded``."""
+    image_urls: tuple[str, ...] = ()
+    """The output URLs of a success, in order."""
+    cost: Decimal | None = None
+    """``metrics.cost`` in USD, exact, when reported."""
+    predict_time: float | None = None
+    """``metrics.predict_time`` in seconds, when reported."""
+    seed: int | None = None
+    """The ``seed`` the prediction ran with, from the echoed ``input`` (``None`` when random)."""
+    requested_images: int = _DEFAULT_NUM_OUTPUTS
+    """``num_outputs`` from the echoed ``input``."""
+    safety_checker: bool = True
+    """Whether the safety checker was on (``disable_safety_checker`` not true): it drops flagged images."""
+    raw: Any = attrs.field(default=None, repr=False)
+    """The body as received."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the prediction succeeded (failures raise instead of giving a snapshot)."""
+        return self.phase == "succeeded"
+
+
+def _integer(value: Any) -> int | None:
+    # The input echo holds whatever the caller sent; Eachlabs' own snippets send numbers as strings (§3.1).
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    return None
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _output_urls(output: Any) -> tuple[str, ...] | None:
+    """A success's ``output``: a list of URLs, or one URL string (§2.4); ``None`` when it is neither."""
+    if output is None or output == "":
+        return ()
+    if isinstance(output, str):
+        return (output,)
+    if isinstance(output, list) and all(isinstance(item, str) for item in output):
+        return tuple(item for item in output if item)
+    return None
+
+
+def parse_prediction(response: HttpResponse, prediction_id: str) -> PredictionSnapshot:
+    """A poll's answer (§2.4–§2.7): a snapshot while queued, running or succeeded; a typed error otherwise.
+
+    Raises the HTTP error of a refused poll (401, 404, 5xx), :class:`ProviderUnavailableError` with code
+    ``invalid_response`` for a body that is not a prediction, and the failure of a failed or cancelled
+    prediction (see :func:`failure_error`).
+    """
+    if not 200 <= response.status < 300:
+        raise http_error(response, request_id=prediction_id)
+    body = _json_object(response, f"the poll of prediction {prediction_id}", prediction_id)
+    status = body.get("status")
+    if not isinstance(status, str) or not status:
+        raise _invalid_response(response, f"the poll of prediction {prediction_id} (no status)", prediction_id)
+    # A status we do not know is not terminal: keep polling (§2.5).
+    phase = _STATUS_TO_PHASE.get(status.lower(), "queued")
+    if phase == "failed" or phase == "cancelled":
+        raise failure_error(body, prediction_id, status=response.status)
+    fields: dict[str, Any] = {"prediction_id": prediction_id, "status": status, "raw": body}
+    model_input = _object(body.get("input"))
+    fields["seed"] = _integer(model_input.get("seed"))
+    fields["requested_images"] = _integer(model_input.get("num_outputs")) or _DEFAULT_NUM_OUTPUTS
+    fields["safety_checker"] = model_input.get("disable_safety_checker") is not True
+    if phase != "succeeded":
+        # In flight `output` and `metrics` are undocumented (§2.4, §7): whatever they hold is ignored.
+        return PredictionSnapshot(phase=phase, **fields)
+    urls = _output_urls(body.get("output"))
+    if urls is None:
+        raise _invalid_response(response, f"the poll of prediction {prediction_id} (output is not URLs)",
+                                prediction_id)
+    metrics = _object(body.get("metrics"))
+    predict_time = _number(metrics.get("predict_time"))
+    return PredictionSnapshot(phase="succeeded", image_urls=urls, cost=_number(metrics.get("cost")),
+                              predict_time=None if predict_time is None else float(predict_time), **fields)
+
+
+def _failure_text(output: Any) -> str | None:
+    if isinstance(output, str) and output.strip():
+        return output.strip()
+    if isinstance(output, list):
+        # "some legacy integrations preserve an object or array" (§2.6): the first readable item.
+        for item in output:
+            text = _failure_text(item) if not isinstance(item, dict) else _failure_text(item.get("error"))
+            if text:
+                return text
+    return None
+
+
+def failure_error(body: Mapping[str, Any], prediction_id: str, *, status: int | None = 200) -> ProviderError:
+    """The typed error of a prediction that ended in ``error``/``failed`` or was cancelled (§2.5, §2.6, §2.8).
+
+    * cancelled → :class:`GenerationFailedError`, code ``cancelled``;
+    * a classified envelope → its ``error_code`` and ``retryable``; input refusals (INPUT_VALIDATION_ERROR,
+      INPUT_DOWNLOAD_ERROR, PROVIDER_BAD_REQUEST, PROVIDER_REJECTED) → :class:`ProviderRejectedError`, the
+      rest → :class:`GenerationFailedError`;
+    * a plain string → :class:`GenerationFailedError` with that message;
+    * a message that names a safety filter (NSFW, content policy ...) → :class:`ContentPolicyError`.
+    """
+    state = str(body.get("status", "")).lower()
+    raw = dict(body)
+    if _STATUS_TO_PHASE.get(state) == "cancelled":
+        return GenerationFailedError(f"prediction {prediction_id} was cancelled", provider=PROVIDER, status=status,
+                                     code="cancelled", request_id=prediction_id, raw=raw)
+    output = body.get("output")
+    code: str | None = None
+    retryable: bool | None = None
+    if isinstance(output, dict):
+        error_code = output.get("error_code")
+        code = error_code if isinstance(error_code, str) and error_code else None
+        headline, detail = output.get("error"), output.get("error_message")
+        parts = [str(part) for part in (headline, detail) if part]
+        message = ": ".join(dict.fromkeys(parts)) or "the prediction failed"
+        flag = output.get("retryable")
+        retryable = flag if isinstance(flag, bool) else None
+    else:
+        fallback = body.get("error") or body.get("message")  # not in any spec; read defensively (§2.6)
+        message = _failure_text(output) or (str(fallback) if fallback else "the prediction failed")
+    if retryable is None:
+        retryable = code in _RETRYABLE_ERROR_CODES
+    error_class = _ERROR_CODE_TO_ERROR.get(code or "", GenerationFailedError)
+    if code not in _NOT_CONTENT_POLICY_CODES and _CONTENT_POLICY_WORDS.search(message):
+        error_class = ContentPolicyError
+    return error_class(message, provider=PROVIDER, status=status, code=code, request_id=prediction_id,
+                       retryable=retryable, raw=raw)
+
+
+# ------------------------------------------------------------------------------------------------- upload
+
+
+@attrs.frozen
+class PresignedUpload:
+    """Where to PUT a file and where it will be served (``POST /v1/upload/presign``, §2.11)."""
+
+    presigned_url: str
+    public_url: str
+    required_headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+def parse_presign(response: HttpResponse) -> PresignedUpload:
+    """The presign answer (§2.11), or the typed error of a refused presign (400, 401, 500)."""
+    request_id = response.header("x-request-id")
+    if not 200 <= response.status < 300:
+        raise http_error(response, request_id=request_id)
+    body = _json_object(response, "the upload presign request", request_id)
+    presigned, public = body.get("presigned_url"), body.get("public_url")
+    headers = body.get("required_headers") or {}
+    if not (isinstance(presigned, str) and presigned and isinstance(public, str) and public
+            and isinstance(headers, dict)):
+        raise _invalid_response(response, "the upload presign request", request_id)
+    return PresignedUpload(presigned, public, {str(name): str(value) for name, value in headers.items()})
+
+
+def upload_error(response: HttpResponse) -> ProviderError:
+    """The typed error of a refused PUT to a presigned URL (S3 answers in XML: ``<Code>``, ``<Message>``).
+
+    5xx → ProviderUnavailableError; any 4xx → ProviderRejectedError, since the refusal concerns the upload
+    (an expired or mismatched signature, a too large file), not the Eachlabs key (§2.11).
+    """
+    text = response.text()
+    code_match = re.search(r"<Code>([^<]*)</Code>", text)
+    message_match = re.search(r"<Message>([^<]*)</Message>", text)
+    message = message_match.group(1) if message_match else (_shorten(text) or f"HTTP {response.status}")
+    error_class = ProviderUnavailableError if response.status >= 500 else ProviderRejectedError
+    return error_class(f"uploading a reference image failed: {message}", provider=PROVIDER,
+                       status=response.status, code=code_match.group(1) if code_match else None, raw=text)
+
+
+# ------------------------------------------------------------------------------------------------- result
+
+
+def assemble_result(snapshots: Sequence[PredictionSnapshot], handle: JobHandle, *,
+                    total_seconds: float | None = None,
+                    created_at: datetime.datetime | None = None) -> PhotoMakerResult:
+    """One result from the successful snapshots of a job's predictions, in the order of ``handle``.
+
+    Images are PNG (the predictor saves ``image_{i}.png``, seed page "Output Format: PNG") and carry their
+    prediction's seed. The cost is the sum of the reported ``metrics.cost`` (``None`` unless every prediction
+    reported one); ``run_seconds`` the longest ``predict_time``, since predictions run side by side. A
+    prediction with fewer images than asked (the safety checker drops flagged images silently, §2.4) adds a
+    warning; no image at all raises :class:`ContentPolicyError` when the checker was on, else
+    :class:`GenerationFailedError` with code ``no_output``.
+    """
+    images: list[GeneratedImage] = []
+    warnings: list[BridgeWarning] = list(handle.warnings)
+    for snapshot in snapshots:
+        images.extend(GeneratedImage(url=url, content_type="image/png", seed=snapshot.seed)
+                      for url in snapshot.image_urls)
+        got, asked = len(snapshot.image_urls), snapshot.requested_images
+        if got < asked:
+            why = ("the safety checker drops flagged images without an error (eachlabs.md §2.4)"
+                   if snapshot.safety_checker else "Eachlabs returned fewer images than asked")
+            warnings.append(BridgeWarning(field="num_images", asked=asked, sent=got, provider=PROVIDER,
+                                          reason=f"prediction {snapshot.prediction_id} returned {got} of "
+                                                 f"{asked} images; {why}"))
+    requested = handle.requested_images or sum(snapshot.requested_images for snapshot in snapshots)
+    if not images and snapshots:
+        raw = [snapshot.raw for snapshot in snapshots]
+        request_id = snapshots[0].prediction_id
+        if any(snapshot.safety_checker for snapshot in snapshots):
+            raise ContentPolicyError("Eachlabs returned no image: the safety checker dropped every output",
+                                     provider=PROVIDER, status=200, code="no_output", request_id=request_id,
+                                     raw=raw)
+        raise GenerationFailedError("Eachlabs reported success but returned no image", provider=PROVIDER,
+                                    status=200, code="no_output", request_id=request_id, raw=raw)
+    costs = [snapshot.cost for snapshot in snapshots]
+    cost = None
+    if snapshots and all(amount is not None for amount in costs):
+        cost = Cost(sum((amount for amount in costs if amount is not None), Decimal(0)), source="reported")
+    run_times = [snapshot.predict_time for snapshot in snapshots if snapshot.predict_time is not None]
+    upload_seconds = handle.details.get("upload_seconds")
+    timings = Timings(
+        total_seconds=total_seconds,
+        upload_seconds=float(upload_seconds) if isinstance(upload_seconds, int | float) else None,
+        run_seconds=max(run_times) if run_times else None,
+    )
+    return PhotoMakerResult(
+        images=tuple(images),
+        provider=PROVIDER,
+        request_ids=tuple(snapshot.prediction_id for snapshot in snapshots),
+        seed=images[0].seed if images else None,
+        cost=cost,
+        timings=timings,
+        warnings=tuple(warnings),
+        raw=tuple(snapshot.raw for snapshot in snapshots),
+        requested_images=requested,
+        created_at=created_at or datetime.datetime.now(datetime.UTC),
+    )
