@@ -16,6 +16,8 @@ so importing the package never loads a provider SDK it does not need.
 
 from typing import TYPE_CHECKING, Any
 
+from ._http import Event as ProgressEvent
+from .client import AsyncBridge, Bridge
 from .errors import (
     AuthenticationError,
     BridgeError,
@@ -30,8 +32,6 @@ from .errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
-from ._http import Event as ProgressEvent
-from .client import AsyncBridge, Bridge
 from .jobs import JobHandle
 from .plan import FieldMapping, Plan, UploadPlaceholder
 from .providers import explain

@@ -9,9 +9,8 @@ import attrs
 import pytest
 
 from photomaker_bridge import PhotoMakerRequest, Plan
-from photomaker_bridge.providers import PROVIDER_NAMES, provider_class
 from photomaker_bridge.emulators._images import render_image
-
+from photomaker_bridge.providers import PROVIDER_NAMES, provider_class
 
 
 def png_bytes(width: int, height: int, seed: int) -> bytes:

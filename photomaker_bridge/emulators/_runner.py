@@ -189,7 +189,10 @@ class Emulators:
         return [
             RunwareProvider(api_key=self.runware.api_key, base_url=self.runware.rest_url),
             FalProvider(key=self.fal.api_key, base_url=self.fal.url),
-            EachlabsProvider(api_key=self.eachlabs.api_key, base_url=self.eachlabs.url),
+            # Seed the poll schedule with the emulator's own job time instead of the real service's ~21 s.
+            EachlabsProvider(api_key=self.eachlabs.api_key, base_url=self.eachlabs.url,
+                             expected_seconds=_mean(self.eachlabs.settings.queue_time)
+                             + _mean(self.eachlabs.settings.run_time)),
         ]
 
 
@@ -258,6 +261,10 @@ class _ServerThread:
         finally:
             for runner in reversed(runners):
                 await runner.cleanup()
+
+
+def _mean(duration: float | tuple[float, float]) -> float:
+    return sum(duration) / 2 if isinstance(duration, tuple) else float(duration)
 
 
 def _check_loopback(host: str) -> None:
