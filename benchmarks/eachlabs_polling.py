@@ -36,7 +36,7 @@ from photomaker_bridge import PhotoMakerRequest
 from photomaker_bridge._http import run_flow
 from photomaker_bridge._transports import RequestsTransport
 from photomaker_bridge.emulators import EmulatorHandle, EmulatorSettings, start_emulators
-from photomaker_bridge.providers._eachlabs_polling import DurationEstimate, PollPolicy, PollTimer, duration_sample
+from photomaker_bridge.providers._polling import DurationEstimate, PollPolicy, PollTimer, duration_sample
 from photomaker_bridge.providers.base import FlowContext
 from photomaker_bridge.providers.eachlabs import EachlabsProvider
 

@@ -188,7 +188,8 @@ class Emulators:
 
         return [
             RunwareProvider(api_key=self.runware.api_key, base_url=self.runware.rest_url),
-            FalProvider(key=self.fal.api_key, base_url=self.fal.url),
+            FalProvider(key=self.fal.api_key, base_url=self.fal.url,
+                        expected_seconds=_mean(self.fal.settings.queue_time) + _mean(self.fal.settings.run_time)),
             # Seed the poll schedule with the emulator's own job time instead of the real service's ~21 s.
             EachlabsProvider(api_key=self.eachlabs.api_key, base_url=self.eachlabs.url,
                              expected_seconds=_mean(self.eachlabs.settings.queue_time)

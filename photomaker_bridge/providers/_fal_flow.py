@@ -5,8 +5,9 @@ performers in ``providers/fal.py`` run them with one ``fal_client.SyncClient`` o
 back plain values (:class:`FalSubmission`, :class:`FalStatus`, the result JSON) or throw our typed errors in.
 Nothing here imports ``fal_client``.
 
-Polling is the bridge's own: one status call per pending request, then one ``Wait`` of ``poll_interval``;
-``fal_client``'s ``get()``/``subscribe()`` loops (10 polls a second, fal.md §1.8) are never used.
+Polling is the bridge's own (``_polling``): each request is polled on a schedule that tightens around the
+time fal requests are expected to take, learned from completed ones; ``fal_client``'s ``get()``/``subscribe()``
+loops (10 polls a second, fal.md §1.8) are never used.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ._fal_parse import (
     parse_output,
     total_inference_time,
 )
+from ._polling import DurationEstimate, PollPolicy, PollTimer, duration_sample
 from .base import FlowContext
 
 __all__ = [
@@ -168,6 +170,7 @@ class _Progress:
     running: bool = False
     log_keys: set[tuple[str | None, str]] = attrs.field(factory=set)
     queue_seconds: float | None = None
+    timer: PollTimer | None = None
     final: FalStatus | None = None
     output: FalOutput | None = None
     error: ProviderError | None = None
@@ -179,8 +182,10 @@ class FalFlows:
 
     application: str
     """The queue application, e.g. ``fal-ai/photomaker``."""
-    poll_interval: float
-    """Seconds between rounds of status calls."""
+    polling: PollPolicy
+    """The shape of the polling schedule."""
+    estimate: DurationEstimate
+    """Submit-to-completion seconds, learned from completed requests (shared by the adapter's calls)."""
     with_logs: bool
     """Whether status calls ask for logs (turned into ``log`` events)."""
 
@@ -261,13 +266,27 @@ class FalFlows:
         progress = [_Progress(request_id, asked[index] if index < len(asked) else None)
                     for index, request_id in enumerate(handle.request_ids)]
         pending = list(progress)
+        # Times are seconds since the submit; a handle rebuilt from a bare id (resume) has no submit time, so
+        # it is polled at once and its duration is not learned from.
+        known = bool(handle.details.get("submitted_at_known", False))
+        for item in progress:
+            item.timer = PollTimer(self.polling, self.estimate.seconds if known else self.polling.min_interval)
         try:
             while pending:
-                for item in list(pending):
+                elapsed = self._elapsed(handle) if known else 0.0
+                due = [item for item in pending if item.timer is None or item.timer.next_at <= elapsed] or pending
+                for item in due:
                     status: FalStatus = yield FalStatusCheck(application, item.request_id, self.with_logs, jobs=jobs)
                     yield from self._observe(item, status, handle)
+                    elapsed = self._elapsed(handle) if known else elapsed + self.polling.min_interval
+                    assert item.timer is not None
                     if status.state != "COMPLETED":
+                        item.timer.pending(elapsed, started=status.state == "IN_PROGRESS")
                         continue
+                    if known and not status.failed:
+                        run = status.inference_time
+                        total = None if run is None or item.queue_seconds is None else item.queue_seconds + run
+                        self.estimate.update(duration_sample(item.timer.last_pending, elapsed, total))
                     pending.remove(item)
                     if jobs is not None:
                         jobs.finish(item.request_id)
@@ -286,7 +305,9 @@ class FalFlows:
                     else:
                         yield Event("completed", PROVIDER, request_id=item.request_id)
                 if pending:
-                    yield Wait(self.poll_interval)
+                    now = self._elapsed(handle) if known else elapsed
+                    soonest = min(item.timer.next_at for item in pending if item.timer is not None)
+                    yield Wait(max(soonest - now, 0.0) if known else self.polling.min_interval)
         except DeadlineReached as reached:
             waiting = [item.request_id for item in pending]
             if context.cancel_on_deadline:
@@ -304,6 +325,10 @@ class FalFlows:
                 yield from self._cancel([item.request_id for item in pending], jobs, application)
             raise
         return self._assemble(handle, progress, application, context)
+
+    @staticmethod
+    def _elapsed(handle: JobHandle) -> float:
+        return max(0.0, (_now() - handle.submitted_at).total_seconds())
 
     def _observe(self, item: _Progress, status: FalStatus, handle: JobHandle) -> Flow[None]:
         """Events and queue timing from one status."""

@@ -9,7 +9,7 @@ Section numbers (§) refer to ``shared/providers/eachlabs.md``; "seed page" to E
     POST /v1/prediction/{id}/cancel                                  when the caller's deadline passes (§2.8)
 
 Translation tables come first, then the provider (settings, :meth:`EachlabsProvider.plan`), then the flows.
-Parsing lives in ``_eachlabs_parsing``, the polling schedule in ``_eachlabs_polling``.
+Parsing lives in ``_eachlabs_parsing``, the polling schedule in ``_polling``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from ._eachlabs_parsing import (
     parse_presign,
     upload_error,
 )
-from ._eachlabs_polling import DurationEstimate, PollPolicy, PollTimer, duration_sample
+from ._polling import DurationEstimate, PollPolicy, PollTimer, duration_sample
 from .base import Capability, FlowContext, IdFactory, Provider, Translator, deep_merge, new_uuid, split_count
 
 __all__ = ["EachlabsModel", "EachlabsProvider"]
@@ -114,7 +114,7 @@ class EachlabsProvider(Provider):
         provider = EachlabsProvider(api_key="...", model="photomaker")
         plan = provider.plan(PhotoMakerRequest(prompt="a woman img", images=["face.jpg"]))
 
-    Polling is adaptive (see ``_eachlabs_polling``): it checks early, then tightens around the expected
+    Polling is adaptive (see ``_polling``): it checks early, then tightens around the expected
     duration, which the instance learns from the predictions it completes (per model).
     """
 

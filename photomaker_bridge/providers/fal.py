@@ -73,6 +73,7 @@ from ._fal_parse import (
     parse_submit,
     unreadable,
 )
+from ._polling import DurationEstimate, PollPolicy
 from .base import (
     Capability,
     FlowContext,
@@ -153,6 +154,11 @@ def _kilobytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
+TYPICAL_SECONDS: Final = 15.0
+"""What a fal PhotoMaker request is expected to take before any has completed: SDXL at 1024², 50 steps on
+an A6000 runs ~10–30 s (fal.md §4.3, [UNVERIFIED]: fal publishes no latency); learned from completed ones."""
+
+
 @attrs.define
 class FalProvider(Provider):
     """The fal adapter. ``FalProvider()`` reads ``FAL_KEY`` (or ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``) when
@@ -194,17 +200,30 @@ class FalProvider(Provider):
     """The fal application the payloads are submitted to."""
     base_url: str | None = None
     """Another server for fal_client (an emulator), e.g. ``http://127.0.0.1:8765``; ``None``: fal itself."""
-    poll_interval: float = 1.0
-    """Seconds between status calls. fal_client's own default of 0.1 s is too eager for the real service
-    (fal.md §6: ISS fal-ai/fal #573); tests against the emulator use a few hundredths."""
+    polling: PollPolicy = attrs.field(factory=lambda: PollPolicy(first_check=1.0, min_interval=0.25,
+                                                                  max_interval=5.0))
+    """The shape of the polling schedule (``_polling``): an early check, then tightening around the expected
+    end. fal_client's own loop polls ten times a second (fal.md §1.8), too eager for the real service
+    (fal.md §6, ISS fal-ai/fal #573); this one polls a handful of times per request."""
+    expected_seconds: float | None = None
+    """Submit-to-completion seconds to expect before any request has completed (default
+    ``TYPICAL_SECONDS``); afterwards the schedule learns from completed requests."""
+    poll_interval: float | None = None
+    """A fixed number of seconds between status calls instead of the adaptive schedule (tests use a few
+    hundredths against the emulator)."""
     with_logs: bool = True
     """Ask for the request's logs at every status call and turn new lines into ``log`` events."""
+    _estimate: DurationEstimate = attrs.field(init=False, repr=False, eq=False)
+    """Learned submit-to-completion time, shared by every call made with this adapter."""
 
     def __attrs_post_init__(self) -> None:
         if self.pipeline not in ("photomaker", "photomaker-style"):
             raise ConfigurationError(f"pipeline must be 'photomaker' or 'photomaker-style', got {self.pipeline!r}")
-        if not self.poll_interval > 0:
+        if self.poll_interval is not None and not self.poll_interval > 0:
             raise ConfigurationError(f"poll_interval must be a positive number of seconds, got {self.poll_interval!r}")
+        if self.expected_seconds is not None and not self.expected_seconds > 0:
+            raise ConfigurationError(f"expected_seconds must be positive, got {self.expected_seconds!r}")
+        self._estimate = DurationEstimate(self.expected_seconds or TYPICAL_SECONDS)
 
     # -- credentials ----------------------------------------------------------------------------------------
 
@@ -352,7 +371,12 @@ class FalProvider(Provider):
     # -- flows ----------------------------------------------------------------------------------------------
 
     def _flows(self) -> FalFlows:
-        return FalFlows(self.application, self.poll_interval, self.with_logs)
+        if self.poll_interval is not None:
+            fixed = self.poll_interval
+            policy = PollPolicy(first_check=fixed, approach=1.0, min_interval=fixed, max_interval=fixed)
+        else:
+            policy = self.polling
+        return FalFlows(self.application, policy, self._estimate, self.with_logs)
 
     def submit_flow(self, plan: Plan, context: FlowContext) -> Flow[JobHandle]:
         """Upload the zip (once per distinct content per client), submit every payload, return the handle."""

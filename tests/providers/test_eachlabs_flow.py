@@ -37,7 +37,7 @@ from photomaker_bridge._http import Event, Flow, arun_flow, run_flow
 from photomaker_bridge._transports import AiohttpTransport, RequestsTransport
 from photomaker_bridge.emulators import EmulatorHandle, EmulatorSettings, Fault, start_emulators
 from photomaker_bridge.emulators._images import render_image
-from photomaker_bridge.providers._eachlabs_polling import (
+from photomaker_bridge.providers._polling import (
     DurationEstimate,
     PollPolicy,
     PollTimer,
