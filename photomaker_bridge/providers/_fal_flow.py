@@ -35,7 +35,7 @@ from ._fal_parse import (
     total_inference_time,
 )
 from ._polling import DurationEstimate, PollPolicy, PollTimer, duration_sample
-from .base import FlowContext
+from .base import FlowContext, fill_placeholders
 
 __all__ = [
     "FalCancel",
@@ -142,19 +142,6 @@ class FalCancel(_Operation):
     request_id: str
 
 
-def _replace(value: Any, urls: Mapping[str, str]) -> Any:
-    """``value`` with every upload placeholder replaced by its URL, at any depth."""
-    if isinstance(value, str):
-        for placeholder, url in urls.items():
-            value = value.replace(placeholder, url)
-        return value
-    if isinstance(value, Mapping):
-        return {key: _replace(item, urls) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_replace(item, urls) for item in value]
-    return value
-
-
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -227,7 +214,8 @@ class FalFlows:
 
         for payload in plan.payloads:
             try:
-                submission: FalSubmission = yield FalSubmit(self.application, _replace(payload, urls), jobs=jobs)
+                body = fill_placeholders(payload, urls)
+                submission: FalSubmission = yield FalSubmit(self.application, body, jobs=jobs)
             except DeadlineReached as reached:
                 if request_ids and context.cancel_on_deadline:
                     yield from self._cancel(request_ids, jobs)

@@ -34,7 +34,7 @@ from ..plan import Plan, UploadPlaceholder
 from ..result import BridgeWarning, PhotoMakerResult, Timings
 from ._runware_parsing import PROVIDER, RunwareAnswer, Summary, TaskCollector, TaskInfo, parse_answer, summarize
 from ._runware_wire import get_response_task, image_upload_task
-from .base import FlowContext, new_uuid
+from .base import FlowContext, fill_placeholders, new_uuid
 
 if TYPE_CHECKING:
     from .runware import RunwareProvider
@@ -60,17 +60,6 @@ def _tasks_of(plan: Plan) -> list[dict[str, Any]]:
     if not tasks:
         raise InvalidRequestError("plan", plan.target, "a plan with at least one Runware task")
     return tasks
-
-
-def _replace(value: Any, replacements: Mapping[str, str]) -> Any:
-    """``value`` with every string equal to a placeholder replaced (the payload is JSON: dicts, lists, scalars)."""
-    if isinstance(value, str):
-        return replacements.get(value, value)
-    if isinstance(value, list):
-        return [_replace(item, replacements) for item in value]
-    if isinstance(value, dict):
-        return {key: _replace(item, replacements) for key, item in value.items()}
-    return value
 
 
 def _stamp(error: ProviderError, request_id: str) -> ProviderError:
@@ -136,7 +125,7 @@ def _prepare(provider: RunwareProvider, plans: Sequence[Plan], context: FlowCont
     uuids, sent = yield from upload_flow(provider, uploads, context)
     upload_seconds = context.clock() - started if sent else None
     replacements = {upload.placeholder: uuids[upload.sha256] for upload in uploads}
-    return [[_replace(task, replacements) for task in tasks] for tasks in tasks_by_plan], upload_seconds
+    return [[fill_placeholders(task, replacements) for task in tasks] for tasks in tasks_by_plan], upload_seconds
 
 
 def _handle(tasks: Sequence[Mapping[str, Any]], warnings: Sequence[BridgeWarning], *, delivery: str,

@@ -44,9 +44,12 @@ __all__ = [
     "Translator",
     "deep_merge",
     "error_for_status",
+    "fill_placeholders",
     "new_uuid",
     "parse_retry_after",
+    "size_text",
     "split_count",
+    "upload_placeholder",
 ]
 
 IdFactory = Callable[[], str]
@@ -79,6 +82,34 @@ def split_count(total: int, per_call: int) -> list[int]:
     if total % per_call:
         calls.append(total % per_call)
     return calls
+
+
+def upload_placeholder(kind: str, sha256: str) -> str:
+    """The string standing, in a planned payload, for the URL (or id) an upload of ``sha256`` will return."""
+    return "{{upload:" + kind + ":" + sha256[:12] + "}}"
+
+
+def fill_placeholders(value: Any, urls: Mapping[str, str]) -> Any:
+    """``value`` (a JSON value) with every upload placeholder replaced by what its upload returned, at any
+    depth and inside longer strings."""
+    if isinstance(value, str):
+        for placeholder, url in urls.items():
+            value = value.replace(placeholder, url)
+        return value
+    if isinstance(value, Mapping):
+        return {key: fill_placeholders(item, urls) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [fill_placeholders(item, urls) for item in value]
+    return value
+
+
+def size_text(size: int) -> str:
+    """Bytes for people: ``"812 bytes"``, ``"412 KB"``, ``"3.1 MB"``."""
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def deep_merge(target: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,19 @@ from ._eachlabs_parsing import (
     upload_error,
 )
 from ._polling import DurationEstimate, PollPolicy, PollTimer, duration_sample
-from .base import Capability, FlowContext, IdFactory, Provider, Translator, deep_merge, new_uuid, split_count
+from .base import (
+    Capability,
+    FlowContext,
+    IdFactory,
+    Provider,
+    Translator,
+    deep_merge,
+    fill_placeholders,
+    new_uuid,
+    size_text,
+    split_count,
+    upload_placeholder,
+)
 
 __all__ = ["EachlabsModel", "EachlabsProvider"]
 
@@ -244,7 +256,7 @@ class EachlabsProvider(Provider):
             # File inputs must be URLs (data URIs are unverified, §3.1): upload once per distinct image.
             indices.setdefault(image.sha256, []).append(index)
             model_input[provider_field] = translator.send(
-                field, provider_field, _placeholder(image.sha256),
+                field, provider_field, upload_placeholder("image", image.sha256),
                 "uploaded through /v1/upload/presign; the placeholder becomes its public_url")
         uploads = []
         for sha256, positions in indices.items():
@@ -252,8 +264,8 @@ class EachlabsProvider(Provider):
             assert image.data is not None and image.image_format is not None
             which = ", ".join(str(position + 1) for position in positions)
             uploads.append(UploadPlaceholder(
-                kind="image", placeholder=_placeholder(sha256),
-                description=f"reference image {which} ({image.image_format}, {_size_text(len(image.data))})",
+                kind="image", placeholder=upload_placeholder("image", sha256),
+                description=f"reference image {which} ({image.image_format}, {size_text(len(image.data))})",
                 image_indices=tuple(positions), size=len(image.data), sha256=sha256,
                 content_type=image.content_type or "application/octet-stream",
                 file_name=f"reference-{sha256[:12]}.{extension_of(image.image_format)}", data=image.data,
@@ -358,7 +370,7 @@ class EachlabsProvider(Provider):
             if plan.uploads:
                 upload_seconds = context.clock() - began
             for payload in plan.payloads:
-                body = _fill_placeholders(payload, urls)
+                body = fill_placeholders(payload, urls)
                 response = yield HttpRequest.json("POST", self._url("/v1/prediction/"), self.name, body,
                                                   headers=headers, timeout=self.polling.request_timeout)
                 prediction_id = parse_create(response)
@@ -520,23 +532,3 @@ class EachlabsProvider(Provider):
         return result
 
 
-def _placeholder(sha256: str) -> str:
-    """The string standing for an uploaded image's URL in a planned payload."""
-    return "{{upload:image:" + sha256[:12] + "}}"
-
-
-def _size_text(size: int) -> str:
-    return f"{size} bytes" if size < 1024 else f"{size / 1024:.0f} KB"
-
-
-def _fill_placeholders(value: Any, urls: Mapping[str, str]) -> Any:
-    """``value`` (a JSON value) with every upload placeholder replaced by its uploaded file's URL."""
-    if isinstance(value, str):
-        for placeholder, url in urls.items():
-            value = value.replace(placeholder, url)
-        return value
-    if isinstance(value, dict):
-        return {key: _fill_placeholders(item, urls) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_fill_placeholders(item, urls) for item in value]
-    return value

@@ -82,7 +82,9 @@ from .base import (
     Translator,
     deep_merge,
     new_uuid,
+    size_text,
     split_count,
+    upload_placeholder,
 )
 
 __all__ = ["FalAsyncPerformer", "FalProvider", "FalSyncPerformer"]
@@ -144,14 +146,6 @@ def _arguments_json(arguments: _PhotoMakerArguments) -> dict[str, Any]:
     unstructured: dict[str, Any] = _WIRE.unstructure(arguments)
     return {field.name: unstructured[field.name] for field in attrs.fields(_PhotoMakerArguments)
             if field.name in unstructured}
-
-
-def _kilobytes(size: int) -> str:
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 1024 * 1024:
-        return f"{round(size / 1024)} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
 
 
 TYPICAL_SECONDS: Final = 15.0
@@ -408,8 +402,8 @@ class FalProvider(Provider):
 def _upload_for(data: bytes, count: int) -> UploadPlaceholder:
     digest = sha256_hex(data)
     return UploadPlaceholder(
-        kind="zip", placeholder=f"{{{{upload:zip:{digest[:12]}}}}}",
-        description=f"zip of {count} image{'s' if count != 1 else ''}, {_kilobytes(len(data))}",
+        kind="zip", placeholder=upload_placeholder("zip", digest),
+        description=f"zip of {count} image{'s' if count != 1 else ''}, {size_text(len(data))}",
         image_indices=tuple(range(count)), size=len(data), sha256=digest, content_type=_ZIP_CONTENT_TYPE,
         file_name=f"photomaker-{digest[:12]}.zip", data=data)
 

@@ -25,7 +25,18 @@ from ..result import PhotoMakerResult
 from ..styles import Style
 from . import _runware_flows
 from ._runware_wire import PhotoMakerTask, Safety, unstructure_task
-from .base import Capability, FlowContext, IdFactory, Provider, Translator, deep_merge, new_uuid, split_count
+from .base import (
+    Capability,
+    FlowContext,
+    IdFactory,
+    Provider,
+    Translator,
+    deep_merge,
+    new_uuid,
+    size_text,
+    split_count,
+    upload_placeholder,
+)
 
 __all__ = ["RunwareProvider", "generate_many_flow"]
 
@@ -64,12 +75,8 @@ def _continue_seed(seed: int, offset: int) -> int:
     return (seed - 1 + offset) % MAX_SEED + 1
 
 
-def _placeholder(sha256: str) -> str:
-    return "{{upload:image:" + sha256[:12] + "}}"
-
-
 def _image_description(index: int, image_format: str | None, size: int) -> str:
-    return f"image {index + 1} ({image_format}, {max(1, round(size / 1024))} KB)"
+    return f"image {index + 1} ({image_format}, {size_text(size)})"
 
 
 @attrs.frozen
@@ -274,7 +281,7 @@ class RunwareProvider(Provider):
                 known = uploads.get(image.sha256)
                 if known is None:
                     uploads[image.sha256] = UploadPlaceholder(
-                        kind="image", placeholder=_placeholder(image.sha256),
+                        kind="image", placeholder=upload_placeholder("image", image.sha256),
                         description=_image_description(index, image.image_format, len(image.data)),
                         image_indices=(index,), size=len(image.data), sha256=image.sha256,
                         content_type=image.content_type,
@@ -282,7 +289,8 @@ class RunwareProvider(Provider):
                         data=image.data)
                 else:
                     uploads[image.sha256] = attrs.evolve(known, image_indices=(*known.image_indices, index))
-                entries.append(translator.send(field, f"inputImages[{index}]", _placeholder(image.sha256),
+                placeholder = upload_placeholder("image", image.sha256)
+                entries.append(translator.send(field, f"inputImages[{index}]", placeholder,
                                                "uploaded once with imageUpload; the placeholder is "
                                                "replaced by the returned imageUUID"))
         return entries, list(uploads.values())
