@@ -119,8 +119,10 @@ def _print_plan(plan: Plan, out: TextIO) -> None:
     rows += [[line.unified_field, line.provider_field or "-", "-" if line.value is None else _short(line.value),
               line.note] for line in plan.mapping]
     _table(rows, out)
+    if plan.uploads:
+        out.write("\nuploaded first (each placeholder becomes the uploaded file's URL or id):\n")
     for upload in plan.uploads:
-        out.write(f"\nupload first: {upload.description} -> replaces {upload.placeholder}\n")
+        out.write(f"  {upload.placeholder}  {upload.description}\n")
 
 
 def _print_warnings(warnings: Sequence[Any], err: TextIO) -> None:
