@@ -165,7 +165,9 @@ class Job:
         """The app's log lines printed by ``now`` (cumulative; fal may send a moving window, fal.md §1.4)."""
         if self.outcome is None:
             return []
-        elapsed = (self.finished_at if self.finished_at is not None else now) - self.started_at
+        # The tolerance keeps floating-point rounding of finished_at - started_at from dropping the last line
+        # of a request that ran to its end (a cancelled one still stops where it was).
+        elapsed = (self.finished_at if self.finished_at is not None else now) - self.started_at + 1e-6
         started_wall = self.submitted_wall + self.queue_seconds
         return [{"message": line.message, "level": line.level, "source": "USER",
                  "timestamp": datetime.fromtimestamp(started_wall + line.offset, UTC).strftime(
