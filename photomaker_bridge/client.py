@@ -132,10 +132,11 @@ class Bridge(_BridgeBase):
             self._performers[adapter.name] = adapter.sync_performer()
         return self._performers[adapter.name]
 
-    def _drive(self, adapter: Provider, flow: Flow[Any], timeout: float | None, on_event: EventHandler | None) -> Any:
+    def _drive(self, adapter: Provider, flow: Flow[Any], timeout: float | None, on_event: EventHandler | None,
+               *, deadline: float | None = None) -> Any:
         performer = self._performer(adapter)
         return run_flow(flow, self._transport, perform=performer.perform if performer else None,
-                        deadline=self._deadline(timeout), on_event=on_event)
+                        deadline=deadline if deadline is not None else self._deadline(timeout), on_event=on_event)
 
     def generate(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
                  on_event: EventHandler | None = None, strict: bool = False,
@@ -183,22 +184,37 @@ class Bridge(_BridgeBase):
                       strict: bool = False) -> list[PhotoMakerResult | ProviderError]:
         """Generate several requests; one result or error per request, in order, none lost.
 
-        Runware sends them as one task array and matches results by taskUUID; other providers run them one
-        after another.
+        Runware sends them as one task array and matches results by taskUUID; other providers get every
+        request submitted first, then collected, so their jobs run side by side. ``timeout`` bounds the whole
+        call.
         """
         started = time.monotonic()
         adapter = self.provider(provider)
         adapter.require_key()
         plans = [adapter.plan(request, strict=strict) for request in requests]
+        deadline = self._deadline(timeout)
         if adapter.supports_batch:
             outcomes: list[PhotoMakerResult | ProviderError] = self._drive(
-                adapter, adapter.generate_many_flow(plans, self._context(cancel_on_deadline=True)), timeout, on_event)
+                adapter, adapter.generate_many_flow(plans, self._context(cancel_on_deadline=True)), timeout, on_event,
+                deadline=deadline)
         else:
-            outcomes = []
+            # Submit every request first (in order, so photos shared between them are uploaded once), then
+            # collect: the jobs run side by side at the provider, all within the one deadline.
+            submitted: list[JobHandle | ProviderError] = []
             for plan in plans:
                 try:
-                    outcomes.append(self._drive(adapter, adapter.generate_flow(
-                        plan, self._context(cancel_on_deadline=True)), timeout, on_event))
+                    submitted.append(self._drive(adapter, adapter.submit_flow(
+                        plan, self._context(cancel_on_deadline=True)), timeout, on_event, deadline=deadline))
+                except ProviderError as error:
+                    submitted.append(error)
+            outcomes = []
+            for handle in submitted:
+                if isinstance(handle, ProviderError):
+                    outcomes.append(handle)
+                    continue
+                try:
+                    outcomes.append(self._drive(adapter, adapter.result_flow(
+                        handle, self._context(cancel_on_deadline=True)), timeout, on_event, deadline=deadline))
                 except ProviderError as error:
                     outcomes.append(error)
         return [self._finish(outcome, plan.warnings, started) if isinstance(outcome, PhotoMakerResult) else outcome
@@ -246,10 +262,11 @@ class AsyncBridge(_BridgeBase):
         return self._performers[adapter.name]
 
     async def _drive(self, adapter: Provider, flow: Flow[Any], timeout: float | None,
-                     on_event: EventHandler | None) -> Any:
+                     on_event: EventHandler | None, *, deadline: float | None = None) -> Any:
         performer = self._performer(adapter)
         return await arun_flow(flow, self._transport, perform=performer.perform if performer else None,
-                               deadline=self._deadline(timeout), on_event=on_event)
+                               deadline=deadline if deadline is not None else self._deadline(timeout),
+                               on_event=on_event)
 
     async def generate(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
                        on_event: EventHandler | None = None, strict: bool = False,
@@ -292,27 +309,39 @@ class AsyncBridge(_BridgeBase):
                             strict: bool = False) -> list[PhotoMakerResult | ProviderError]:
         """Generate several requests; one result or error per request, in order, none lost.
 
-        Runware sends them as one task array; other providers run them concurrently.
+        Runware sends them as one task array; other providers get every request submitted first (shared photos
+        are uploaded once), then collected concurrently. ``timeout`` bounds the whole call.
         """
         started = time.monotonic()
         adapter = self.provider(provider)
         adapter.require_key()
         plans = [adapter.plan(request, strict=strict) for request in requests]
+        deadline = self._deadline(timeout)
         outcomes: list[PhotoMakerResult | ProviderError]
         if adapter.supports_batch:
             outcomes = await self._drive(adapter, adapter.generate_many_flow(
-                plans, self._context(cancel_on_deadline=True)), timeout, on_event)
+                plans, self._context(cancel_on_deadline=True)), timeout, on_event, deadline=deadline)
         else:
-            async def one(plan: Plan) -> PhotoMakerResult | ProviderError:
+            # Submit in order (photos shared between requests are uploaded once), then collect concurrently.
+            submitted: list[JobHandle | ProviderError] = []
+            for plan in plans:
                 try:
-                    result: PhotoMakerResult = await self._drive(
-                        adapter, adapter.generate_flow(plan, self._context(cancel_on_deadline=True)), timeout,
-                        on_event)
+                    submitted.append(await self._drive(adapter, adapter.submit_flow(
+                        plan, self._context(cancel_on_deadline=True)), timeout, on_event, deadline=deadline))
+                except ProviderError as error:
+                    submitted.append(error)
+
+            async def collect(handle: JobHandle | ProviderError) -> PhotoMakerResult | ProviderError:
+                if isinstance(handle, ProviderError):
+                    return handle
+                try:
+                    result: PhotoMakerResult = await self._drive(adapter, adapter.result_flow(
+                        handle, self._context(cancel_on_deadline=True)), timeout, on_event, deadline=deadline)
                     return result
                 except ProviderError as error:
                     return error
 
-            outcomes = list(await asyncio.gather(*(one(plan) for plan in plans)))
+            outcomes = list(await asyncio.gather(*(collect(handle) for handle in submitted)))
         return [self._finish(outcome, plan.warnings, started) if isinstance(outcome, PhotoMakerResult) else outcome
                 for outcome, plan in zip(outcomes, plans, strict=True)]
 

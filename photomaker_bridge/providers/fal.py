@@ -494,7 +494,9 @@ def _mapped_errors(operation: Any, provider: FalProvider) -> Iterator[None]:
         raise ProviderUnavailableError(f"could not talk to fal ({type(error).__name__}: {error})",
                                        provider=PROVIDER, request_id=request_id) from error
     except json.JSONDecodeError as error:
-        raise unreadable(f"not JSON ({error.msg})", error.doc, request_id=request_id) from error
+        # fal_client parses a body only after _raise_for_status let it through, so this was a success answer;
+        # its exact status is not exposed, and every fal success the references show is 200 (fal.md §1.3–§1.6).
+        raise unreadable(f"not JSON ({error.msg})", error.doc, request_id=request_id, status=200) from error
     except (KeyError, TypeError, ValueError) as error:
         # fal_client reads required keys with [] and raises ValueError("Unknown status: ...") (fal.md §1.4).
         raise unreadable(f"{type(error).__name__}: {error}", None, request_id=request_id) from error

@@ -93,11 +93,6 @@ def _raw_message(provider: str, raw: Any) -> str:
 async def test_http_fault_on_submit_is_a_typed_error(client: Client, emu: Emulators, provider: str,
                                                      fault_name: str, request: pytest.FixtureRequest) -> None:
     kind, status, error_class, retryable = HTTP_FAULTS[fault_name]
-    if provider == "fal" and fault_name == "malformed":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="fal adapter: an unreadable 200 answer carries status=None (providers/fal.py "
-                                "_mapped_errors, the json.JSONDecodeError branch calls unreadable() without "
-                                "status=200), though errors.py documents status=None only for no HTTP answer"))
     emulator = emu[provider]
     text = f"emulated {fault_name} {uuid.uuid4().hex[:8]}"
     emulator.settings.faults.append(Fault(kind, status=status, message=text if kind == "status" else None,

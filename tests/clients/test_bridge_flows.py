@@ -341,11 +341,6 @@ async def test_generate_many_elsewhere_gives_one_outcome_per_request(client: Cli
 @pytest.mark.parametrize("name", ["fal", "eachlabs"])
 async def test_generate_many_timeout_bounds_the_whole_call(client: Client, emu: Emulators, name: str,
                                                            request: pytest.FixtureRequest) -> None:
-    if client.mode == "sync":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "Bridge.generate_many (client.py, the non-batch loop) calls self._drive(..., timeout, ...) per plan, "
-            "and _drive computes a fresh deadline (_deadline(timeout)) each time, so N stuck requests take "
-            "N x timeout; AsyncBridge runs them concurrently and takes ~timeout")))
     emu[name].settings.faults.append(Fault("stuck_job"))
     started = time.monotonic()
 
@@ -361,11 +356,6 @@ async def test_generate_many_timeout_bounds_the_whole_call(client: Client, emu: 
 @pytest.mark.parametrize("name", ["fal", "eachlabs"])
 async def test_generate_many_uploads_a_shared_face_once(client: Client, emu: Emulators, name: str,
                                                         request: pytest.FixtureRequest) -> None:
-    if client.mode == "async":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "AsyncBridge.generate_many (client.py, the non-batch branch) starts every request's flow at once "
-            "with asyncio.gather; each finds the client's upload cache empty and uploads the same face again "
-            "(3 uploads for 3 requests; Bridge uploads it once)")))
 
     await client.generate_many([_small(name, seed=seed) for seed in (1, 2, 3)], provider=name, timeout=20)
 
