@@ -42,7 +42,8 @@ __all__ = [
 T = TypeVar("T")
 
 CLEANUP_GRACE_SECONDS = 5.0
-"""How long each clean-up step (a cancel) may take once the deadline has passed."""
+"""How long past the deadline a call may take, in all, to finish what cannot be cut (a submit already in
+flight) and clean up (cancel its jobs)."""
 
 
 @attrs.frozen
@@ -56,14 +57,18 @@ class HttpRequest:
     body: bytes | None = attrs.field(default=None, repr=False)
     timeout: float | None = None
     """Seconds this request may take; the driver lowers it to what is left of the deadline."""
+    creates_job: bool = False
+    """Whether the request makes the provider accept a billed job (submit, create). The driver does not cut
+    such a request at the deadline but lets it finish within the clean-up grace, so that the flow learns the
+    job's id and can cancel it or hand it over: an accepted job is never left running unreported."""
 
     @classmethod
     def json(cls, method: str, url: str, provider: str, payload: Any, headers: Mapping[str, str] | None = None,
-             timeout: float | None = None) -> HttpRequest:
+             timeout: float | None = None, *, creates_job: bool = False) -> HttpRequest:
         """A request whose body is ``payload`` as JSON."""
         merged = {"Content-Type": "application/json", **(headers or {})}
         body = json.dumps(payload, separators=(",", ":")).encode()
-        return cls(method, url, provider, merged, body, timeout)
+        return cls(method, url, provider, merged, body, timeout, creates_job)
 
     def with_timeout(self, timeout: float | None) -> HttpRequest:
         """A copy with another timeout."""
@@ -156,6 +161,15 @@ class _Stepper:
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - self.clock()
 
+    def _limit(self, operation: Any, remaining: float | None) -> float | None:
+        """Seconds the next step may take: what is left of the deadline, or of the one clean-up grace budget
+        (the deadline plus CLEANUP_GRACE_SECONDS) for clean-up steps and for steps that create a job."""
+        if remaining is None:
+            return None
+        if self.grace or getattr(operation, "creates_job", False):
+            return max(remaining + CLEANUP_GRACE_SECONDS, 0.001)
+        return remaining
+
     def deliver(self, value: Any) -> None:
         """The outcome of the last step, sent into the flow at the next :meth:`next`."""
         self._send = value
@@ -195,7 +209,7 @@ class _Stepper:
             if isinstance(operation, Wait):
                 seconds = operation.seconds if remaining is None else min(operation.seconds, max(remaining, 0.0))
                 return "wait", seconds
-            limit = CLEANUP_GRACE_SECONDS if self.grace else remaining
+            limit = self._limit(operation, remaining)
             if isinstance(operation, HttpRequest):
                 if limit is not None and (operation.timeout is None or operation.timeout > limit):
                     operation = operation.with_timeout(max(limit, 0.001))

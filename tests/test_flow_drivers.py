@@ -169,3 +169,48 @@ def test_an_operation_without_a_performer_is_a_type_error_inside_the_flow() -> N
 
     with pytest.raises(TypeError, match="cannot perform"):
         run_flow(flow(), FakeTransport(FakeClock(), []))
+
+
+def creating_flow() -> Generator[Any, Any, str]:
+    """Create a job (a step that must not be cut), then poll; on the deadline cancel what was created."""
+    created = yield HttpRequest("POST", "http://127.0.0.1/create", "test", creates_job=True)
+    job = created.json()["id"]
+    try:
+        while True:
+            yield Wait(1.0)
+            yield HttpRequest("GET", f"http://127.0.0.1/status/{job}", "test")
+    except DeadlineReached as reached:
+        yield HttpRequest("PUT", f"http://127.0.0.1/cancel/{job}", "test")
+        yield HttpRequest("PUT", f"http://127.0.0.1/cancel-again/{job}", "test")
+        raise GenerationTimeoutError("deadline passed", provider="test", handle=job) from reached
+
+
+def test_a_request_that_creates_a_job_may_finish_within_the_grace() -> None:
+    clock = FakeClock()
+    # The create takes 3 s with 1 s left: it is allowed to finish, so the job it created can be cancelled.
+    transport = FakeTransport(clock, [ok(b'{"id": "j7"}'), ok(b"{}"), ok(b"{}")], cost=3.0)
+    with pytest.raises(GenerationTimeoutError) as caught:
+        run_flow(creating_flow(), transport, deadline=clock.now + 1.0, sleep=clock.sleep, clock=clock)
+    assert caught.value.handle == "j7"
+    create, cancel, cancel_again = transport.sent
+    assert create.timeout == pytest.approx(1.0 + CLEANUP_GRACE_SECONDS)
+    assert cancel.url.endswith("/cancel/j7")
+    # One grace budget for the whole call: the second clean-up step gets what the first left of it.
+    assert cancel.timeout == pytest.approx(CLEANUP_GRACE_SECONDS - 2.0)
+    assert cancel_again.timeout == pytest.approx(CLEANUP_GRACE_SECONDS - 5.0, abs=0.01)
+
+
+def test_a_job_is_not_created_once_the_deadline_has_passed() -> None:
+    clock = FakeClock()
+    transport = FakeTransport(clock, [])
+
+    def late_flow() -> Generator[Any, Any, None]:
+        try:
+            yield Wait(5.0)
+            yield HttpRequest("POST", "http://127.0.0.1/create", "test", creates_job=True)
+        except DeadlineReached:
+            raise GenerationTimeoutError("too late to create", provider="test") from None
+
+    with pytest.raises(GenerationTimeoutError, match="too late"):
+        run_flow(late_flow(), transport, deadline=clock.now + 2.0, sleep=clock.sleep, clock=clock)
+    assert transport.sent == []
