@@ -4,11 +4,22 @@ Each sends an :class:`~photomaker_bridge._http.HttpRequest` and returns an
 :class:`~photomaker_bridge._http.HttpResponse` for *any* HTTP status (statuses are the flows' business);
 failures without an HTTP answer become :class:`~photomaker_bridge.ProviderUnavailableError` here, at the seam
 (style-guide rule 8): ``code="timeout"`` for a timeout, ``code="connection_error"`` for a refused, reset or
-dropped connection. The original exception is kept as ``__cause__``; the message never includes headers, so
-no API key can leak through it.
+dropped connection. The original exception is kept as ``__cause__``.
+
+Two rules protect keys and deadlines:
+
+* Redirects are never followed. Both HTTP libraries strip only ``Authorization`` when a redirect leaves the
+  origin, not custom headers such as Eachlabs' ``X-API-Key``; no provider API redirects, so a 3xx comes back
+  to the flow as an answer instead of carrying the key elsewhere.
+* Messages name the method and the URL without its query string (a presigned upload URL's signature stays
+  out) and never the headers.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import requests
@@ -21,37 +32,61 @@ __all__ = ["AiohttpTransport", "RequestsTransport"]
 DEFAULT_TIMEOUT = 120.0
 """Seconds for one HTTP exchange when neither the request nor the deadline says less."""
 
+_CHUNK = 64 * 1024
 
-def _unavailable(request: HttpRequest, code: str, error: BaseException) -> ProviderUnavailableError:
+
+def _safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _unavailable(request: HttpRequest, code: str, error: BaseException | None) -> ProviderUnavailableError:
     what = "timed out" if code == "timeout" else "failed"
-    detail = type(error).__name__
-    return ProviderUnavailableError(f"{request.method} {request.url} {what} ({detail})",
+    detail = f" ({type(error).__name__})" if error is not None else ""
+    return ProviderUnavailableError(f"{request.method} {_safe_url(request.url)} {what}{detail}",
                                     provider=request.provider, code=code)
 
 
 class RequestsTransport:
-    """Sync transport over one ``requests.Session`` (one connection pool), owned by a ``Bridge``."""
+    """Sync transport over one ``requests.Session`` (one connection pool), owned by a ``Bridge``.
+
+    ``requests`` applies its timeout to each socket read, so a slow trickle of bytes would never time out; the
+    body is read in chunks against the request's whole timeout instead.
+    """
 
     def __init__(self, session: requests.Session | None = None) -> None:
         self.session = session or requests.Session()
-        # Loopback emulators must not be routed through a proxy from the environment; real hosts still are.
-        self.session.trust_env = True
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send ``request``; any status comes back as a response, network failures as ProviderUnavailableError."""
         timeout = request.timeout if request.timeout is not None else DEFAULT_TIMEOUT
+        ends_at = time.monotonic() + timeout
         try:
             response = self.session.request(request.method, request.url, headers=dict(request.headers),
-                                            data=request.body, timeout=timeout, allow_redirects=True)
-            body = response.content
+                                            data=request.body, timeout=timeout, allow_redirects=False, stream=True)
+            with response:
+                body = self._read(response, request, ends_at)
         except requests.Timeout as error:
             raise _unavailable(request, "timeout", error) from error
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
-            raise _unavailable(request, "connection_error", error) from error
-        except requests.RequestException as error:
+        except requests.RequestException as error:  # connection refused, reset, dropped, chunked encoding ...
             raise _unavailable(request, "connection_error", error) from error
         headers = {name.lower(): value for name, value in response.headers.items()}
         return HttpResponse(response.status_code, headers, body, response.url)
+
+    @staticmethod
+    def _read(response: requests.Response, request: HttpRequest, ends_at: float) -> bytes:
+        # read1 returns as soon as some bytes arrive (urllib3 2), so the clock is checked between arrivals
+        # and a body trickling in stops at the request's timeout (plus at most one read's timeout).
+        raw = response.raw
+        read1 = getattr(raw, "read1", None)
+        pieces = (iter(lambda: read1(_CHUNK, decode_content=True), b"") if read1 is not None
+                  else response.iter_content(_CHUNK))
+        chunks: list[bytes] = []
+        for chunk in pieces:
+            chunks.append(chunk)
+            if time.monotonic() > ends_at:
+                raise _unavailable(request, "timeout", None)
+        return b"".join(chunks)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -61,19 +96,24 @@ class RequestsTransport:
 class AiohttpTransport:
     """Async transport over one ``aiohttp.ClientSession`` (one connection pool), owned by an ``AsyncBridge``.
 
-    The session is created on first use, inside the running event loop.
+    The session is created on first use inside the running event loop, and created anew when the client is
+    used from another loop (a second ``asyncio.run``): an aiohttp session cannot outlive its loop.
     """
 
     def __init__(self, session: aiohttp.ClientSession | None = None, *, limit: int = 100) -> None:
         self._session = session
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._limit = limit
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        """The session, created on first use."""
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit)
-            self._session = aiohttp.ClientSession(connector=connector)
+        """The session for the running loop, created on first use."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or (self._loop is not None and self._loop is not loop):
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self._limit))
+            self._loop = loop
+        elif self._loop is None:
+            self._loop = loop
         return self._session
 
     async def send(self, request: HttpRequest) -> HttpResponse:
@@ -81,7 +121,7 @@ class AiohttpTransport:
         timeout = aiohttp.ClientTimeout(total=request.timeout if request.timeout is not None else DEFAULT_TIMEOUT)
         try:
             async with self.session.request(request.method, request.url, headers=dict(request.headers),
-                                            data=request.body, timeout=timeout) as response:
+                                            data=request.body, timeout=timeout, allow_redirects=False) as response:
                 body = await response.read()
                 headers = {name.lower(): value for name, value in response.headers.items()}
                 return HttpResponse(response.status, headers, body, str(response.url))
@@ -91,6 +131,13 @@ class AiohttpTransport:
             raise _unavailable(request, "connection_error", error) from error
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        """Close the connection pool (if it belongs to the running loop; otherwise that loop is gone)."""
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            try:
+                current = asyncio.get_running_loop()
+            except RuntimeError:
+                current = None
+            if self._loop is None or self._loop is current:
+                await session.close()
+        self._loop = None
