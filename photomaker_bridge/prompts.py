@@ -103,8 +103,13 @@ def apply_trigger(prompt: str, trigger: Trigger, *, provider: str | None = None)
         return text, [BridgeWarning(field="prompt", asked=prompt, sent=text, reason=reason, provider=provider)]
     match = found[0]
     before = prompt[: match.start()].rstrip()
-    if trigger == "img" and (not before or not before[-1].isalnum()):
-        # Nothing names the person before the trigger; PhotoMaker would take no class word (eachlabs.md §3.3).
+    previous = re.search(r"(\w+)$", before)
+    misplaced = previous is None or (not _CLASS_PATTERN.fullmatch(previous.group(1))
+                                     and _CLASS_PATTERN.search(prompt) is not None)
+    if trigger == "img" and misplaced:
+        # PhotoMaker takes the word right before 'img' as the class word it personalises (eachlabs.md §3.3):
+        # nothing there ("img, a portrait"), or another word while the prompt names a person elsewhere
+        # ("a photo of rwre woman", Runware's style), would personalise the wrong thing or nothing.
         without = _tidy(prompt[: match.start()] + prompt[match.end():])
         text, how = _insert(without, trigger)
         reason = f"'img' must follow a class word; {how}"

@@ -248,3 +248,21 @@ def test_a_word_containing_img_is_refused_for_img_providers(prompt: str) -> None
     assert caught.value.field == "prompt" and "contains 'img'" in str(caught.value)
     # Runware's trigger is rwre, so the same prompt is fine there.
     assert apply_trigger(prompt, "rwre")[0].count("rwre") == 1
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("a photo of rwre woman in a park", "a photo of woman img in a park"),  # Runware's style: trigger first
+        ("a man wearing img glasses", "a man img wearing glasses"),
+    ],
+)
+def test_img_after_a_non_class_word_moves_behind_the_class_word(prompt: str, expected: str) -> None:
+    text, warnings = apply_trigger(prompt, "img", provider="eachlabs")
+    assert text == expected
+    assert len(warnings) == 1 and warnings[0].sent == expected and "class word" in warnings[0].reason
+
+
+@pytest.mark.parametrize("prompt", ["a Viking img in armor", "an Asian woman img", "a cowboy img and a dog"])
+def test_img_stays_where_written_after_a_class_word_or_without_one(prompt: str) -> None:
+    assert apply_trigger(prompt, "img") == (prompt, [])
