@@ -26,7 +26,7 @@ from .plan import Plan
 from .providers import PROVIDER_NAMES, provider_class
 from .providers.base import AsyncPerformer, FlowContext, Provider, SyncPerformer
 from .request import PhotoMakerRequest
-from .result import GeneratedImage, PhotoMakerResult
+from .result import BridgeWarning, GeneratedImage, PhotoMakerResult
 
 __all__ = ["AsyncBridge", "Bridge", "EventHandler"]
 
@@ -84,6 +84,11 @@ class _BridgeBase:
         return None if timeout is None else time.monotonic() + timeout
 
     @staticmethod
+    def _left(timeout: float | None, started: float) -> float:
+        """Seconds a download may take: what is left of the call's timeout (at least 1 s), else 60 s."""
+        return 60.0 if timeout is None else max(1.0, timeout - (time.monotonic() - started))
+
+    @staticmethod
     def _finish(result: PhotoMakerResult, plan_warnings: Sequence[Any], started: float) -> PhotoMakerResult:
         """Make sure the plan's warnings and the total time are on the result."""
         missing = [warning for warning in plan_warnings if warning not in result.warnings]
@@ -94,9 +99,17 @@ class _BridgeBase:
         return attrs.evolve(result, warnings=[*missing, *result.warnings], timings=timings, created_at=created)
 
 
-def _with_data(result: PhotoMakerResult, payloads: Sequence[bytes]) -> PhotoMakerResult:
-    images = [attrs.evolve(image, data=data) for image, data in zip(result.images, payloads, strict=True)]
-    return attrs.evolve(result, images=images)
+def _with_data(result: PhotoMakerResult, payloads: Sequence[bytes | ProviderError]) -> PhotoMakerResult:
+    images: list[GeneratedImage] = []
+    warnings = list(result.warnings)
+    for index, (image, payload) in enumerate(zip(result.images, payloads, strict=True)):
+        if isinstance(payload, ProviderError):
+            images.append(image)
+            warnings.append(BridgeWarning(field=f"images[{index}]", asked="download", sent=None,
+                                          provider=result.provider, reason=f"the image stays a URL: {payload.message}"))
+        else:
+            images.append(attrs.evolve(image, data=payload))
+    return attrs.evolve(result, images=images, warnings=warnings)
 
 
 class Bridge(_BridgeBase):
@@ -152,7 +165,7 @@ class Bridge(_BridgeBase):
         flow = adapter.generate_flow(plan, self._context(cancel_on_deadline=True))
         result: PhotoMakerResult = self._drive(adapter, flow, timeout, on_event)
         result = self._finish(result, plan.warnings, started)
-        return self.download(result) if download else result
+        return self.download(result, timeout=self._left(timeout, started)) if download else result
 
     def submit(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
                on_event: EventHandler | None = None, strict: bool = False) -> JobHandle:
@@ -171,7 +184,7 @@ class Bridge(_BridgeBase):
         flow = adapter.result_flow(handle, self._context(cancel_on_deadline=False))
         result: PhotoMakerResult = self._drive(adapter, flow, timeout, on_event)
         result = self._finish(result, handle.warnings, started)
-        return self.download(result) if download else result
+        return self.download(result, timeout=self._left(timeout, started)) if download else result
 
     def resume(self, provider: str, request_id: str, *, timeout: float | None = None,
                on_event: EventHandler | None = None, download: bool = False) -> PhotoMakerResult:
@@ -221,12 +234,23 @@ class Bridge(_BridgeBase):
                 for outcome, plan in zip(outcomes, plans, strict=True)]
 
     def download(self, result: PhotoMakerResult, *, timeout: float = 60.0) -> PhotoMakerResult:
-        """``result`` with every image's bytes fetched, several at a time."""
+        """``result`` with every image's bytes fetched, several at a time.
+
+        An image that cannot be downloaded keeps its URL (no bytes) and the result gets a warning saying so:
+        the generation was paid for, so its result is never dropped for a failed download.
+        """
         pending: list[GeneratedImage] = list(result.images)
         if all(image.data is not None for image in pending):
             return result
+
+        def fetch(image: GeneratedImage) -> bytes | ProviderError:
+            try:
+                return image.fetch(timeout=timeout)
+            except ProviderError as error:
+                return error
+
         with ThreadPoolExecutor(max_workers=min(8, max(1, len(pending)))) as pool:
-            payloads = list(pool.map(lambda image: image.fetch(timeout=timeout), pending))
+            payloads = list(pool.map(fetch, pending))
         return _with_data(result, payloads)
 
 
@@ -277,7 +301,7 @@ class AsyncBridge(_BridgeBase):
         flow = adapter.generate_flow(plan, self._context(cancel_on_deadline=True))
         result: PhotoMakerResult = await self._drive(adapter, flow, timeout, on_event)
         result = self._finish(result, plan.warnings, started)
-        return await self.download(result) if download else result
+        return await self.download(result, timeout=self._left(timeout, started)) if download else result
 
     async def submit(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
                      on_event: EventHandler | None = None, strict: bool = False) -> JobHandle:
@@ -296,7 +320,7 @@ class AsyncBridge(_BridgeBase):
         flow = adapter.result_flow(handle, self._context(cancel_on_deadline=False))
         result: PhotoMakerResult = await self._drive(adapter, flow, timeout, on_event)
         result = self._finish(result, handle.warnings, started)
-        return await self.download(result) if download else result
+        return await self.download(result, timeout=self._left(timeout, started)) if download else result
 
     async def resume(self, provider: str, request_id: str, *, timeout: float | None = None,
                      on_event: EventHandler | None = None, download: bool = False) -> PhotoMakerResult:
@@ -346,8 +370,15 @@ class AsyncBridge(_BridgeBase):
                 for outcome, plan in zip(outcomes, plans, strict=True)]
 
     async def download(self, result: PhotoMakerResult, *, timeout: float = 60.0) -> PhotoMakerResult:
-        """``result`` with every image's bytes fetched concurrently."""
+        """``result`` with every image's bytes fetched concurrently (a failed download: see :meth:`Bridge.download`)."""
         if all(image.data is not None for image in result.images):
             return result
-        payloads = await asyncio.gather(*(image.afetch(timeout=timeout) for image in result.images))
+
+        async def fetch(image: GeneratedImage) -> bytes | ProviderError:
+            try:
+                return await image.afetch(timeout=timeout)
+            except ProviderError as error:
+                return error
+
+        payloads = await asyncio.gather(*(fetch(image) for image in result.images))
         return _with_data(result, list(payloads))
