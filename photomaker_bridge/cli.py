@@ -162,7 +162,14 @@ def _command_generate(arguments: argparse.Namespace, out: TextIO, err: TextIO) -
     from .client import Bridge
 
     request = _request_from(arguments)
-    with Bridge() as bridge, Progress(err, enabled=not arguments.json) as progress:
+    providers = []
+    if arguments.base_url:
+        from .providers import provider_class
+
+        # Another endpoint for the provider (a proxy, or `photomaker-bridge emulate`); the key still comes
+        # from the environment.
+        providers.append(provider_class(arguments.provider)(base_url=arguments.base_url))  # type: ignore[call-arg]
+    with Bridge(providers=providers) as bridge, Progress(err, enabled=not arguments.json) as progress:
         result = bridge.generate(request, arguments.provider, strict=arguments.strict, timeout=arguments.timeout,
                                  on_event=progress.on_event, download=bool(arguments.out))
     paths = save_result(result, Path(arguments.out)) if arguments.out else []
@@ -208,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_request_arguments(generate)
     generate.add_argument("--out", metavar="DIR", help="save the images (and result.json) into DIR")
     generate.add_argument("--timeout", type=float, metavar="SECONDS", help="deadline for the whole call")
+    generate.add_argument("--base-url", metavar="URL",
+                          help="another endpoint for the provider (a proxy, or `photomaker-bridge emulate`)")
     generate.set_defaults(handler=_command_generate)
     demo = commands.add_parser("demo", help="one request to each provider's local emulator, side by side")
     demo.add_argument("--out", metavar="DIR", help="where to write images and summary.json (default: a new folder)")

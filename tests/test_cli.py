@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,32 @@ def test_unknown_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as caught:
         main(["paint"], out=io.StringIO(), err=io.StringIO())
     assert caught.value.code == EXIT_INPUT
+
+
+@pytest.mark.parametrize("provider", ["runware", "fal", "eachlabs"])
+def test_generate_saves_images_and_prints_a_summary(provider: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from photomaker_bridge.emulators import EmulatorSettings, start_emulators
+
+    fast = EmulatorSettings(run_time=0.05)
+    with start_emulators(runware=fast, fal=EmulatorSettings(run_time=0.05),
+                         eachlabs=EmulatorSettings(run_time=0.05)) as emulators:
+        handle = emulators[provider]
+        environment = {"runware": "RUNWARE_API_KEY", "fal": "FAL_KEY", "eachlabs": "EACHLABS_API_KEY"}[provider]
+        monkeypatch.setenv(environment, handle.api_key)
+        base_url = emulators.runware.rest_url if provider == "runware" else handle.url
+        code, out, err = run("generate", "--provider", provider, "--prompt", "a woman img", "--sample-faces", "1",
+                             "--num-images", "2", "--seed", "5", "--out", str(tmp_path), "--base-url", base_url)
+        assert code == EXIT_OK, err
+        row = next(line for line in out.splitlines() if line.startswith(provider))
+        assert row.split()[1] == "2/2" and row.split()[2] == "5"  # images, seed
+        saved = sorted(path.name for path in tmp_path.iterdir())
+        assert len([name for name in saved if name.startswith(provider + "_")]) == 2
+        assert f"{provider}.json" in saved
+        assert "submitted" in err or "completed" in err  # the progress display
+        code, out, _ = run("generate", "--provider", provider, "--prompt", "a woman img", "--sample-faces", "1",
+                           "--json", "--base-url", base_url)
+        assert code == EXIT_OK
+        summary = json.loads(out)
+        assert summary["provider"] == provider and len(summary["images"]) == 1
+        assert handle.api_key not in out + err
