@@ -90,6 +90,10 @@ _CONTENT_POLICY_WORDS: Final = re.compile(
     re.IGNORECASE,
 )
 
+# A plain-string failure carries no `retryable` flag, yet Eachlabs' own example of one is transient ("This model
+# is temporarily rate limited. Retry shortly.", §2.6): a small heuristic reads the words that say "try later".
+_TRANSIENT_WORDS: Final = re.compile(r"temporar|\bretr(y|ie)|rate[ _-]?limit", re.IGNORECASE)
+
 _DEFAULT_NUM_OUTPUTS: Final = 1
 """``num_outputs`` when the input leaves it out (§3.1)."""
 
@@ -142,13 +146,29 @@ def _error_message(raw: Any, status: int) -> str:
     return f"HTTP {status}"
 
 
+def _redirect_error(response: HttpResponse, what: str, request_id: str | None) -> ProviderUnavailableError:
+    """A 3xx answer. No Eachlabs endpoint redirects (§1, §2.11) and the transports do not follow redirects
+    (following one would send the API key to wherever ``Location`` points), so it is refused, not parsed:
+    usually a ``base_url`` that is not the API's (``http://`` redirected to ``https://``, a proxy)."""
+    location = response.header("location")
+    where = f" to {_shorten(location, 200)}" if location else ""
+    return ProviderUnavailableError(
+        f"Eachlabs answered {what} with a redirect (HTTP {response.status}){where}; redirects are not followed "
+        "so that the API key stays with the API: check base_url", provider=PROVIDER, status=response.status,
+        code="unexpected_redirect", request_id=request_id, retryable=False, raw=_raw(response),
+    )
+
+
 def http_error(response: HttpResponse, *, request_id: str | None) -> ProviderError:
     """The typed error for an Eachlabs API answer with an error status (§2.3, §2.7, §2.11).
 
     400/404/422 → ProviderRejectedError, 401 → AuthenticationError, 402 → InsufficientCreditsError,
     429 → RateLimitedError with ``Retry-After`` and the ``details`` text, 5xx (and anything unreadable) →
-    ProviderUnavailableError. ``request_id`` is the prediction id when there is one, else ``X-Request-Id``.
+    ProviderUnavailableError, 3xx → ProviderUnavailableError with code ``unexpected_redirect`` (not
+    retryable). ``request_id`` is the prediction id when there is one, else ``X-Request-Id``.
     """
+    if 300 <= response.status < 400:
+        return _redirect_error(response, "an API request", request_id)
     raw = _raw(response)
     return error_for_status(response.status, _error_message(raw, response.status), provider=PROVIDER,
                             request_id=request_id, raw=raw, retry_after=response.header("retry-after"))
@@ -295,7 +315,8 @@ def failure_error(body: Mapping[str, Any], prediction_id: str, *, status: int | 
     * a classified envelope → its ``error_code`` and ``retryable``; input refusals (INPUT_VALIDATION_ERROR,
       INPUT_DOWNLOAD_ERROR, PROVIDER_BAD_REQUEST, PROVIDER_REJECTED) → :class:`ProviderRejectedError`, the
       rest → :class:`GenerationFailedError`;
-    * a plain string → :class:`GenerationFailedError` with that message;
+    * a plain string → :class:`GenerationFailedError` with that message, retryable when it says so
+      ("temporarily", "retry", "rate limit");
     * a message that names a safety filter (NSFW, content policy ...) → :class:`ContentPolicyError`.
     """
     state = str(body.get("status", "")).lower()
@@ -317,6 +338,8 @@ def failure_error(body: Mapping[str, Any], prediction_id: str, *, status: int | 
     else:
         fallback = body.get("error") or body.get("message")  # not in any spec; read defensively (§2.6)
         message = _failure_text(output) or (str(fallback) if fallback else "the prediction failed")
+        # No flag and no code: the words decide (§2.6, "This model is temporarily rate limited. Retry shortly.").
+        retryable = _TRANSIENT_WORDS.search(message) is not None
     if retryable is None:
         retryable = code in _RETRYABLE_ERROR_CODES
     error_class = _ERROR_CODE_TO_ERROR.get(code or "", GenerationFailedError)
@@ -356,8 +379,11 @@ def upload_error(response: HttpResponse) -> ProviderError:
     """The typed error of a refused PUT to a presigned URL (S3 answers in XML: ``<Code>``, ``<Message>``).
 
     5xx → ProviderUnavailableError; any 4xx → ProviderRejectedError, since the refusal concerns the upload
-    (an expired or mismatched signature, a too large file), not the Eachlabs key (§2.11).
+    (an expired or mismatched signature, a too large file), not the Eachlabs key (§2.11); 3xx →
+    ProviderUnavailableError with code ``unexpected_redirect``.
     """
+    if 300 <= response.status < 400:  # an S3 region redirect, a proxy: not followed, not parsed (§2.11)
+        return _redirect_error(response, "the upload of a reference image", None)
     text = response.text()
     code_match = re.search(r"<Code>([^<]*)</Code>", text)
     message_match = re.search(r"<Message>([^<]*)</Message>", text)

@@ -6,7 +6,7 @@ Section numbers (§) refer to ``shared/providers/eachlabs.md``; "seed page" to E
     POST /v1/upload/presign        once per distinct local reference image, then PUT the bytes (§2.11)
     POST /v1/prediction/           {"model", "version": "0.0.1", "input": {...}} -> predictionID (§2.1–2.3)
     GET  /v1/prediction/{id}       until success | error | cancelled (§2.4–2.7)
-    POST /v1/prediction/{id}/cancel                                  when the caller's deadline passes (§2.8)
+    POST /v1/prediction/{id}/cancel      when nobody will collect it: deadline of generate, failure, abandon (§2.8)
 
 Translation tables come first, then the provider (settings, :meth:`EachlabsProvider.plan`), then the flows.
 Parsing lives in ``_eachlabs_parsing``, the polling schedule in ``_polling``.
@@ -14,14 +14,18 @@ Parsing lives in ``_eachlabs_parsing``, the polling schedule in ``_polling``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
 
-from .._http import DeadlineReached, Event, Flow, HttpRequest, Wait
+from .._http import CLEANUP_GRACE_SECONDS, DeadlineReached, Event, Flow, HttpRequest, Wait
+from .._transports import RequestsTransport
 from ..errors import (
     ConfigurationError,
     GenerationTimeoutError,
@@ -102,6 +106,8 @@ _GUIDANCE_SCALE_RANGE: Final = (1, 10)
 _STYLE_STRENGTH_RANGE: Final = (15, 50)
 _MAX_SEED: Final = 2_147_483_647  # np.iinfo(np.int32).max (§3.1)
 _MAX_OUTPUTS_PER_PREDICTION: Final = 4
+_OUTPUT_SIDE: Final = 1024  # every image is 1024×1024 (§3.3: "SDXL default 1024×1024"; §3.1 has no size input)
+_UNANSWERED_CREATE: Final = "a create got no answer, so Eachlabs may have accepted a prediction not listed here"
 _VERSION: Final = "0.0.1"  # deprecated and ignored, but the seed page and skills send it (§2.1)
 
 
@@ -312,8 +318,12 @@ class EachlabsProvider(Provider):
             model_input["guidance_scale"] = translator.clamp("guidance_scale", "guidance_scale",
                                                              request.guidance_scale, low, high, f"{low}–{high}")
         for field in ("width", "height"):
+            # No size input (§3.1); the model makes 1024×1024, so asking exactly that is no adjustment (as for
+            # fal): strict mode treats the same request alike on both.
             value = getattr(request, field)
-            if value is not None:
+            if value == _OUTPUT_SIDE:
+                translator.default(field, "not sent: Eachlabs' PhotoMaker makes 1024×1024 images, as asked")
+            elif value is not None:
                 translator.unsupported(field, value, "Eachlabs' PhotoMaker has no size input; it outputs "
                                        "1024×1024 (§3.3)")
         if request.output_format is None or request.output_format == "png":
@@ -355,14 +365,21 @@ class EachlabsProvider(Provider):
         """Upload the plan's local images (once per client, by content hash), then create its predictions
         back to back. Returns the handle of all of them.
 
-        If a create fails after others succeeded, those are cancelled (nobody could collect them) and the
-        error is raised. At the deadline: created predictions are cancelled when ``cancel_on_deadline``,
-        then :class:`GenerationTimeoutError` carries their handle.
+        An accepted prediction is never left running unreported:
+
+        * each create is marked ``creates_job``, so a create in flight when the deadline passes may finish
+          within the clean-up grace; then, at the deadline, created predictions are cancelled when
+          ``cancel_on_deadline``, and :class:`GenerationTimeoutError` carries their handle;
+        * if a create fails after others succeeded (or ``on_event`` raises), no handle is returned, so those are
+          cancelled (nobody could collect them) and the error, naming them, is raised;
+        * if the flow is abandoned (the caller's task cancelled, KeyboardInterrupt), they are cancelled in the
+          background, since a flow being closed can no longer yield.
         """
         headers = self._headers()
         began = context.clock()
         created: list[tuple[str, datetime.datetime]] = []
         upload_seconds: float | None = None
+        creating = False
         try:
             urls: dict[str, str] = {}
             for upload in plan.uploads:
@@ -371,21 +388,36 @@ class EachlabsProvider(Provider):
                 upload_seconds = context.clock() - began
             for payload in plan.payloads:
                 body = fill_placeholders(payload, urls)
+                creating = True
                 response = yield HttpRequest.json("POST", self._url("/v1/prediction/"), self.name, body,
-                                                  headers=headers, timeout=self.polling.request_timeout)
+                                                  headers=headers, timeout=self.polling.request_timeout,
+                                                  creates_job=True)
+                creating = False
                 prediction_id = parse_create(response)
                 created.append((prediction_id, datetime.datetime.now(datetime.UTC)))
                 yield Event("submitted", self.name, prediction_id)
-        except DeadlineReached:
+        except DeadlineReached as reached:
+            ids = [prediction_id for prediction_id, _ in created]
             handle = self._handle(plan, created, upload_seconds) if created else None
-            if created and context.cancel_on_deadline:
-                yield from self._cancel([prediction_id for prediction_id, _ in created], headers)
+            if ids and context.cancel_on_deadline:
+                yield from self._cancel(ids, headers)
             what = "while creating the predictions" if created or not plan.uploads else "while uploading"
+            if creating and reached.__cause__ is not None:
+                # Sent, then cut even after the grace: Eachlabs may have accepted it, and we cannot know its id.
+                what += "; " + _UNANSWERED_CREATE
             raise GenerationTimeoutError(f"the deadline passed {what}", provider=self.name, handle=handle,
-                                         request_id=created[0][0] if created else None) from None
-        except ProviderError:
-            if created:
-                yield from self._cancel([prediction_id for prediction_id, _ in created], headers)
+                                         request_id=ids[0] if ids else None) from None
+        except GeneratorExit:
+            self._cancel_in_background([prediction_id for prediction_id, _ in created], headers)
+            raise
+        except Exception as error:  # a refused create, or on_event raising: no handle will be returned
+            ids = [prediction_id for prediction_id, _ in created]
+            if ids:
+                yield from self._cancel(ids, headers)
+            notes = [_job_note(ids, failed=None, cancelled=ids, running=[])]
+            if creating and isinstance(error, ProviderError) and error.status is None:
+                notes.append(_UNANSWERED_CREATE)  # a dropped connection: the create may have gone through
+            _add_note(error, "; ".join(filter(None, notes)))
             raise
         return self._handle(plan, created, upload_seconds)
 
@@ -425,13 +457,33 @@ class EachlabsProvider(Provider):
         return presigned.public_url
 
     def _cancel(self, prediction_ids: list[str], headers: Mapping[str, str]) -> Flow[None]:
-        """Best-effort cancel (§2.8): failures are ignored, the caller's own error matters more."""
-        for prediction_id in prediction_ids:
+        """Best-effort cancel (§2.8): failures are ignored, the caller's own error matters more. Closed midway
+        (the caller's task cancelled during the clean-up), it leaves the rest to a background thread."""
+        for index, prediction_id in enumerate(prediction_ids):
             try:
                 yield HttpRequest("POST", self._url(f"/v1/prediction/{prediction_id}/cancel"), self.name,
                                   dict(headers), timeout=self.polling.request_timeout)
             except (ProviderError, DeadlineReached):
                 continue
+            except GeneratorExit:
+                self._cancel_in_background(prediction_ids[index:], headers)
+                raise
+
+    def _cancel_in_background(self, prediction_ids: Sequence[str], headers: Mapping[str, str]) -> None:
+        """Cancel ``prediction_ids`` (§2.8) from a background thread, for a flow being closed: it can no longer
+        yield, and the Eachlabs adapter has no performer to hand the cancels to (fal's ``JobTracker`` does).
+
+        A thread, for the async client too: an ``asyncio.run`` ending right after the cancelled task would
+        cancel a task left on the loop before it sent anything, while the (non-daemon) thread is waited for at
+        interpreter exit. Only ``X-API-Key`` is sent, within CLEANUP_GRACE_SECONDS in all; nothing is raised.
+        """
+        if not prediction_ids:
+            return
+        key = {"X-API-Key": headers["X-API-Key"]}
+        requests = [HttpRequest("POST", self._url(f"/v1/prediction/{prediction_id}/cancel"), self.name, key)
+                    for prediction_id in prediction_ids]
+        with contextlib.suppress(RuntimeError):  # no new thread at interpreter shutdown: nothing more to do
+            threading.Thread(target=_send_quietly, args=(requests,), name="eachlabs-cancel").start()
 
     def handle_for(self, request_id: str) -> JobHandle:
         """A handle for predictions created earlier, from their ids (several separated by commas).
@@ -448,9 +500,19 @@ class EachlabsProvider(Provider):
 
     def result_flow(self, handle: JobHandle, context: FlowContext) -> Flow[PhotoMakerResult]:
         """Poll each prediction of ``handle`` on the adaptive schedule until all succeed, then assemble one
-        result. A failed prediction cancels its unfinished siblings and its error is raised; so is the error
-        of a poll that keeps failing (after ``polling.error_retries`` retries), which cancels nothing. At the
-        deadline: cancel when ``cancel_on_deadline``, then raise :class:`GenerationTimeoutError` with the handle.
+        result.
+
+        * A failed prediction cancels its unfinished siblings and its error is raised.
+        * A poll that keeps failing (after ``polling.error_retries`` retries) raises its error; under
+          ``generate`` (``cancel_on_deadline``) the unfinished predictions are cancelled first, otherwise they
+          are left running for a later ``resume``.
+        * A raised ProviderError names every prediction of the job in its message (it has no handle field)
+          and what became of them; ``request_id`` stays the prediction whose poll failed.
+        * At the deadline: cancel when ``cancel_on_deadline``, then raise :class:`GenerationTimeoutError` with
+          the handle.
+        * Abandoned (the caller's task cancelled, ``on_event`` raising) under ``cancel_on_deadline``: nobody
+          will collect the unfinished predictions, so they are cancelled (in the background when the flow is
+          being closed). ``result``/``resume`` leave them running: the caller holds the handle.
         """
         headers = self._headers()
         ids = list(handle.request_ids)
@@ -471,10 +533,13 @@ class EachlabsProvider(Provider):
         phases: dict[str, str] = {}
         failures: dict[str, int] = {}
         failed_job = False
+
+        def unfinished() -> list[str]:
+            return [prediction_id for prediction_id in ids if prediction_id not in snapshots]
+
         try:
             while len(snapshots) < len(ids):
-                pending = [prediction_id for prediction_id in ids if prediction_id not in snapshots]
-                prediction_id = min(pending, key=lambda each: origins[each] + timers[each].next_at)
+                prediction_id = min(unfinished(), key=lambda each: origins[each] + timers[each].next_at)
                 timer = timers[prediction_id]
                 delay = origins[prediction_id] + timer.next_at - context.clock()
                 if delay > 0:
@@ -485,8 +550,9 @@ class EachlabsProvider(Provider):
                     response = yield request
                     snapshot = parse_prediction(response, prediction_id)
                 except ProviderError as error:
-                    if not isinstance(error, ProviderUnavailableError | RateLimitedError):
-                        # A 2xx answer that is an error is the prediction's own failure (§2.6).
+                    if not isinstance(error, ProviderUnavailableError | RateLimitedError) or not error.retryable:
+                        # A 2xx answer that is an error is the prediction's own failure (§2.6); a redirect
+                        # (unexpected_redirect, not retryable) would only come again.
                         failed_job = error.status is not None and 200 <= error.status < 300
                         raise
                     # A failed read (5xx, dropped connection, unreadable body, 429): safe to repeat (§4).
@@ -512,23 +578,74 @@ class EachlabsProvider(Provider):
             result = assemble_result([snapshots[prediction_id] for prediction_id in ids], handle,
                                      total_seconds=context.clock() - context.started_at)
         except DeadlineReached:
-            unfinished = [prediction_id for prediction_id in ids if prediction_id not in snapshots]
+            left = unfinished()
             if context.cancel_on_deadline:
-                yield from self._cancel(unfinished, headers)
+                yield from self._cancel(left, headers)
             done = "cancelled" if context.cancel_on_deadline else "still running; resume with the handle"
-            raise GenerationTimeoutError(f"the deadline passed before {len(unfinished)} of {len(ids)} Eachlabs "
+            raise GenerationTimeoutError(f"the deadline passed before {len(left)} of {len(ids)} Eachlabs "
                                          f"prediction(s) finished ({done})", provider=self.name,
-                                         request_id=unfinished[0] if unfinished else None,
-                                         handle=handle) from None
+                                         request_id=left[0] if left else None, handle=handle) from None
         except ProviderError as error:
-            yield Event("failed", self.name, error.request_id, message=str(error))
+            left = unfinished()
+            cancelled: list[str]
+            running: list[str]
             if failed_job:
-                # A failed prediction fails the whole job: its siblings would never be collected. (A poll that
-                # keeps failing leaves the job alone: it may still be collected later with its handle.)
-                unfinished = [prediction_id for prediction_id in ids
-                              if prediction_id not in snapshots and prediction_id != error.request_id]
-                yield from self._cancel(unfinished, headers)
+                # A failed prediction fails the whole job: its siblings would never be collected.
+                cancelled, running = [each for each in left if each != error.request_id], []
+            elif context.cancel_on_deadline:
+                # A poll that keeps failing under generate: nobody will collect the job either (§2.8).
+                cancelled, running = left, []
+            else:
+                # result()/resume(): the job may still be collected later with its handle.
+                cancelled, running = [], left
+            yield from self._cancel(cancelled, headers)
+            _add_note(error, _job_note(ids, failed=error.request_id, cancelled=cancelled, running=running))
+            yield Event("failed", self.name, error.request_id, message=str(error))
+            raise
+        except GeneratorExit:
+            if context.cancel_on_deadline:
+                self._cancel_in_background(unfinished(), headers)
+            raise
+        except Exception:  # on_event raised: the call ends here, and under generate nobody will collect
+            if context.cancel_on_deadline:
+                yield from self._cancel(unfinished(), headers)
             raise
         return result
 
 
+def _job_note(ids: Sequence[str], *, failed: str | None, cancelled: Sequence[str], running: Sequence[str]) -> str:
+    """What became of a job's predictions, for the message of the error that ends the call: ProviderError has
+    no handle, so every id is named once (``failed`` is already the error's ``request_id``)."""
+    parts = []
+    if cancelled:
+        parts.append(f"cancelled: {', '.join(cancelled)}")
+    if running:
+        parts.append(f"still running, resume with request id {','.join(ids)}")
+    else:
+        others = [each for each in ids if each != failed and each not in cancelled]
+        if others:
+            parts.append(f"also in this job: {', '.join(others)}")
+    return "; ".join(parts)
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    """Append ``note`` to a ProviderError's message, in place (other exceptions are the caller's own)."""
+    if isinstance(error, ProviderError) and note:
+        error.message = f"{error.message} ({note})"
+        error.args = (error.message,)
+
+
+def _send_quietly(requests: Sequence[HttpRequest]) -> None:
+    """Send ``requests`` one after another within CLEANUP_GRACE_SECONDS in all; never raises (a background
+    thread's clean-up has nobody to report to)."""
+    ends = time.monotonic() + CLEANUP_GRACE_SECONDS
+    transport = RequestsTransport()
+    try:
+        for request in requests:
+            left = ends - time.monotonic()
+            if left <= 0:
+                break
+            with contextlib.suppress(Exception):
+                transport.send(request.with_timeout(left))
+    finally:
+        transport.close()

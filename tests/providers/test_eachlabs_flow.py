@@ -368,16 +368,23 @@ def test_a_poll_rate_limit_waits_for_retry_after(eachlabs: EmulatorHandle) -> No
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_poll_that_keeps_failing_surfaces_and_cancels_nothing(eachlabs: EmulatorHandle, mode: Mode) -> None:
+@pytest.mark.parametrize("cancel_on_deadline", [True, False], ids=["generate", "result"])
+def test_a_poll_that_keeps_failing_surfaces(eachlabs: EmulatorHandle, mode: Mode, cancel_on_deadline: bool) -> None:
     eachlabs.settings.faults.append(Fault("status", status=500, route=POLL_ROUTE, method="GET"))
     events: list[Event] = []
     with pytest.raises(ProviderUnavailableError) as caught:
-        generate(provider_for(eachlabs), request(), mode, events=events)
+        generate(provider_for(eachlabs), request(), mode, events=events,
+                 context=FlowContext(cancel_on_deadline=cancel_on_deadline))
     error = caught.value
-    assert error.status == 500 and error.message == "Internal server error"
+    assert error.status == 500 and error.message.startswith("Internal server error (")
     assert error.raw == {"error": "Internal server error"} and UUID.match(str(error.request_id))
     assert len(logged(eachlabs, "GET", POLL_ROUTE)) == POLICY.error_retries + 1
-    assert eachlabs.counters["cancels"] == 0 and events[-1].kind == "failed"
+    assert events[-1].kind == "failed"
+    if cancel_on_deadline:  # under generate nobody will collect the prediction: cancelled (review finding 3)
+        assert eachlabs.counters["cancels"] == 1 and f"cancelled: {error.request_id}" in error.message
+    else:  # result()/resume(): left running for a later try, and the message says how to resume
+        assert eachlabs.counters["cancels"] == 0
+        assert f"still running, resume with request id {error.request_id}" in error.message
 
 
 # --------------------------------------------------------------------------------------------- job faults
@@ -404,9 +411,12 @@ def test_a_failed_prediction_cancels_its_unfinished_sibling(eachlabs: EmulatorHa
     with pytest.raises(GenerationFailedError) as caught:
         generate(provider_for(eachlabs), request(num_images=8), "sync")
     creates = [entry for entry in eachlabs.log if entry.method == "POST" and re.search(CREATE_ROUTE, entry.path)]
-    assert len(creates) == 2 and caught.value.message == "Execution failed: exec_error"
-    assert eachlabs.counters["cancels"] == 1
-    assert not logged(eachlabs, "POST", f"/v1/prediction/{caught.value.request_id}/cancel")
+    cancels = logged(eachlabs, "POST", r"/cancel$")
+    assert len(creates) == 2 and len(cancels) == 1 and eachlabs.counters["cancels"] == 1
+    sibling = cancels[0].path.split("/")[-2]
+    assert sibling != caught.value.request_id
+    # ProviderError has no handle: the message names the cancelled sibling (review finding 3).
+    assert caught.value.message == f"Execution failed: exec_error (cancelled: {sibling})"
 
 
 def test_an_unreachable_image_url_is_a_rejected_input(eachlabs: EmulatorHandle) -> None:

@@ -209,7 +209,7 @@ FAILURES: list[tuple[str, Any, type[ProviderError], str | None, str, bool]] = [
     ("error", CLASSIFIED_ENVELOPE, GenerationFailedError, "PROVIDER_FAILED", "Execution failed: exec_error", False),
     ("failed", CLASSIFIED_ENVELOPE, GenerationFailedError, "PROVIDER_FAILED", "exec_error", False),
     ("error", "This model is temporarily rate limited. Retry shortly.", GenerationFailedError, None,
-     "temporarily rate limited", False),
+     "temporarily rate limited", True),  # a plain string that says so is retryable (review finding 6)
     ("error", envelope("PROVIDER_FAILED", "Cannot find the trigger word 'img' in text prompt!"),
      GenerationFailedError, "PROVIDER_FAILED", "Cannot find the trigger word 'img'", False),
     ("error", envelope("INPUT_DOWNLOAD_ERROR", "An input file could not be downloaded"), ProviderRejectedError,
