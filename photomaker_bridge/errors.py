@@ -113,7 +113,8 @@ class ProviderError(BridgeError):
         raw: Any = None,
     ) -> None:
         self.message = message
-        """The provider's own message (or ours, for a network failure)."""
+        """The provider's own message (or ours, for a network failure), followed where it matters by what became
+        of the rest of the job ("cancelled: ...", "still running, resume with request id ...")."""
         self.provider = provider
         """``"runware"``, ``"fal"`` or ``"eachlabs"``."""
         self.status = status
