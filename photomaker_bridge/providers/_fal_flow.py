@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -112,6 +112,11 @@ class FalUpload(_Operation):
 @attrs.frozen
 class FalSubmit(_Operation):
     """Submit one payload to the queue (``fal_client`` ``submit``); returns a :class:`FalSubmission`."""
+
+    creates_job: ClassVar[bool] = True
+    """Tells the drivers that this step creates a billed job: it is not cut at the deadline but may run into
+    the clean-up grace, so that a submit fal has (or is about to have) accepted comes back with its id and
+    the flow can cancel it or hand out its handle, instead of leaving a job running that nobody knows of."""
 
     application: str
     arguments: Mapping[str, Any] = attrs.field(repr=False)
@@ -275,7 +280,8 @@ class FalFlows:
                         run = status.inference_time
                         total = None if run is None or item.queue_seconds is None else item.queue_seconds + run
                         self.estimate.update(duration_sample(item.timer.last_pending, elapsed, total))
-                    pending.remove(item)
+                    # A completed request needs no cancel (fal.md §1.7), but it stays pending until its result
+                    # is fetched: a deadline during the fetch must name it, and must not claim to cancel it.
                     if jobs is not None:
                         jobs.finish(item.request_id)
                     item.final = status
@@ -288,6 +294,7 @@ class FalFlows:
                         except ProviderError as error:
                             # The request's own answer was an error (422 ...): it failed, the others may not.
                             item.error = error
+                    pending.remove(item)
                     if item.error is not None:
                         yield Event("failed", PROVIDER, request_id=item.request_id, message=str(item.error))
                     else:
@@ -297,22 +304,36 @@ class FalFlows:
                     soonest = min(item.timer.next_at for item in pending if item.timer is not None)
                     yield Wait(max(soonest - now, 0.0) if known else self.polling.min_interval)
         except DeadlineReached as reached:
-            waiting = [item.request_id for item in pending]
-            if context.cancel_on_deadline:
-                yield from self._cancel(waiting, jobs, application)
-                outcome = "cancelled"
-            else:
-                outcome = "still running; collect it later with resume()"
-            raise GenerationTimeoutError(
-                f"fal request(s) {', '.join(waiting)} did not finish before the deadline ({outcome})",
-                provider=PROVIDER, request_id=waiting[0] if waiting else None, handle=handle) from reached
+            running = [item.request_id for item in pending if item.final is None]
+            finished = [item.request_id for item in pending if item.final is not None]
+            if running and context.cancel_on_deadline:
+                yield from self._cancel(running, jobs, application)
+            raise GenerationTimeoutError(self._deadline_message(running, finished, context), provider=PROVIDER,
+                                         request_id=pending[0].request_id if pending else None,
+                                         handle=handle) from reached
         except ProviderError:
             # A status call failed for good (fal_client already retried what it retries): nothing will
-            # collect the other requests when the caller asked for a generation.
+            # collect the other requests when the caller asked for a generation. A completed one needs no cancel.
             if context.cancel_on_deadline:
-                yield from self._cancel([item.request_id for item in pending], jobs, application)
+                yield from self._cancel([item.request_id for item in pending if item.final is None], jobs,
+                                        application)
             raise
         return self._assemble(handle, progress, application, context)
+
+    @staticmethod
+    def _deadline_message(running: Sequence[str], finished: Sequence[str], context: FlowContext) -> str:
+        """What the deadline interrupted: requests still running (cancelled by ``generate``, kept by
+        ``result``), and requests that completed but whose result was not fetched in time. Those are not
+        cancelled (fal answers ``ALREADY_COMPLETED``, fal.md §1.7) and are already billed; fal keeps their
+        result for 6 minutes to an hour (fal.md §1.6), so the handle can still collect it."""
+        parts: list[str] = []
+        if running:
+            outcome = "cancelled" if context.cancel_on_deadline else "still running; collect it later with resume()"
+            parts.append(f"fal request(s) {', '.join(running)} did not finish before the deadline ({outcome})")
+        if finished:
+            parts.append(f"fal request(s) {', '.join(finished)} finished, but the deadline passed while fetching "
+                         "the result (not cancelled; collect it soon with result() or resume())")
+        return "; ".join(parts) or "the deadline passed while collecting the fal result"
 
     @staticmethod
     def _elapsed(handle: JobHandle) -> float:

@@ -32,8 +32,11 @@ import datetime
 import json
 import os
 import threading
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Final, Literal
+from functools import partial
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import attrs
 import cattrs
@@ -159,8 +162,14 @@ class FalProvider(Provider):
     first used; ``FalProvider(key="id:secret")`` sets it explicitly.
 
     ``base_url`` points ``fal_client`` at another server (the fal emulator:
-    ``FalProvider(key=emulators.fal.api_key, base_url=emulators.fal.url)``) for as long as a performer is
-    open; the patch is process-wide (fal_client keeps its hosts in module constants, fal.md §2).
+    ``FalProvider(key=emulators.fal.api_key, base_url=emulators.fal.url)``) for as long as a client using it
+    is open (from its first fal call until ``close()``). fal_client keeps its hosts in module constants, so
+    the patch is process-wide (fal.md §2): it would also redirect every other fal client of the process,
+    sending their calls and API keys to that server. So while it is active, a client without ``base_url``
+    (meant for fal itself) raises :class:`~photomaker_bridge.ConfigurationError` instead of making its call,
+    as does a client with another ``base_url``; and a client with ``base_url`` raises it while a client
+    without one is open (a client dropped without ``close()`` stops counting once it is garbage collected).
+    Use one kind at a time per process, or close the other clients first.
     """
 
     name: ClassVar[str] = PROVIDER
@@ -415,13 +424,21 @@ class _ClientPatch:
     """Points fal_client's module constants at one ``base_url`` while at least one performer needs it.
 
     The constants are process-wide (fal.md §2, option B), so performers for the same base share one patch
-    (reference-counted) and a performer for a different base while one is open is refused.
+    (reference-counted), and every other combination is refused rather than silently misdirected:
+
+    * a performer for a different base while one is open;
+    * a performer *without* ``base_url`` while a patch is active: its calls, and its API key, would go to the
+      patched server instead of fal;
+    * a patch while a performer without ``base_url`` is open (has made a call and is not closed): its later
+      calls would go to the patched server. Open direct performers are held weakly, so one that was dropped
+      without ``close()`` stops counting once it is garbage.
     """
 
     _lock = threading.Lock()
     _users = 0
     _base: str | None = None
     _patch: contextlib.AbstractContextManager[None] | None = None
+    _direct: ClassVar[weakref.WeakSet[object]] = weakref.WeakSet()
 
     @classmethod
     def acquire(cls, base_url: str) -> None:
@@ -429,6 +446,11 @@ class _ClientPatch:
             if cls._users and cls._base != base_url:
                 raise ConfigurationError(f"fal_client already points at {cls._base}; it cannot also point at "
                                          f"{base_url} in the same process (close the other client first)")
+            if len(cls._direct):
+                raise ConfigurationError(
+                    f"cannot point fal_client at {base_url}: fal_client's hosts are process-wide (fal.md §2) and "
+                    "another fal client without base_url is open in this process, whose calls would then go "
+                    f"to {base_url} too (close it first)")
             if not cls._users:
                 patch = _point_fal_client_at(base_url)
                 patch.__enter__()
@@ -442,6 +464,22 @@ class _ClientPatch:
             if cls._users == 0 and cls._patch is not None:
                 patch, cls._patch, cls._base = cls._patch, None, None
                 patch.__exit__(None, None, None)
+
+    @classmethod
+    def enter_direct(cls, performer: object) -> None:
+        """Record that ``performer`` (no ``base_url``) talks to fal itself; refused while a patch is active."""
+        with cls._lock:
+            if cls._users:
+                raise ConfigurationError(
+                    "this fal client has no base_url, so it is meant for fal itself, but fal_client's hosts are "
+                    f"process-wide (fal.md §2) and another fal client points them at {cls._base}: its calls and "
+                    "API key would go there. Close the other client first, or give this one the same base_url")
+            cls._direct.add(performer)
+
+    @classmethod
+    def leave_direct(cls, performer: object) -> None:
+        with cls._lock:
+            cls._direct.discard(performer)
 
 
 def _point_fal_client_at(base_url: str) -> contextlib.AbstractContextManager[None]:
@@ -528,41 +566,85 @@ def _deadline_error(operation: Any, remaining: float) -> ProviderUnavailableErro
                                     request_id=_request_id_of(operation))
 
 
+T = TypeVar("T")
+
+_Hosts = Literal["patched", "direct"]
+"""How a performer uses fal_client's process-wide hosts: it patched them, or it talks to fal itself."""
+
+
+def _claim_hosts(provider: FalProvider, performer: object) -> _Hosts:
+    """Point fal_client at the provider's ``base_url``, or record ``performer`` as talking to fal itself;
+    either is refused when it would misdirect another open client (:class:`_ClientPatch`)."""
+    if provider.base_url:
+        _ClientPatch.acquire(provider.base_url)
+        return "patched"
+    _ClientPatch.enter_direct(performer)
+    return "direct"
+
+
+def _release_hosts(hosts: _Hosts | None, performer: object) -> None:
+    if hosts == "patched":
+        _ClientPatch.release()
+    elif hosts == "direct":
+        _ClientPatch.leave_direct(performer)
+
+
+def _spawn(name: str, function: Callable[[], T]) -> concurrent.futures.Future[T]:
+    """Run ``function`` in a new daemon thread; its outcome lands in the returned future.
+
+    Not a fixed pool: a call cut short by a deadline keeps its thread for as long as fal_client retries
+    (~50 s, fal.md §1.9), and in a pool later calls and cancels would queue behind such calls until they too
+    ran out of time. Daemon, because ``concurrent.futures`` joins its workers at interpreter exit, so one
+    stuck retry would hold up the caller's program for its whole length.
+    """
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return  # cancelled before it started: nothing was sent
+        try:
+            result = function()
+        except BaseException as error:  # handed to whoever waits, as concurrent.futures does
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
 class FalSyncPerformer:
     """Runs fal operations for the sync driver with one ``fal_client.SyncClient``.
 
     ``fal_client`` retries internally for up to ~50 s (fal.md §1.9) and its calls cannot be interrupted, so
-    when the caller has a deadline each call runs in a worker thread and the driver waits at most the time
-    left; a call cut short keeps running in its thread until fal_client gives up, and its outcome is dropped.
+    when the caller has a deadline each call runs in a thread of its own (:func:`_spawn`) and the driver
+    waits at most the time left; a call cut short keeps running in its thread until fal_client gives up, and
+    its outcome is dropped. A submit is the exception: fal may accept it after we stopped waiting, and nobody
+    was told the id of that running (and billed) job, so it is cancelled in the background once fal answers.
     """
 
     def __init__(self, provider: FalProvider) -> None:
         self._provider = provider
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # re-entrant: guards the state below, signals background work ending
         self._client: fal_client.SyncClient | None = None
-        self._patched = False
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._cleanups: list[concurrent.futures.Future[None]] = []
-        self._running: set[concurrent.futures.Future[Any]] = set()
+        self._hosts: _Hosts | None = None
+        self._uploads: set[concurrent.futures.Future[Any]] = set()
+        """Uploads in flight in a worker thread (close() lets them end before fal_client's hosts go back)."""
+        self._background: set[concurrent.futures.Future[Any]] = set()
+        """Cancels sent in the background, and submits cut short whose request is cancelled once fal answers."""
+        self._closing = False
         self._closed = False
 
     def _ensure(self) -> fal_client.SyncClient:
         with self._lock:
-            if self._closed:
+            if self._closing:
                 raise ConfigurationError("this fal client is closed")
             if self._client is None:
                 key = self._provider.resolved_key()
-                if self._provider.base_url and not self._patched:
-                    _ClientPatch.acquire(self._provider.base_url)
-                    self._patched = True
+                if self._hosts is None:
+                    self._hosts = _claim_hosts(self._provider, self)
                 self._client = fal_client.SyncClient(key=key)
             return self._client
-
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fal-call")
-            return self._pool
 
     def _call(self, client: fal_client.SyncClient, operation: Any) -> Callable[[], Any]:
         if isinstance(operation, FalUpload):
@@ -592,45 +674,85 @@ class FalSyncPerformer:
             call = self._call(client, operation)
             if remaining is None:
                 return call()
-            future = self._executor().submit(call)
-            self._running.add(future)
-            future.add_done_callback(self._running.discard)
+            future = _spawn("fal-call", call)
+            if isinstance(operation, FalUpload):
+                self._track(self._uploads, future)
+            finished = False
             try:
-                return future.result(timeout=max(remaining, 0.001))
-            except concurrent.futures.TimeoutError:
-                raise _deadline_error(operation, remaining) from None
+                finished = bool(concurrent.futures.wait([future], timeout=max(remaining, 0.001)).done)
+            finally:
+                # Out of time (or interrupted): a call that has not started yet is dropped; a submit that has
+                # may still create a job nobody knows of, so it is cancelled once fal answers.
+                if not finished and not future.cancel() and isinstance(operation, FalSubmit):
+                    self._cancel_when_accepted(future, operation.application)
+            if not finished:
+                raise _deadline_error(operation, remaining)
+            return future.result()
+
+    def _track(self, futures: set[concurrent.futures.Future[Any]], future: concurrent.futures.Future[Any],
+               on_done: Callable[[concurrent.futures.Future[Any]], None] | None = None) -> None:
+        """Keep ``future`` in ``futures`` until it ends (after ``on_done`` ran), waking close()."""
+        with self._lock:
+            futures.add(future)
+
+        def ended(finished: concurrent.futures.Future[Any]) -> None:
+            try:
+                if on_done is not None:
+                    on_done(finished)
+            finally:
+                with self._lock:
+                    futures.discard(finished)
+                    self._lock.notify_all()
+
+        future.add_done_callback(ended)  # outside the lock: it runs at once if the future is already done
+
+    def _cancel_when_accepted(self, future: concurrent.futures.Future[Any], application: str) -> None:
+        """A submit the deadline (and its grace) cut short: cancel its request once fal answers (fal.md §1.7)."""
+
+        def accepted(finished: concurrent.futures.Future[Any]) -> None:
+            if finished.cancelled() or finished.exception() is not None:
+                return  # fal refused it or never heard of it: nothing runs
+            self._cancel_later([(application, finished.result().request_id)])
+
+        self._track(self._background, future, accepted)
 
     def _cancel_later(self, requests: Sequence[tuple[str, str]]) -> None:
-        client = self._client
-        if client is None or self._closed:
-            return
+        with self._lock:
+            client = self._client
+            if client is None or self._closed:
+                return
         for application, request_id in requests:
-            with contextlib.suppress(RuntimeError):  # the pool is shutting down
-                self._cleanups.append(self._executor().submit(_quietly, client.cancel, application, request_id))
+            self._track(self._background, _spawn("fal-cancel", partial(_quietly, client.cancel, application,
+                                                                      request_id)))
 
     def close(self) -> None:
-        """Wait briefly for background cancels, close fal_client's connection pool, restore fal_client.
+        """Finish background work within the clean-up grace, close fal_client's connection pool, restore
+        fal_client's hosts. Takes at most ``CLEANUP_GRACE_SECONDS``.
 
-        Calls cut short by a deadline may still run in worker threads: once the pool is closed their next
-        attempt fails at once, and they are given a few seconds to end before fal_client's hosts are put
-        back, so that a late retry never goes to another server than the one it started with.
+        First the background work that keeps the caller from paying for jobs nobody collects: cancels, and
+        submits cut short by a deadline (their request is cancelled once fal answers). Then fal_client's
+        connection pool is closed, so that a call still retrying inside fal_client fails at its next attempt
+        without sending anything (its URL was fixed when it began, fal.md §2). Uploads use connections of
+        their own and may move on to another URL (fal.md §3.2), so they are given what is left of the grace
+        before fal_client's hosts are put back.
         """
         with self._lock:
-            if self._closed:
+            if self._closing:
                 return
+            self._closing = True
+            ends = time.monotonic() + CLEANUP_GRACE_SECONDS
+            self._lock.wait_for(lambda: not self._background, timeout=CLEANUP_GRACE_SECONDS)
             self._closed = True
-        concurrent.futures.wait(self._cleanups, timeout=CLEANUP_GRACE_SECONDS)
-        if self._client is not None:
+            client, uploads = self._client, list(self._uploads)
+        if client is not None:
             # SyncClient has no close(); its httpx.Client is a cached_property in __dict__.
-            http = self._client.__dict__.get("_client")
+            http = client.__dict__.get("_client")
             if isinstance(http, httpx.Client):
                 http.close()
-        concurrent.futures.wait(list(self._running), timeout=CLEANUP_GRACE_SECONDS)
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._patched:
-            self._patched = False
-            _ClientPatch.release()
+        if self._hosts == "patched" and uploads:
+            concurrent.futures.wait(uploads, timeout=max(ends - time.monotonic(), 0.0))
+        hosts, self._hosts = self._hosts, None
+        _release_hosts(hosts, self)
 
 
 def _quietly(function: Callable[..., Any], *arguments: Any) -> None:
@@ -643,44 +765,64 @@ async def _aquietly(awaitable: Awaitable[Any]) -> None:
         await awaitable
 
 
+def _async_http_of(client: fal_client.AsyncClient | None) -> httpx.AsyncClient | None:
+    """The connection pool of ``client``, if it made one. AsyncClient has no aclose(); its httpx.AsyncClient
+    is an async cached_property, stored in ``__dict__`` wrapped in an object whose ``value`` it is."""
+    entry = None if client is None else client.__dict__.get("_client")
+    http = getattr(entry, "value", None)
+    return http if isinstance(http, httpx.AsyncClient) else None
+
+
 class FalAsyncPerformer:
-    """Runs fal operations for the async driver with one ``fal_client.AsyncClient`` (bound to the event loop
-    of its first call, fal.md §6).
+    """Runs fal operations for the async driver with one ``fal_client.AsyncClient`` per event loop.
 
     Each call is bounded with ``asyncio.wait_for(remaining)``, which also stops fal_client's retries. When
     the caller's task is cancelled while a ``generate`` call has requests in flight, the requests are
-    cancelled in the background (fal keeps running, and billing, a request nobody collects);
-    :meth:`aclose` waits briefly for those cancels.
+    cancelled in the background (fal keeps running, and billing, a request nobody collects); a submit cut
+    short by the deadline or by the caller's cancellation runs on, and its request is cancelled once fal
+    answers. :meth:`aclose` waits for that background work within the clean-up grace.
+
+    An ``AsyncClient``'s connection pool belongs to the event loop it first ran on (fal.md §6: on the next
+    ``asyncio.run`` it fails with "Event loop is closed"), so a call on another loop starts a fresh client.
     """
 
     def __init__(self, provider: FalProvider) -> None:
         self._provider = provider
         self._client: fal_client.AsyncClient | None = None
-        self._patched = False
+        self._hosts: _Hosts | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._cleanups: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        """Background cancels, and submits cut short whose request is cancelled once fal answers."""
+        self._closing = False
         self._closed = False
 
     def _ensure(self) -> fal_client.AsyncClient:
-        if self._closed:
+        if self._closing:
             raise ConfigurationError("this fal client is closed")
+        loop = asyncio.get_running_loop()
+        if self._client is not None and self._loop is not loop:
+            self._retire()
         if self._client is None:
             key = self._provider.resolved_key()
-            if self._provider.base_url and not self._patched:
-                _ClientPatch.acquire(self._provider.base_url)
-                self._patched = True
+            if self._hosts is None:
+                self._hosts = _claim_hosts(self._provider, self)
             self._client = fal_client.AsyncClient(key=key)
-            self._loop = asyncio.get_running_loop()
+            self._loop = loop
         return self._client
+
+    def _retire(self) -> None:
+        """Drop the client of another event loop (fal.md §6). Its pool can only be closed on its own loop: that
+        is asked for when the loop still runs (in another thread); a closed loop took its connections along."""
+        http, loop = _async_http_of(self._client), self._loop
+        self._client, self._loop = None, None
+        self._background = set()  # the old loop's tasks cannot be awaited from another loop
+        if http is not None and loop is not None and loop.is_running() and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # it closed meanwhile
+                asyncio.run_coroutine_threadsafe(http.aclose(), loop)
 
     async def _call(self, client: fal_client.AsyncClient, operation: Any) -> Any:
         if isinstance(operation, FalUpload):
             return await client.upload(operation.data, operation.content_type, operation.file_name)
-        if isinstance(operation, FalSubmit):
-            handle = await client.submit(operation.application, dict(operation.arguments))
-            if operation.jobs is not None:
-                self._watch(operation.jobs)
-            return parse_submit({"request_id": handle.request_id})
         if isinstance(operation, FalStatusCheck):
             return _status_of(await client.status(operation.application, operation.request_id,
                                                   with_logs=operation.with_logs))
@@ -689,8 +831,37 @@ class FalAsyncPerformer:
         assert isinstance(operation, FalCancel)
         return await client.cancel(operation.application, operation.request_id)
 
+    async def _submit(self, client: fal_client.AsyncClient, operation: FalSubmit, remaining: float | None) -> Any:
+        # The submit runs as a task of its own, awaited through a shield: when the deadline (past the grace the
+        # driver gives a step that creates a job) or the caller's cancellation stops the wait, fal may still
+        # accept it, and nobody would know the id of a job that runs and bills. The task runs on instead, and
+        # its request is cancelled once fal answers (fal.md §1.7).
+        task = asyncio.ensure_future(client.submit(operation.application, dict(operation.arguments)))
+        try:
+            if remaining is None:
+                handle = await asyncio.shield(task)
+            else:
+                handle = await self._bounded(asyncio.shield(task), operation, remaining)
+        except BaseException:
+            if not task.done():
+                self._cancel_when_accepted(task, operation.application)
+            raise
+        return parse_submit({"request_id": handle.request_id})
+
+    @staticmethod
+    async def _bounded(awaitable: Awaitable[T], operation: Any, remaining: float) -> T:
+        try:
+            return await asyncio.wait_for(awaitable, max(remaining, 0.001))
+        except TimeoutError as error:
+            if isinstance(error, fal_client.FalClientTimeoutError):
+                raise
+            raise _deadline_error(operation, remaining) from None
+
     def _watch(self, jobs: JobTracker) -> None:
-        """Cancel ``jobs``' requests if the task running the flow ends before the flow does."""
+        """Cancel ``jobs``' requests if the task running the flow ends before the flow does.
+
+        Called from :meth:`_perform`, which runs in the caller's task (``asyncio.wait_for`` runs the call in a
+        task of its own on Python 3.11, which ends with every call)."""
         jobs.hook = self._cancel_later
         task = asyncio.current_task()
         if task is None or jobs.on_close is not None:
@@ -716,20 +887,31 @@ class FalAsyncPerformer:
         try:
             with _mapped_errors(operation, self._provider):
                 client = self._ensure()
+                if isinstance(operation, FalSubmit):
+                    if jobs is not None:
+                        self._watch(jobs)
+                    return await self._submit(client, operation, remaining)
                 if remaining is None:
                     return await self._call(client, operation)
-                try:
-                    return await asyncio.wait_for(self._call(client, operation), max(remaining, 0.001))
-                except TimeoutError as error:
-                    if isinstance(error, fal_client.FalClientTimeoutError):
-                        raise
-                    raise _deadline_error(operation, remaining) from None
+                return await self._bounded(self._call(client, operation), operation, remaining)
         except asyncio.CancelledError:
             # The caller cancelled: nobody will collect this call's requests (Python 3.12+ wait_for cancels
             # inside the caller's own task, so the task's done-callback may come much later).
             if jobs is not None:
                 jobs.abandon()
             raise
+
+    def _cancel_when_accepted(self, task: asyncio.Task[Any], application: str) -> None:
+        """A submit nobody waits for any more: cancel its request once fal answers (fal.md §1.7)."""
+
+        def accepted(finished: asyncio.Task[Any]) -> None:
+            self._background.discard(finished)
+            if finished.cancelled() or finished.exception() is not None:
+                return  # fal refused it or never heard of it: nothing runs
+            self._cancel_later([(application, finished.result().request_id)])
+
+        self._background.add(task)
+        task.add_done_callback(accepted)
 
     def _cancel_later(self, requests: Sequence[tuple[str, str]]) -> None:
         loop, client = self._loop, self._client
@@ -740,8 +922,8 @@ class FalAsyncPerformer:
             for application, request_id in requests:
                 cancel = asyncio.wait_for(client.cancel(application, request_id), CLEANUP_GRACE_SECONDS)
                 task = loop.create_task(_aquietly(cancel))
-                self._cleanups.add(task)
-                task.add_done_callback(self._cleanups.discard)
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
         running = None
         with contextlib.suppress(RuntimeError):
@@ -753,17 +935,31 @@ class FalAsyncPerformer:
             loop.call_soon_threadsafe(start)
 
     async def aclose(self) -> None:
-        """Wait briefly for background cancels, close fal_client's connection pool, restore fal_client."""
-        if self._closed:
+        """Finish background work within the clean-up grace, close fal_client's connection pool, restore
+        fal_client's hosts. Takes at most ``CLEANUP_GRACE_SECONDS``."""
+        if self._closing:
             return
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + CLEANUP_GRACE_SECONDS
         await asyncio.sleep(0)  # let cancels scheduled by a just-cancelled task start
-        if self._cleanups:
-            await asyncio.wait(set(self._cleanups), timeout=CLEANUP_GRACE_SECONDS)
+        while True:
+            # A submit that ends here starts its cancel from its done-callback: look again until none is left.
+            waiting = {task for task in self._background if task.get_loop() is loop and not task.done()}
+            left = ends - loop.time()
+            if not waiting or left <= 0:
+                break
+            await asyncio.wait(waiting, timeout=left)
         self._closed = True
-        if self._client is not None and "_client" in self._client.__dict__:
-            # AsyncClient has no aclose(); its httpx.AsyncClient is an async cached_property in __dict__.
-            http = await self._client._client
-            await http.aclose()
-        if self._patched:
-            self._patched = False
-            _ClientPatch.release()
+        for task in self._background:
+            if task.get_loop() is loop:
+                task.cancel()  # out of time; the pool closes below, so they could not send anything anyway
+        self._background = set()
+        if self._loop is loop:
+            http, self._client = _async_http_of(self._client), None
+            if http is not None:
+                await http.aclose()
+        else:
+            self._retire()
+        hosts, self._hosts = self._hosts, None
+        _release_hosts(hosts, self)
