@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 from aiohttp import web
@@ -105,6 +105,15 @@ class FalEmulator:
         app_id = f"{request.match_info['owner']}/{request.match_info['alias']}"
         return job if job is not None and job.app_id == app_id else None
 
+    def _job_or_refusal(self, request: web.Request, not_found: Mapping[str, object]) -> Job | web.StreamResponse:
+        """The job a status/result/cancel call names, or the answer refusing it (bad key: 401; unknown: 404
+        with ``not_found``, whose shape differs per route, fal.md §1.4–§1.7)."""
+        refused = check_api_key(request, self.state.settings.api_key)
+        if refused is not None:
+            return refused
+        job = self._find(request)
+        return job if job is not None else json_answer(404, dict(not_found))
+
     def phase(self, job: Job, now: float | None = None) -> Phase:
         """The queue status of ``job`` now, or at monotonic time ``now``.
 
@@ -164,12 +173,9 @@ class FalEmulator:
 
     async def status(self, request: web.Request) -> web.StreamResponse:
         """``GET .../requests/{id}/status``: 202 while queued or running, 200 once completed (fal.md §1.4)."""
-        refused = check_api_key(request, self.state.settings.api_key)
-        if refused is not None:
-            return refused
-        job = self._find(request)
-        if job is None:
-            return json_answer(404, {"detail": "Request not found"})
+        job = self._job_or_refusal(request, {"detail": "Request not found"})
+        if not isinstance(job, Job):
+            return job
         with_logs = _parse_logs_flag(request.query.get("logs"))
         if with_logs is None:
             issue = {"loc": ["query", "logs"], "msg": "value could not be parsed to a boolean",
@@ -195,12 +201,9 @@ class FalEmulator:
 
     async def result(self, request: web.Request) -> web.StreamResponse:
         """``GET .../requests/{id}``: the app's answer, success or error, verbatim (fal.md §1.6)."""
-        refused = check_api_key(request, self.state.settings.api_key)
-        if refused is not None:
-            return refused
-        job = self._find(request)
-        if job is None:
-            return json_answer(404, {"detail": "Request not found"})
+        job = self._job_or_refusal(request, {"detail": "Request not found"})
+        if not isinstance(job, Job):
+            return job
         self.state.counters["results"] += 1
         if self.phase(job) != "COMPLETED" or job.final is None:
             return json_answer(self.options.result_pending_status, {"detail": "Request is still in progress"},
@@ -211,12 +214,9 @@ class FalEmulator:
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         """``PUT .../requests/{id}/cancel`` (fal.md §1.7)."""
-        refused = check_api_key(request, self.state.settings.api_key)
-        if refused is not None:
-            return refused
-        job = self._find(request)
-        if job is None:
-            return json_answer(404, {"status": "NOT_FOUND"})
+        job = self._job_or_refusal(request, {"status": "NOT_FOUND"})
+        if not isinstance(job, Job):
+            return job
         now = time.monotonic()
         phase = self.phase(job, now)
         if phase == "COMPLETED":
