@@ -233,11 +233,8 @@ class EachlabsEmulator:
         api_key = self._authenticate(request)
         if api_key is None:
             return error_response(401, INVALID_API_KEY)
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return error_response(400, INVALID_REQUEST_BODY)
-        if not isinstance(body, dict):
+        body = await _json_object(request)
+        if body is None:
             return error_response(400, INVALID_REQUEST_BODY)
         slug = body.get("model")
         if not isinstance(slug, str) or not slug.strip():
@@ -351,11 +348,8 @@ class EachlabsEmulator:
         """``POST /v1/upload/presign``: reserve a file and hand out where to PUT it (reference §2.11)."""
         if self._authenticate(request) is None:
             return error_response(401, INVALID_API_KEY)
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return error_response(400, INVALID_REQUEST_BODY)
-        if not isinstance(body, dict):
+        body = await _json_object(request)
+        if body is None:
             return error_response(400, INVALID_REQUEST_BODY)
         content_type = body.get("content_type")
         if not isinstance(content_type, str) or not content_type.strip():
@@ -478,3 +472,12 @@ def create_app(state: EmulatorState, options: EachlabsOptions | None = None) -> 
     app.router.add_get(PUBLIC_PATH_PREFIX + "{name}", emulator.serve_file)
     app.router.add_get(PUBLIC_PATH_PREFIX + "{prediction_id}/{file_name}", emulator.serve_file)
     return app
+
+
+async def _json_object(request: web.Request) -> dict[str, object] | None:
+    """The request body as a JSON object, or ``None`` when it is not one (answered 400, reference §6.3)."""
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
