@@ -1,8 +1,9 @@
 """What a generation gives back, the same from every provider.
 
-All classes are frozen attrs values and round-trip through JSON with
-:func:`photomaker_bridge.to_dict`-style helpers (``result.to_dict()`` / ``PhotoMakerResult.from_dict()``).
-Images stay URLs until asked for: :meth:`GeneratedImage.fetch` and friends download them on demand.
+All classes are frozen attrs values and round-trip through JSON via the package's one converter
+(``result.to_dict()`` / ``PhotoMakerResult.from_dict()``). Images stay URLs until asked for:
+:meth:`GeneratedImage.fetch` and friends download them on demand (a failure is a ProviderUnavailableError with
+``code="download_failed"``).
 """
 
 from __future__ import annotations
