@@ -150,6 +150,10 @@ class EmulatorSettings:
     fal.md §3.3); set ``False`` to reproduce that."""
     max_in_flight: int = 10
     """Eachlabs only: non-terminal predictions allowed per key before a 429 (eachlabs.md §2.3)."""
+    per_minute: int | None = 60
+    """Eachlabs only: predictions one key may create in any 60-second window before a 429 with
+    ``Retry-After`` ("Rate limit: 60 requests/minute" on the model's API page, eachlabs.md §2.3, §6);
+    ``None`` turns the limit off. Creates and synchronous runs count, polls do not (eachlabs.md §6.4)."""
     cost_per_image: float = 0.0013
     """Runware only: the USD ``cost`` reported per image when ``includeCost`` is true (runware.md §7)."""
     cost_per_second: float = 0.00108

@@ -1,7 +1,7 @@
 """Why an accepted Eachlabs prediction fails, and the ``output`` envelope a failed prediction carries.
 
 Failures of an accepted prediction are not HTTP errors on Eachlabs: the create call answers 200 and a later
-poll shows ``status: "error"`` with the detail in ``output`` (reference §2.6). The envelope mirrors the one
+poll shows ``status: "error"`` with the detail in ``output`` (eachlabs.md §2.6). The envelope mirrors the one
 captured in production (MD ``video/billing-limits.mdx``); its keys are alphabetical because Eachlabs'
 backend marshals it from a Go map, which sorts keys.
 """
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 TRIGGER_WORD = "img"
-"""The PhotoMaker trigger word (reference §3.3)."""
+"""The PhotoMaker trigger word (eachlabs.md §3.3)."""
 
 TRIGGER_PATTERN = re.compile(r"\bimg\b")
 """How the emulator finds the trigger word. Upstream matches CLIP tokens; a case-sensitive whole-word regex
@@ -38,7 +38,7 @@ PROVIDER_NAME = "replicate"
 """``provider`` in failure envelopes. [UNVERIFIED] that Eachlabs proxies Replicate's PhotoMaker (§3 table)."""
 
 FAILURE_ERROR_TEXT = "Execution failed"
-"""The envelope's top-level ``error`` text in the production capture (reference §2.6)."""
+"""The envelope's top-level ``error`` text in the production capture (eachlabs.md §2.6)."""
 
 DEFAULT_JOB_FAILURE_MESSAGE = "exec_error"
 """``error_message`` of an injected ``fail_job`` without its own message: the production capture's (§2.6)."""
@@ -49,7 +49,7 @@ class Failure:
     """Why a prediction ends in ``status: "error"``."""
 
     error_code: str
-    """One of the V1 ``error_code`` values (reference §2.6), e.g. ``PROVIDER_FAILED``."""
+    """One of the V1 ``error_code`` values (eachlabs.md §2.6), e.g. ``PROVIDER_FAILED``."""
     category: str
     """``classification.category``: VALIDATION, PROVIDER, NETWORK, ..."""
     message: str
@@ -68,7 +68,7 @@ def provider_failure(message: str) -> Failure:
 
 
 def download_failure(field: str, url: str) -> Failure:
-    """An input file could not be fetched (MD-BR ``INPUT_DOWNLOAD_ERROR``, reference §2.6, §3.1).
+    """An input file could not be fetched (MD-BR ``INPUT_DOWNLOAD_ERROR``, eachlabs.md §2.6, §3.1).
 
     [UNVERIFIED] category, step and message wording: the reference documents only the code and its meaning.
     """
@@ -79,7 +79,7 @@ def download_failure(field: str, url: str) -> Failure:
 def not_an_image_failure(field: str, url: str) -> Failure:
     """An input file was fetched but is not a JPEG, PNG or WEBP image.
 
-    [UNVERIFIED] Eachlabs detects image types from the file bytes (changelog 2026-07-16, reference §3.1);
+    [UNVERIFIED] Eachlabs detects image types from the file bytes (changelog 2026-07-16, eachlabs.md §3.1);
     what it reports for a file that is no image is not documented, so this uses ``INPUT_VALIDATION_ERROR``.
     """
     return Failure(error_code="INPUT_VALIDATION_ERROR", category="VALIDATION",
@@ -96,7 +96,7 @@ def validation_failure(details: str) -> Failure:
 def trigger_word_error(prompt: str, negative_prompt: str) -> str | None:
     """The message the PhotoMaker predictor raises for this prompt pair, or ``None`` when it accepts it.
 
-    Same checks and order as TencentARC ``predict.py`` (reference §3.3): trigger word absent, then present
+    Same checks and order as TencentARC ``predict.py`` (eachlabs.md §3.3): trigger word absent, then present
     more than once, then present in the negative prompt. The check runs on the caller's own prompt, before
     any style template is applied.
     """
@@ -112,7 +112,7 @@ def trigger_word_error(prompt: str, negative_prompt: str) -> str | None:
 
 def failure_output(failure: Failure, *, prediction_id: str, model_slug: str,
                    model_id: str) -> dict[str, object]:
-    """The classified envelope a failed prediction carries in ``output`` (reference §2.6)."""
+    """The classified envelope a failed prediction carries in ``output`` (eachlabs.md §2.6)."""
     return {
         "classification": {"category": failure.category},
         "error": FAILURE_ERROR_TEXT,

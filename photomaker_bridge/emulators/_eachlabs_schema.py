@@ -1,10 +1,10 @@
 """The Eachlabs PhotoMaker models and their input schema, as the Eachlabs emulator enforces it.
 
-Written from the protocol reference (``shared/providers/eachlabs.md`` §3) on purpose, and never from the
+Written from the protocol reference (eachlabs.md §3) on purpose, and never from the
 library's own translation tables: if the library sends something Eachlabs would refuse, the emulator must
 refuse it too.
 
-Ranges and the style list come from the Cog predictor Eachlabs runs (TencentARC ``predict.py``, reference
+Ranges and the style list come from the Cog predictor Eachlabs runs (TencentARC ``predict.py``, eachlabs.md
 §3.1/§3.2); defaults and which fields are required come from Eachlabs' own model pages.
 """
 
@@ -34,7 +34,7 @@ __all__ = [
 STYLE_NAMES: tuple[str, ...] = (
     "(No style)",
     "Cinematic",
-    "Disney Charactor",  # sic: the upstream enum is misspelt and matching is exact (reference §3.2).
+    "Disney Charactor",  # sic: the upstream enum is misspelt and matching is exact (eachlabs.md §3.2).
     "Digital Art",
     "Photographic (Default)",
     "Fantasy art",
@@ -44,22 +44,22 @@ STYLE_NAMES: tuple[str, ...] = (
     "Lowpoly",
     "Line art",
 )
-"""The 11 ``style_name`` values, exactly as spelt upstream and in the upstream order (reference §3.2)."""
+"""The 11 ``style_name`` values, exactly as spelt upstream and in the upstream order (eachlabs.md §3.2)."""
 
 DEFAULT_PROMPT = "A photo of a person img"
-"""``prompt`` when the caller sends none (reference §3.1)."""
+"""``prompt`` when the caller sends none (eachlabs.md §3.1)."""
 
 DEFAULT_NEGATIVE_PROMPT = (
     "nsfw, lowres, bad anatomy, bad hands, text, error, missing fingers, extra digit, fewer digits, cropped, "
     "worst quality, low quality, normal quality, jpeg artifacts, signature, watermark, username, blurry"
 )
-"""``negative_prompt`` when the caller sends none (reference §3.1)."""
+"""``negative_prompt`` when the caller sends none (eachlabs.md §3.1)."""
 
 IMAGE_FIELDS: tuple[str, ...] = ("input_image", "input_image2", "input_image3", "input_image4")
-"""The identity-photo inputs, in the order the predictor stacks them (reference §3.1)."""
+"""The identity-photo inputs, in the order the predictor stacks them (eachlabs.md §3.1)."""
 
 MAX_SEED = 2_147_483_647
-"""``np.iinfo(np.int32).max``, the upper bound of ``seed`` in the predictor (reference §3.1)."""
+"""``np.iinfo(np.int32).max``, the upper bound of ``seed`` in the predictor (eachlabs.md §3.1)."""
 
 
 @attrs.frozen
@@ -71,11 +71,11 @@ class ModelSpec:
     title: str
     """Human-readable name."""
     default_style: str
-    """``style_name`` when the caller sends none; the two slugs differ here and only here (reference §3)."""
+    """``style_name`` when the caller sends none; the two slugs differ here and only here (eachlabs.md §3)."""
     model_id: str
     """A stable UUID standing in for Eachlabs' internal model id (it appears in failure envelopes, §2.6)."""
     version: str = "0.0.1"
-    """The only version Eachlabs reports for these models (reference §2.1, §3)."""
+    """The only version Eachlabs reports for these models (eachlabs.md §2.1, §3)."""
 
 
 def _model(slug: str, title: str, default_style: str) -> ModelSpec:
@@ -87,7 +87,7 @@ MODELS: Mapping[str, ModelSpec] = {
     "photomaker": _model("photomaker", "Photomaker", "Photographic (Default)"),
     "photomaker-style": _model("photomaker-style", "Photomaker Style", "(No style)"),
 }
-"""The slugs the emulator knows; any other ``model`` is answered like an unknown model (reference §2.3)."""
+"""The slugs the emulator knows; any other ``model`` is answered like an unknown model (eachlabs.md §2.3)."""
 
 
 class InputRejected(ValueError):
@@ -99,7 +99,7 @@ class InputRejected(ValueError):
 
     @property
     def details(self) -> str:
-        """All problems in one human-readable line (the ``details`` of the 400 body, reference §6.3)."""
+        """All problems in one human-readable line (the ``details`` of the 400 body, eachlabs.md §6.3)."""
         return "; ".join(self.problems)
 
 
@@ -137,7 +137,7 @@ def _number(name: str, value: object, kind: NumberKind, minimum: float, maximum:
     """Check one numeric input; numeric strings such as ``"20"`` count as numbers.
 
     Eachlabs' generated snippets send numbers as strings (``"num_steps": "20"``, the seed page) while its
-    agent skills send real numbers, so both must pass (reference §3.1).
+    agent skills send real numbers, so both must pass (eachlabs.md §3.1).
     """
     number: int | float
     if isinstance(value, bool):
@@ -187,7 +187,7 @@ def _text(name: str, value: object, default: str, problems: list[str]) -> str:
 
 def _present(value: object) -> bool:
     # The predictor keeps only the non-empty image inputs ("if maybe_image:"), and a JSON null means "not
-    # given", so both null and "" count as absent (reference §3.1).
+    # given", so both null and "" count as absent (eachlabs.md §3.1).
     return value is not None and value != ""
 
 
@@ -243,7 +243,7 @@ def validate_input(model: ModelSpec, raw: Mapping[str, object]) -> PhotoMakerInp
     disable_safety_checker = False
     raw_disable = raw.get("disable_safety_checker")
     if raw_disable is not None:
-        # [UNVERIFIED] Only real booleans: every source sends `false`, never a string (reference §3.1).
+        # [UNVERIFIED] Only real booleans: every source sends `false`, never a string (eachlabs.md §3.1).
         if isinstance(raw_disable, bool):
             disable_safety_checker = raw_disable
         else:

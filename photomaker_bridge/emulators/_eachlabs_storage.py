@@ -1,7 +1,7 @@
 """Eachlabs file storage as the emulator serves it: presign, PUT to the presigned URL, public download.
 
 On the real service the presigned URL points at S3 and the public URL at the ``cdn-us.eachlabs.ai`` CDN
-(reference §2.11); the emulator serves both from its own origin, under :data:`PRESIGNED_PATH_PREFIX` and
+(eachlabs.md §2.11); the emulator serves both from its own origin, under :data:`PRESIGNED_PATH_PREFIX` and
 :data:`PUBLIC_PATH_PREFIX`. The presigned PUT answers the way S3 does (XML errors, an ``ETag``), since
 clients talk to S3 there, not to Eachlabs' API.
 """
@@ -33,17 +33,17 @@ PRESIGNED_PATH_PREFIX = "/storage/uploads/"
 """Where presigned PUTs go (S3 on the real service)."""
 PUBLIC_PATH_PREFIX = "/uploads/"
 """Where uploaded files and prediction outputs are served (the CDN's ``/uploads/`` on the real service,
-reference §2.4, §2.11)."""
+eachlabs.md §2.4, §2.11)."""
 PRESIGN_VALID_SECONDS = 15 * 60
-"""A presigned URL is valid for 15 minutes (MD ``storage/upload-file.mdx``, reference §2.11)."""
+"""A presigned URL is valid for 15 minutes (MD ``storage/upload-file.mdx``, eachlabs.md §2.11)."""
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
-"""Largest accepted upload: 100 MB (reference §2.11)."""
+"""Largest accepted upload: 100 MB (eachlabs.md §2.11)."""
 MIN_RETENTION_SECONDS = 60
-"""Shortest ``expires_in_seconds`` (reference §2.11)."""
+"""Shortest ``expires_in_seconds`` (eachlabs.md §2.11)."""
 MAX_RETENTION_SECONDS = 365 * 24 * 3600
-"""Longest ``expires_in_seconds`` (reference §2.11)."""
+"""Longest ``expires_in_seconds`` (eachlabs.md §2.11)."""
 DEFAULT_RETENTION_SECONDS = 180 * 24 * 3600
-"""Retention when the presign request names none (reference §2.11)."""
+"""Retention when the presign request names none (eachlabs.md §2.11)."""
 
 _EXTENSIONS: dict[str, str] = {
     "image/jpeg": "jpg", "image/jpg": "jpg", "image/png": "png", "image/webp": "webp",
@@ -80,7 +80,7 @@ class StoredFile:
 
     @property
     def required_headers(self) -> dict[str, str]:
-        """Headers the PUT must send besides ``Content-Type`` (reference §2.11)."""
+        """Headers the PUT must send besides ``Content-Type`` (eachlabs.md §2.11)."""
         return {"x-amz-meta-file-id": self.file_id}
 
     @property

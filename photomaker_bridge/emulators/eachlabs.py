@@ -1,12 +1,17 @@
 """A local stand-in for Eachlabs' prediction API, serving the ``photomaker`` and ``photomaker-style`` models.
 
-It speaks the protocol of ``shared/providers/eachlabs.md`` (cited below as "reference §n") closely enough
+It speaks the protocol of docs/protocols/eachlabs.md (cited below as "eachlabs.md §n") closely enough
 that the create-then-poll code on Eachlabs' own API page runs against it unchanged::
 
     POST /v1/prediction/          create  -> {"status": "success", "message": ..., "predictionID": ...}
+    POST /v1/prediction/run       create and wait -> {"status", "message", "predictionID", "output", "error"}
     GET  /v1/prediction/{id}      poll    -> {id, input, logs, status, output, metrics, urls}
     POST /v1/prediction/{id}/cancel
     POST /v1/upload/presign       then PUT the bytes to ``presigned_url``; served at ``public_url``
+
+Creates are limited per key to ``settings.max_in_flight`` unfinished predictions and ``settings.per_minute``
+creates a minute; both refusals are 429s with ``Retry-After``. ``counters["peak_in_flight"]`` records the most
+predictions ever unfinished at once.
 
 Authentication is ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` with ``state.settings.api_key``.
 Schema violations are refused at create time with Eachlabs' 400 body; failures the model itself would raise
@@ -23,10 +28,11 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextvars
-import ipaddress
+import functools
 import secrets
 import time
 import urllib.parse
@@ -39,15 +45,16 @@ from aiohttp import web
 from ._common import EmulatorState, Fault, fault_middleware
 from ._eachlabs_errors import (
     CANNOT_CANCEL,
-    CONTENT_TYPE_REQUIRED,
     INVALID_API_KEY,
     INVALID_INPUT,
     INVALID_REQUEST_BODY,
     MODEL_NOT_FOUND,
     MODEL_REQUIRED,
     PREDICTION_NOT_FOUND,
+    SYNC_NOT_SUPPORTED,
     error_response,
     injected_error,
+    rate_limit_exceeded,
     too_many_requests,
 )
 from ._eachlabs_failures import (
@@ -59,24 +66,21 @@ from ._eachlabs_failures import (
     trigger_word_error,
     validation_failure,
 )
+from ._eachlabs_http import is_loopback, json_object, new_uuid, presented_key
+from ._eachlabs_limits import CreationWindow, retry_after_header, seconds_until_a_slot_frees
 from ._eachlabs_predictions import Prediction
 from ._eachlabs_schema import MAX_SEED, MODELS, InputRejected, PhotoMakerInput, validate_input
-from ._eachlabs_storage import (
-    DEFAULT_RETENTION_SECONDS,
-    MAX_RETENTION_SECONDS,
-    MAX_UPLOAD_BYTES,
-    MIN_RETENTION_SECONDS,
-    PRESIGNED_PATH_PREFIX,
-    PUBLIC_PATH_PREFIX,
-    Storage,
-    s3_error,
-)
+from ._eachlabs_storage import MAX_UPLOAD_BYTES, PRESIGNED_PATH_PREFIX, PUBLIC_PATH_PREFIX, Storage
+from ._eachlabs_uploads import presign_upload, put_upload, serve_file
 from ._images import render_image, sniff_format
 
 __all__ = ["EMULATOR_KEY", "EachlabsEmulator", "EachlabsOptions", "create_app"]
 
+_RUN_WAIT_STEP = 0.05
+"""Seconds between checks, while ``/v1/prediction/run`` waits, that the prediction ended or the client left."""
+
 OUTPUT_SIZE = 1024
-"""Width and height of output images: SDXL's default, which the predictor does not change (reference §3.3)."""
+"""Width and height of output images: SDXL's default, which the predictor does not change (eachlabs.md §3.3)."""
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -93,50 +97,27 @@ class EachlabsOptions:
     """
 
     validate_at_create: bool = True
-    """Refuse schema violations at create with 400 ``Invalid input for model`` (reference §6.3). ``False``
+    """Refuse schema violations at create with 400 ``Invalid input for model`` (eachlabs.md §6.3). ``False``
     accepts the prediction and fails it on poll with ``INPUT_VALIDATION_ERROR`` instead, the other behaviour
-    the docs allow (MD-BR, reference §3.1)."""
+    the docs allow (MD-BR, eachlabs.md §3.1)."""
     single_output_as_string: bool = False
     """Send a success's ``output`` as one URL string (the documented example) instead of a list (production
-    captures and photomaker's "array" output type, reference §2.4)."""
+    captures and photomaker's "array" output type, eachlabs.md §2.4)."""
     failure_output_as_string: bool = False
     """Send a failure's ``output`` as a plain message string instead of the classified envelope; V1 allows
-    both (reference §2.6)."""
+    both (eachlabs.md §2.6)."""
     terminal_cancel_status: int = 400
-    """HTTP status of a cancel on a finished prediction (reference §2.8 only says it is refused)."""
+    """HTTP status of a cancel on a finished prediction (eachlabs.md §2.8 only says it is refused)."""
     data_uris_downloadable: bool = False
     """Whether an input image given as a ``data:`` URI counts as downloadable; the reference advises against
     relying on it (§3.1), so by default it fails like an unreachable URL."""
-
-
-def _presented_key(request: web.Request) -> str | None:
-    # Eachlabs takes the key in X-API-Key (seed page, old docs; header names are case-insensitive) or as a
-    # Bearer token (current docs); both stay functional (reference §1).
-    key = request.headers.get("X-API-Key", "").strip()
-    if key:
-        return key
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _new_uuid(state: EmulatorState, taken: Callable[[str], bool]) -> str:
-    # Drawn from the seeded generator so the same seed gives the same IDs in the same order. A reset()
-    # re-seeds it while earlier predictions and files live on, so skip IDs already in use.
-    while True:
-        candidate = str(uuid.UUID(int=state.random.getrandbits(128), version=4))
-        if not taken(candidate):
-            return candidate
+    synchronous_models: frozenset[str] = frozenset({"photomaker", "photomaker-style"})
+    """Models ``POST /v1/prediction/run`` serves; any other answers 400. Which models have "synchronous
+    execution enabled" is not documented (eachlabs.md §2.9): the default serves both PhotoMaker models, so the
+    documented route is usable; ``frozenset()`` reproduces a service that refuses them."""
+    concurrency_retry_after: float = 5.0
+    """``Retry-After`` seconds of the concurrency 429 when no unfinished prediction is due to end (all stuck).
+    Eachlabs documents no value (eachlabs.md §1: "endpoint-dependent")."""
 
 
 class EachlabsEmulator:
@@ -149,11 +130,13 @@ class EachlabsEmulator:
         """Every prediction created, by id."""
         self.storage = Storage()
         """Presigned and uploaded files."""
+        self.window = CreationWindow()
+        """Recent creates per key, for the per-minute limit."""
 
     # ----------------------------------------------------------------------------------------------- helpers
 
-    def _authenticate(self, request: web.Request) -> str | None:
-        key = _presented_key(request)
+    def authenticate(self, request: web.Request) -> str | None:
+        key = presented_key(request)
         if key is not None and secrets.compare_digest(key.encode(), self.state.settings.api_key.encode()):
             return key
         return None
@@ -191,7 +174,7 @@ class EachlabsEmulator:
             return False
         host = url.hostname or ""
         own_host = request.url.host or ""
-        return port == request.url.port and (host == own_host.lower() or _is_loopback(host))
+        return port == request.url.port and (host == own_host.lower() or is_loopback(host))
 
     def _image_failure(self, field: str, value: str, request: web.Request, now: float) -> Failure | None:
         """Why the input image at ``value`` cannot be used, or ``None`` when it can."""
@@ -218,7 +201,7 @@ class EachlabsEmulator:
 
     def _runtime_failure(self, checked: PhotoMakerInput, request: web.Request, now: float) -> Failure | None:
         # Cog downloads every file input before predict() runs, so a bad URL wins over prompt errors; then
-        # the predictor's own trigger-word checks (reference §3.3).
+        # the predictor's own trigger-word checks (eachlabs.md §3.3).
         for field, value in checked.input_images:
             failure = self._image_failure(field, value, request, now)
             if failure is not None:
@@ -228,12 +211,12 @@ class EachlabsEmulator:
 
     # ---------------------------------------------------------------------------------------------- handlers
 
-    async def create_prediction(self, request: web.Request) -> web.StreamResponse:
-        """``POST /v1/prediction`` (and with a trailing slash): validate, then accept (reference §2.1–2.3)."""
-        api_key = self._authenticate(request)
+    async def _admit(self, request: web.Request) -> Prediction | web.Response:
+        """The prediction a create (or run) request makes, or the answer refusing it (eachlabs.md §2.1–2.3)."""
+        api_key = self.authenticate(request)
         if api_key is None:
             return error_response(401, INVALID_API_KEY)
-        body = await _json_object(request)
+        body = await json_object(request)
         if body is None:
             return error_response(400, INVALID_REQUEST_BODY)
         slug = body.get("model")
@@ -241,7 +224,7 @@ class EachlabsEmulator:
             return error_response(400, MODEL_REQUIRED)
         model = MODELS.get(slug)
         if model is None:
-            # [UNVERIFIED] status: the docs list the "Model not found" text, not the code (reference §2.3).
+            # [UNVERIFIED] status: the docs list the "Model not found" text, not the code (eachlabs.md §2.3).
             return error_response(404, MODEL_NOT_FOUND)
         raw_input = body.get("input")
         if not isinstance(raw_input, dict):
@@ -249,7 +232,7 @@ class EachlabsEmulator:
         webhook_url = body.get("webhook_url")
         if webhook_url is not None and not isinstance(webhook_url, str):
             return error_response(400, INVALID_REQUEST_BODY)
-        # `version` is deprecated and ignored (MD-OAS, reference §2.1); `webhook_url: ""` means "no webhook".
+        # `version` is deprecated and ignored (MD-OAS, eachlabs.md §2.1); `webhook_url: ""` means "no webhook".
 
         checked: PhotoMakerInput | None = None
         failure: Failure | None = None
@@ -258,17 +241,15 @@ class EachlabsEmulator:
         except InputRejected as rejected:
             self.state.counters["predictions_rejected"] += 1
             # [UNVERIFIED] timing: the docs promise a 400 at create for input that "doesn't match model
-            # schema" and also list an async INPUT_VALIDATION_ERROR (reference §3.1, §6.3).
+            # schema" and also list an async INPUT_VALIDATION_ERROR (eachlabs.md §3.1, §6.3).
             if self.options.validate_at_create:
                 return error_response(400, INVALID_INPUT, details=rejected.details)
             failure = validation_failure(rejected.details)
 
         now = time.monotonic()
-        limit = self.state.settings.max_in_flight
-        if self.in_flight(api_key, now) >= limit:
-            # The concurrency cap refuses the submit; nothing is created or billed (reference §2.3, §6.4).
-            self.state.counters["predictions_rate_limited"] += 1
-            return too_many_requests(limit)
+        refusal = self._limit_refusal(api_key, now)
+        if refusal is not None:
+            return refusal
 
         fault = self.state.job_fault(request.path)
         if checked is not None:
@@ -284,7 +265,7 @@ class EachlabsEmulator:
                 fewer = fault.images if fault.images is not None else image_count - 1
                 image_count = max(0, min(image_count, fewer))
 
-        prediction_id = _new_uuid(self.state, self.predictions.__contains__)
+        prediction_id = new_uuid(self.state, self.predictions.__contains__)
         seed = checked.seed if checked is not None and checked.seed is not None else None
         if seed is None:
             seed = self.state.random.randint(0, MAX_SEED)
@@ -303,13 +284,73 @@ class EachlabsEmulator:
             failure=failure,
         )
         self.predictions[prediction_id] = prediction
-        self.state.counters["predictions_created"] += 1
+        self.window.record(api_key, now)
+        counters = self.state.counters
+        counters["predictions_created"] += 1
+        # The cap is per key; the peak is over every key, for tests that assert a client never passed it.
+        in_flight = sum(1 for other in self.predictions.values() if not other.is_terminal(now))
+        counters["peak_in_flight"] = max(counters["peak_in_flight"], in_flight)
+        return prediction
+
+    def _limit_refusal(self, api_key: str, now: float) -> web.Response | None:
+        """The 429 that refuses a create beyond the concurrency cap or the per-minute limit, if any.
+
+        A refused create creates and bills nothing (eachlabs.md §2.3). Both answers carry ``Retry-After``: the
+        seconds until the create would be admitted (see ``_eachlabs_limits``).
+        """
+        settings = self.state.settings
+        in_flight = [prediction for prediction in self.predictions.values()
+                     if prediction.api_key == api_key and not prediction.is_terminal(now)]
+        if len(in_flight) >= settings.max_in_flight:
+            self.state.counters["predictions_rate_limited"] += 1
+            wait = seconds_until_a_slot_frees(in_flight, now)
+            return too_many_requests(settings.max_in_flight, headers=retry_after_header(
+                self.options.concurrency_retry_after if wait is None else wait))
+        wait = self.window.wait_needed(api_key, now, settings.per_minute)
+        if wait is not None:
+            self.state.counters["predictions_rate_limited_per_minute"] += 1
+            return rate_limit_exceeded(wait, headers=retry_after_header(wait))
+        return None
+
+    async def create_prediction(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/prediction`` (and with a trailing slash): accept a prediction (eachlabs.md §2.1–2.3)."""
+        admitted = await self._admit(request)
+        if isinstance(admitted, web.Response):
+            return admitted
         return web.json_response(
-            {"status": "success", "message": "Prediction created successfully", "predictionID": prediction_id}
-        )
+            {"status": "success", "message": "Prediction created successfully", "predictionID": admitted.id})
+
+    async def run_prediction(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/prediction/run``: create, wait until the prediction ends, answer its outcome at once.
+
+        Documented by the OpenAPI spec (``runPrediction``) and the JS client (eachlabs.md §2.9): "only supported
+        for models with synchronous execution enabled; unsupported models return a bad request error". Whether
+        the PhotoMaker models are enabled is not documented: ``EachlabsOptions.synchronous_models`` says which
+        are.
+        """
+        if self.authenticate(request) is None:
+            return error_response(401, INVALID_API_KEY)
+        body = await json_object(request)
+        if body is None:
+            return error_response(422, INVALID_REQUEST_BODY)  # the spec's own 422 for this route (§2.3)
+        slug = body.get("model")
+        if isinstance(slug, str) and slug in MODELS and slug not in self.options.synchronous_models:
+            return error_response(400, SYNC_NOT_SUPPORTED)
+        admitted = await self._admit(request)
+        if isinstance(admitted, web.Response):
+            return admitted
+        self.state.counters["runs"] += 1
+        while not admitted.is_terminal(time.monotonic()):
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return web.Response(status=499)  # the client left; nobody reads this
+            await asyncio.sleep(min(_RUN_WAIT_STEP, max(0.0, admitted.finished_at - time.monotonic())))
+        return web.json_response(admitted.run_answer(
+            time.monotonic(), str(request.url.origin()),
+            single_output_as_string=self.options.single_output_as_string))
 
     def _prediction_or_error(self, request: web.Request) -> Prediction | web.Response:
-        if self._authenticate(request) is None:
+        if self.authenticate(request) is None:
             return error_response(401, INVALID_API_KEY)
         prediction = self.predictions.get(request.match_info["prediction_id"])
         if prediction is None:
@@ -317,7 +358,7 @@ class EachlabsEmulator:
         return prediction
 
     async def get_prediction(self, request: web.Request) -> web.StreamResponse:
-        """``GET /v1/prediction/{id}``: the prediction as it stands now (reference §2.4–2.7)."""
+        """``GET /v1/prediction/{id}``: the prediction as it stands now (eachlabs.md §2.4–2.7)."""
         found = self._prediction_or_error(request)
         if isinstance(found, web.Response):
             return found
@@ -332,7 +373,7 @@ class EachlabsEmulator:
         return web.json_response(body)
 
     async def cancel_prediction(self, request: web.Request) -> web.StreamResponse:
-        """``POST /v1/prediction/{id}/cancel``: only while the prediction is unfinished (reference §2.8)."""
+        """``POST /v1/prediction/{id}/cancel``: only while the prediction is unfinished (eachlabs.md §2.8)."""
         found = self._prediction_or_error(request)
         if isinstance(found, web.Response):
             return found
@@ -344,78 +385,6 @@ class EachlabsEmulator:
             {"status": "success", "message": "Prediction canceled successfully", "predictionID": found.id}
         )
 
-    async def presign_upload(self, request: web.Request) -> web.StreamResponse:
-        """``POST /v1/upload/presign``: reserve a file and hand out where to PUT it (reference §2.11)."""
-        if self._authenticate(request) is None:
-            return error_response(401, INVALID_API_KEY)
-        body = await _json_object(request)
-        if body is None:
-            return error_response(400, INVALID_REQUEST_BODY)
-        content_type = body.get("content_type")
-        if not isinstance(content_type, str) or not content_type.strip():
-            return error_response(400, CONTENT_TYPE_REQUIRED)
-        retention = body.get("expires_in_seconds", DEFAULT_RETENTION_SECONDS)
-        if (isinstance(retention, bool) or not isinstance(retention, int)
-                or not MIN_RETENTION_SECONDS <= retention <= MAX_RETENTION_SECONDS):
-            # [UNVERIFIED] text: the docs give the allowed range, not the error (reference §2.11).
-            return error_response(400, "expires_in_seconds must be an integer between "
-                                       f"{MIN_RETENTION_SECONDS} and {MAX_RETENTION_SECONDS}")
-        file_id = _new_uuid(self.state, self.storage.has_id)
-        stored = self.storage.presign(file_id, content_type.strip(), retention,
-                                      secrets.token_hex(32), time.monotonic())
-        origin = str(request.url.origin())
-        self.state.counters["presigns"] += 1
-        query = urllib.parse.urlencode({
-            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-            "X-Amz-Expires": "900",
-            "X-Amz-SignedHeaders": "content-type;host;x-amz-meta-file-id",
-            "X-Amz-Signature": stored.signature,
-        })
-        return web.json_response({
-            "id": stored.file_id,
-            "presigned_url": f"{origin}{PRESIGNED_PATH_PREFIX}{stored.name}?{query}",
-            "public_url": f"{origin}{PUBLIC_PATH_PREFIX}{stored.name}",
-            "expires_at": stored.expires_at,
-            "required_headers": stored.required_headers,
-        })
-
-    async def put_upload(self, request: web.Request) -> web.StreamResponse:
-        """``PUT`` to a presigned URL: checked the way S3 checks a presigned request (reference §2.11).
-
-        The signature in the query, the expiry, the signed ``Content-Type`` and every ``required_headers``
-        entry must match, or S3 answers 403 ``SignatureDoesNotMatch``.
-        """
-        stored = self.storage.files.get(request.match_info["name"])
-        if stored is None:
-            return s3_error(403, "SignatureDoesNotMatch")
-        signature = request.query.get("X-Amz-Signature", "")
-        if not secrets.compare_digest(signature.encode(), stored.signature.encode()):
-            return s3_error(403, "SignatureDoesNotMatch")
-        if time.monotonic() > stored.presigned_until:
-            return s3_error(403, "AccessDenied")
-        sent_type = request.headers.get("Content-Type", "")
-        if sent_type.split(";")[0].strip().lower() != stored.content_type.split(";")[0].strip().lower():
-            return s3_error(403, "SignatureDoesNotMatch")
-        for name, value in stored.required_headers.items():
-            if request.headers.get(name) != value:
-                return s3_error(403, "SignatureDoesNotMatch")
-        data = await request.read()
-        if len(data) > MAX_UPLOAD_BYTES:
-            return s3_error(400, "EntityTooLarge")
-        stored.data = data
-        self.state.counters["uploads"] += 1
-        return web.Response(status=200, headers={"ETag": stored.etag})
-
-    async def serve_file(self, request: web.Request) -> web.StreamResponse:
-        """``GET`` of an uploaded file or an output image (the CDN's part, no key needed)."""
-        served = self.served_file(request.path, time.monotonic())
-        if served is None:
-            return s3_error(404, "NoSuchKey")
-        data, content_type = served
-        self.state.counters["downloads"] += 1
-        return web.Response(body=data, content_type=content_type)
-
-
 EMULATOR_KEY = web.AppKey("eachlabs_emulator", EachlabsEmulator)
 """Where :func:`create_app` keeps the :class:`EachlabsEmulator` in the application, for inspection."""
 
@@ -424,7 +393,7 @@ def _request_id_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
         """Add ``X-Request-Id`` to API answers and remember the path for injected errors."""
-        # API responses carry X-Request-Id, echoing the client's or a fresh one (MD-OAS, reference §1). It
+        # API responses carry X-Request-Id, echoing the client's or a fresh one (MD-OAS, eachlabs.md §1). It
         # is deliberately not drawn from the seeded generator: the number of requests (polls) depends on
         # timing, and it must not shift the draws that decide faults and IDs.
         is_api = request.path.startswith("/v1/")
@@ -465,19 +434,11 @@ def create_app(state: EmulatorState, options: EachlabsOptions | None = None) -> 
     app[EMULATOR_KEY] = emulator
     app.router.add_post("/v1/prediction", emulator.create_prediction)
     app.router.add_post("/v1/prediction/", emulator.create_prediction)
+    app.router.add_post("/v1/prediction/run", emulator.run_prediction)
     app.router.add_get("/v1/prediction/{prediction_id}", emulator.get_prediction)
     app.router.add_post("/v1/prediction/{prediction_id}/cancel", emulator.cancel_prediction)
-    app.router.add_post("/v1/upload/presign", emulator.presign_upload)
-    app.router.add_put(PRESIGNED_PATH_PREFIX + "{name}", emulator.put_upload)
-    app.router.add_get(PUBLIC_PATH_PREFIX + "{name}", emulator.serve_file)
-    app.router.add_get(PUBLIC_PATH_PREFIX + "{prediction_id}/{file_name}", emulator.serve_file)
+    app.router.add_post("/v1/upload/presign", functools.partial(presign_upload, emulator))
+    app.router.add_put(PRESIGNED_PATH_PREFIX + "{name}", functools.partial(put_upload, emulator))
+    app.router.add_get(PUBLIC_PATH_PREFIX + "{name}", functools.partial(serve_file, emulator))
+    app.router.add_get(PUBLIC_PATH_PREFIX + "{prediction_id}/{file_name}", functools.partial(serve_file, emulator))
     return app
-
-
-async def _json_object(request: web.Request) -> dict[str, object] | None:
-    """The request body as a JSON object, or ``None`` when it is not one (answered 400, reference §6.3)."""
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None

@@ -1,5 +1,5 @@
 """Fault injection on the Eachlabs emulator: job faults (fail, stuck, partial) and HTTP faults (status,
-drop, malformed), each answered in Eachlabs' own shapes (reference §2.3, §2.6, §2.7)."""
+drop, malformed), each answered in Eachlabs' own shapes (eachlabs.md §2.3, §2.6, §2.7)."""
 
 from __future__ import annotations
 

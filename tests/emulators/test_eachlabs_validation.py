@@ -1,6 +1,6 @@
 """The Eachlabs emulator refuses what Eachlabs refuses, in Eachlabs' own shapes.
 
-Schema rules of the input table (reference §3.1/§3.2) answer 400 ``Invalid input for model`` at create;
+Schema rules of the input table (eachlabs.md §3.1/§3.2) answer 400 ``Invalid input for model`` at create;
 model-runtime rules (trigger word, §3.3) and undownloadable images answer 200 and fail on poll with the
 classified envelope of §2.6. Also: auth both ways, unknown model, malformed bodies, both models' defaults.
 """
@@ -286,7 +286,7 @@ TRIGGER_CASES: list[tuple[str, dict[str, Any], str]] = [
 async def test_trigger_word_rule_fails_the_prediction_on_poll(emulator: Harness, model: str,
                                                               values: dict[str, Any], message: str) -> None:
     status, created = await emulator.create({"input_image": FACE_URL, **values}, model=model)
-    assert status == 200  # accepted: only the model itself checks the trigger word (reference §3.3)
+    assert status == 200  # accepted: only the model itself checks the trigger word (eachlabs.md §3.3)
 
     result = await emulator.finished(created["predictionID"])
 
