@@ -1,5 +1,8 @@
 """The official ``runware`` SDK 0.5.24, unchanged, against the Runware emulator over WebSocket.
 
+In this suite the legacy SDK is imported as ``runware_legacy`` (tests/conftest.py explains why); ``Runware`` is
+its ``RunwareServer``, which is what its own ``__init__`` exports under that name.
+
 The SDK is Runware's own client, so whatever it accepts here is what the real service looks like to it
 (runware.md §1.1, §5.2). Every test disconnects the SDK and checks that no task of its is left running.
 """
@@ -16,8 +19,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from PIL import Image
-from runware import IImageInference, IPhotoMaker, Runware, RunwareAPIError
-from runware.types import IPhotoMakerSettings
+from runware_legacy.server import RunwareServer as Runware
+from runware_legacy.types import IImageInference, IPhotoMaker, IPhotoMakerSettings
+from runware_legacy.utils import RunwareAPIError
 
 from photomaker_bridge.emulators._common import EmulatorSettings, EmulatorState, Fault
 from photomaker_bridge.emulators._images import render_image
