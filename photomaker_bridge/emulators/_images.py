@@ -89,8 +89,12 @@ def _png(width: int, height: int, rows: list[bytes]) -> bytes:
 
 
 @functools.lru_cache(maxsize=256)
-def render_image(*, seed: int, style: str, width: int, height: int, image_format: ImageFormat = "PNG") -> bytes:
+def render_image(*, seed: int, style: str, width: int, height: int, image_format: ImageFormat = "PNG",
+                 quality: int = 90) -> bytes:
     """Encoded bytes of a ``width`` × ``height`` picture for this seed and style.
+
+    ``quality`` (1–100) is the JPEG/WEBP compression quality, so a lower one gives smaller, coarser files;
+    PNG is lossless and ignores it.
 
     Raises ``RuntimeError`` for JPEG or WEBP when Pillow is not installed (``pip install
     photomaker-bridge[emulators]``).
@@ -107,5 +111,5 @@ def render_image(*, seed: int, style: str, width: int, height: int, image_format
         ) from error
     picture = Image.open(io.BytesIO(png)).convert("RGB")
     buffer = io.BytesIO()
-    picture.save(buffer, format=image_format, quality=90)
+    picture.save(buffer, format=image_format, quality=quality)
     return buffer.getvalue()

@@ -23,12 +23,24 @@ from ._runware_jobs import Job, JobFate
 from ._runware_media import UPLOAD_FORMATS, InputRules, MediaStore
 from ._runware_options import RunwareOptions
 from ._runware_validation import MAX_SEED, invalid_code, validate_inference, validate_task_uuid
-from ._runware_webhooks import deliver_webhooks
+from ._runware_webhooks import deliver_webhooks, put_uploads
 
 if TYPE_CHECKING:
     from ._runware_websocket import Session
 
-__all__ = ["EMULATOR_KEY", "SUPPORTED_TASK_TYPES", "RunwareEmulator", "TaskOutcome"]
+__all__ = ["DRY_RUN_HEADER", "EMULATOR_KEY", "SUPPORTED_TASK_TYPES", "RunwareEmulator", "TaskOutcome", "is_dry_run"]
+
+DRY_RUN_HEADER = "X-Runware-Dry-Run"
+"""The REST header that asks for a dry run (runware-skills ``runware-run/SKILL.md``, runware.md §2.1)."""
+
+
+def is_dry_run(value: str | None) -> bool:
+    """Whether a dry-run switch (the header's value, or the WebSocket URL's ``dryRun`` query value) is on.
+
+    The docs show ``1`` (``X-Runware-Dry-Run: 1``; the legacy JS SDK sends ``dryRun=1``); ``true`` is taken to
+    mean the same [UNVERIFIED], anything else (absent, ``0``, ``false``) is a normal request.
+    """
+    return value is not None and value.strip().lower() in ("1", "true")
 
 SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     "authentication", "ping", "photoMaker", "imageInference", "imageUpload", "getResponse",
@@ -123,8 +135,12 @@ class RunwareEmulator:
 
     # -- tasks ----------------------------------------------------------------------------------------
 
-    def handle_task(self, task: object, *, origin: str, path: str) -> TaskOutcome:
-        """Runware's answer to one authenticated task object (``authentication`` is the transports' job)."""
+    def handle_task(self, task: object, *, origin: str, path: str, dry_run: bool = False) -> TaskOutcome:
+        """Runware's answer to one authenticated task object (``authentication`` is the transports' job).
+
+        ``dry_run`` (the ``X-Runware-Dry-Run`` header, the WebSocket's ``dryRun=1``) validates an image task
+        and answers its estimated cost without creating a job (see :meth:`_estimate`).
+        """
         if not isinstance(task, dict):
             return TaskOutcome(errors=[error_item("invalidPayload", "Each task must be a JSON object.")])
         task_type = task.get("taskType")
@@ -140,6 +156,8 @@ class RunwareEmulator:
                     pong["taskUUID"] = raw_uuid
                 return TaskOutcome(data=[pong])
             if task_type in ("photoMaker", "imageInference"):
+                if dry_run:
+                    return self._estimate(task)
                 return self._accept(task, origin=origin, path=path)
             if task_type == "imageUpload":
                 return self._upload(task, origin=origin)
@@ -157,6 +175,24 @@ class RunwareEmulator:
         except TaskError as error:
             self.state.counters["rejected_tasks"] += 1
             return _refusal(error, task_type if isinstance(task_type, str) else None, raw_uuid)
+
+    def _estimate(self, task: Mapping[str, Any]) -> TaskOutcome:
+        """A dry run: the task is checked like a real one, nothing runs, nothing is stored or billed.
+
+        "Add the header X-Runware-Dry-Run: 1 to validate a request and get its cost without executing or being
+        charged" (runware-skills ``runware-run/SKILL.md``, runware.md §2.1). The answer's shape is not
+        documented [UNVERIFIED]: the emulator answers one ``data`` item per task with ``taskType``,
+        ``taskUUID`` and the ``cost`` a real run would report (``cost_per_image`` × ``numberResults``).
+        Input images are checked for their form only: a UUID must name a stored image, inline data must decode.
+        """
+        task_uuid = validate_task_uuid(task, self.options)
+        spec = validate_inference(task, task_uuid, self.options)
+        for value in spec.input_images:
+            self.media.check(value, InputRules(parameter=spec.input_parameter,
+                                               code=invalid_code(spec.input_parameter)))
+        self.state.counters["dry_runs"] += 1
+        cost = round(self.state.settings.cost_per_image * spec.number_results, 10)
+        return TaskOutcome(data=[{"taskType": spec.task_type, "taskUUID": task_uuid, "cost": cost}])
 
     def _accept(self, task: Mapping[str, Any], *, origin: str, path: str) -> TaskOutcome:
         task_uuid = validate_task_uuid(task, self.options)
@@ -198,10 +234,12 @@ class RunwareEmulator:
             image_uuids=tuple(self.new_uuid() for _ in range(count)), seeds=seeds, accepted_at=now,
             started_at=now + queue_seconds, run_seconds=run_seconds, fate=fate,
             failure_message=(fault.message if fault is not None and fault.message else _DEFAULT_FAILURE),
-            cost_per_image=settings.cost_per_image,
+            cost_per_image=settings.cost_per_image, ttl_scale=self.options.ttl_scale,
         )
         self.jobs[task_uuid] = job
         self.state.counters["jobs_created"] += 1
+        if spec.upload_endpoint is not None:
+            self.spawn(put_uploads(self, job))
         if spec.webhook_url is not None:
             self.spawn(deliver_webhooks(self, job))
             return TaskOutcome(data=[job.acknowledgement()])

@@ -47,6 +47,8 @@ class Job:
     fate: JobFate
     failure_message: str
     cost_per_image: float
+    ttl_scale: float = 1.0
+    """Emulator seconds per second of ``ttl`` (``RunwareOptions.ttl_scale``)."""
     counted: bool = False
     """Whether the job's end has been counted in the emulator's counters."""
 
@@ -84,9 +86,15 @@ class Job:
         image_uuid = self.image_uuids[index]
         stored = media.get(image_uuid)
         if stored is None:
+            # outputQuality is the JPG/WEBP compression quality (20-99, seed 001): it changes the bytes.
             data = render_image(seed=self.seeds[index], style=spec.style, width=spec.width, height=spec.height,
-                                image_format=_RENDER_FORMATS[spec.output_format])
-            stored = media.put(image_uuid, data, _RENDER_FORMATS[spec.output_format])
+                                image_format=_RENDER_FORMATS[spec.output_format], quality=spec.output_quality)
+            # "ttl: how long the generated content will be available at the provided URL before being
+            # automatically deleted ... only when outputType is URL" (seed 001, runware.md §5.1).
+            expires_at = None
+            if spec.ttl is not None and "URL" in spec.output_types:
+                expires_at = self.image_ready_at(index) + spec.ttl * self.ttl_scale
+            stored = media.put(image_uuid, data, _RENDER_FORMATS[spec.output_format], expires_at=expires_at)
         item: dict[str, Any] = {"taskType": spec.task_type, "taskUUID": spec.task_uuid, "imageUUID": image_uuid}
         # One field per output type: URL → imageURL, base64Data → imageBase64Data, dataURI → imageDataURI
         # (runware.md §2.2).
@@ -112,6 +120,13 @@ class Job:
         """The ``errors`` item of a failed job."""
         return error_item("inferenceError", self.failure_message, task_type=self.spec.task_type,
                           task_uuid=self.spec.task_uuid)
+
+    def image_data(self, index: int, media: MediaStore) -> tuple[bytes, str]:
+        """The encoded bytes of image ``index`` and their MIME type (for ``uploadEndpoint``)."""
+        self.result_item(index, media)
+        stored = media.get(self.image_uuids[index])
+        assert stored is not None
+        return stored.data, stored.content_type
 
     def acknowledgement(self) -> dict[str, Any]:
         """The immediate answer to an async or webhook task: ``taskType`` and ``taskUUID`` only.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 import zlib
 from collections.abc import Callable, Collection
 from urllib.parse import urlsplit
@@ -74,6 +75,12 @@ class StoredImage:
 
     data: bytes = attrs.field(repr=False)
     image_format: str
+    expires_at: float | None = None
+    """``time.monotonic()`` after which the image is deleted (a task's ``ttl``); ``None`` keeps it."""
+
+    def expired(self, now: float | None = None) -> bool:
+        """Whether the image has been deleted by its ``ttl``."""
+        return self.expires_at is not None and (time.monotonic() if now is None else now) >= self.expires_at
 
     @property
     def content_type(self) -> str:
@@ -107,9 +114,9 @@ class MediaStore:
     """Source of fresh imageUUIDs (the emulator draws them from its seeded generator)."""
     images: dict[str, StoredImage] = attrs.field(factory=dict)
 
-    def put(self, image_uuid: str, data: bytes, image_format: str) -> StoredImage:
+    def put(self, image_uuid: str, data: bytes, image_format: str, expires_at: float | None = None) -> StoredImage:
         """Store a picture under ``image_uuid`` (replacing nothing that is already there)."""
-        return self.images.setdefault(image_uuid, StoredImage(data, image_format))
+        return self.images.setdefault(image_uuid, StoredImage(data, image_format, expires_at))
 
     def get(self, image_uuid: str) -> StoredImage | None:
         """The stored picture, if any."""
@@ -124,12 +131,31 @@ class MediaStore:
         """The picture served at ``IMAGE_PATH_PREFIX + name`` (``<uuid>.<ext>``), if the extension matches."""
         image_uuid, _, extension = name.partition(".")
         stored = self.images.get(image_uuid)
-        if stored is None or extension.lower() != stored.extension:
+        if stored is None or extension.lower() != stored.extension or stored.expired():
             return None
         return stored
 
     def resolve(self, value: object, rules: InputRules, *, origin: str, external_urls_reachable: bool) -> str:
         """The imageUUID of an input image, storing inline data as a new image; raises :class:`TaskError`."""
+        kind, text, data = self._parse(value, rules)
+        if kind == "uuid":
+            return text
+        if kind == "url":
+            return self._resolve_url(text, rules, origin=origin, external_urls_reachable=external_urls_reachable)
+        image_format = sniff_any_format(data)
+        assert image_format is not None
+        image_uuid = self.new_uuid()
+        self.put(image_uuid, data, image_format)
+        return image_uuid
+
+    def check(self, value: object, rules: InputRules) -> None:
+        """Check an input image's form without storing or downloading anything (a dry run)."""
+        kind, text, _ = self._parse(value, rules)
+        if kind == "url" and not urlsplit(text).netloc:
+            raise self._invalid(rules, f"The image URL {text} has no host.")
+
+    def _parse(self, value: object, rules: InputRules) -> tuple[str, str, bytes]:
+        """``(kind, text, data)`` of an input: a stored image's UUID, a URL, or inline data (decoded)."""
         if not isinstance(value, str) or not value.strip():
             raise self._invalid(rules, "Each image must be a non-empty string: a UUID, a data URI, base64 "
                                        "data or a URL.")
@@ -137,18 +163,18 @@ class MediaStore:
         if is_uuid(text):
             if not rules.allow_uuid:
                 raise self._invalid(rules, "The image must be a URL, a data URI or base64 data.")
-            if text not in self.images:
-                # The UUID is well-formed but names no stored image. Runware's code for this is
-                # [UNVERIFIED]; ``mediaNotFound`` is the name the official SDKs' error tables use for a
-                # missing media item (runware.md §6, NEWTS errors.test), so a client maps it to "not found".
+            stored = self.images.get(text)
+            if stored is None or stored.expired():
+                # The UUID is well-formed but names no stored image (never stored, or deleted by its ttl).
+                # Runware's code for this is [UNVERIFIED]; ``mediaNotFound`` is the name the official SDKs'
+                # error tables use for a missing media item (runware.md §6, NEWTS errors.test).
                 raise TaskError(error_item(
                     "mediaNotFound", f"No image with UUID {text} was found. Upload it first with imageUpload.",
                     parameter=rules.parameter, value_type="string"))
-            stored = self.images[text]
             self._check_format(stored.image_format, rules)
-            return text
+            return "uuid", text, b""
         if text.lower().startswith(("http://", "https://")):
-            return self._resolve_url(text, rules, origin=origin, external_urls_reachable=external_urls_reachable)
+            return "url", text, b""
         if "://" in text:
             raise self._invalid(rules, "Only http and https URLs are supported.")
         data = self._decode_inline(text, rules)
@@ -156,9 +182,7 @@ class MediaStore:
         if image_format is None:
             raise self._invalid(rules, "The image data is not a PNG, JPG or WEBP image.")
         self._check_format(image_format, rules)
-        image_uuid = self.new_uuid()
-        self.put(image_uuid, data, image_format)
-        return image_uuid
+        return "inline", text, data
 
     def _resolve_url(self, url: str, rules: InputRules, *, origin: str, external_urls_reachable: bool) -> str:
         parts = urlsplit(url)

@@ -53,3 +53,9 @@ class RunwareOptions:
     webhook_max_attempts: int = 5
     """Webhook deliveries tried per result before giving up (backoff 250 ms doubling, capped at 8 s,
     runware.md §4.3)."""
+    upload_max_attempts: int = 5
+    """``uploadEndpoint`` PUTs tried per image before giving up. Runware documents no retry for uploads
+    [UNVERIFIED]; the emulator retries like its webhooks (250 ms doubling, capped at 8 s, runware.md §4.3)."""
+    ttl_scale: float = 1.0
+    """Emulator seconds per second of a task's ``ttl`` before its image URLs answer 404. ``ttl`` is at least 60
+    (seed 001), so tests that want to see an expiry set e.g. 0.001 instead of waiting a minute."""

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from ._runware_errors import TaskError, error_item
+from ._runware_features import FEATURE_TYPES, feature_type_problem
 from ._runware_options import RunwareOptions
 
 __all__ = [
@@ -63,15 +64,10 @@ _COMMON_PARAMETERS = frozenset({
     "includeCost", "deliveryMethod", "webhookURL", "uploadEndpoint", "ttl", "safety", "checkNSFW",
 })
 _PHOTOMAKER_PARAMETERS = _COMMON_PARAMETERS | {"inputImages", "style", "strength"}
-# imageInference documents many features PhotoMaker does not use; they are accepted (and have no effect on
-# the emulated picture) so that a request the real service takes is not refused here. The list follows the
-# official SDK's IImageInference fields (runware 0.5.24 types.py).
-_INFERENCE_PARAMETERS = _COMMON_PARAMETERS | {
-    "photoMaker", "seedImage", "maskImage", "strength", "maskMargin", "upscaleFactor", "vae", "promptWeighting",
-    "controlNet", "lora", "lycoris", "embeddings", "refiner", "outpaint", "instantID", "ipAdapters",
-    "acePlusPlus", "puLID", "referenceImages", "inputs", "acceleration", "acceleratorOptions",
-    "advancedFeatures", "providerSettings", "settings", "ultralytics", "resolution", "useCache",
-}
+# imageInference documents many features PhotoMaker does not use; they are accepted with their type checked
+# (_runware_features) so that a request the real service takes is not refused here: the fields of both official
+# SDKs (runware 0.5.24 IImageInference, runware-sdk's SDXL params, runware.md §5.3).
+_INFERENCE_PARAMETERS = _COMMON_PARAMETERS | {"photoMaker", "strength"} | set(FEATURE_TYPES)
 _NESTED_PHOTOMAKER_PARAMETERS = frozenset({"images", "style", "strength"})
 _SAFETY_PARAMETERS = frozenset({"checkContent", "mode"})
 
@@ -333,6 +329,15 @@ def _safety(fields: _Fields, options: RunwareOptions) -> bool:
     return mode != "none"
 
 
+def _check_features(fields: _Fields) -> None:
+    for name in FEATURE_TYPES:
+        value = fields.get(name)
+        problem = None if value is None else feature_type_problem(name, value)
+        if problem is not None:
+            message, kind = problem
+            raise fields.invalid(name, message, kind)
+
+
 def validate_inference(task: Mapping[str, Any], task_uuid: str, options: RunwareOptions) -> InferenceSpec:
     """Check a ``photoMaker`` or ``imageInference`` task and fill in its defaults; raises :class:`TaskError`."""
     task_type = str(task["taskType"])
@@ -340,6 +345,10 @@ def validate_inference(task: Mapping[str, Any], task_uuid: str, options: Runware
     fields = _Fields(task, _PHOTOMAKER_PAGE if standalone else _INFERENCE_PAGE)
     if options.reject_unknown_parameters:
         fields.reject_unknown(_PHOTOMAKER_PARAMETERS if standalone else _INFERENCE_PARAMETERS)
+    if not standalone:
+        _check_features(fields)
+        # imageInference's own strength is the image-to-image strength, 0 to 1 (runware-sdk types it float).
+        fields.number("strength", 0, 1, 0.8)
 
     nested_value = None if standalone else task.get("photoMaker")
     uses_photomaker = standalone or nested_value is not None

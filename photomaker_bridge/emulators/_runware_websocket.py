@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ._runware_core import EMULATOR_KEY, RunwareEmulator
+from ._runware_core import EMULATOR_KEY, RunwareEmulator, is_dry_run
 from ._runware_errors import error_item, errors_response
 from ._runware_jobs import Job
 
@@ -151,7 +151,7 @@ async def _authenticate(emulator: RunwareEmulator, connection: Connection, task:
 
 
 async def _handle_frame(emulator: RunwareEmulator, connection: Connection, text: str, *, origin: str,
-                        path: str) -> None:
+                        path: str, dry_run: bool) -> None:
     try:
         payload = json.loads(text)
     except ValueError:
@@ -184,7 +184,7 @@ async def _handle_frame(emulator: RunwareEmulator, connection: Connection, text:
                 task_type=task_type if isinstance(task_type, str) else None,
                 task_uuid=task_uuid if isinstance(task_uuid, str) else None)]})
             continue
-        outcome = emulator.handle_task(task, origin=origin, path=path)
+        outcome = emulator.handle_task(task, origin=origin, path=path, dry_run=dry_run)
         if outcome.data:
             # An ACK, an upload or a getResponse answer: one frame, every item in it (runware.md §3.2).
             await session.deliver({"data": outcome.data})
@@ -220,6 +220,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     emulator.sockets.add(socket)
     connection = Connection(emulator, socket)
     origin = f"{request.scheme}://{request.host}"
+    # The legacy JS SDK's dryRun option connects to "...?sdk=js&version=...&dryRun=1" (runware.md §2.1).
+    dry_run = is_dry_run(request.query.get("dryRun"))
     try:
         while not emulator.closing.is_set():
             message = await _receive(connection, emulator.options.idle_timeout)
@@ -233,7 +235,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             data = message.data if message.type == WSMsgType.TEXT else message.data.decode("utf-8", "replace")
             connection.last_activity = time.monotonic()
             emulator.state.record("WS", request.path, {}, {}, data.encode())
-            await _handle_frame(emulator, connection, data, origin=origin, path=request.path)
+            await _handle_frame(emulator, connection, data, origin=origin, path=request.path, dry_run=dry_run)
     finally:
         if connection.session is not None:
             connection.session.detach(connection)

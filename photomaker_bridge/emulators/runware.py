@@ -9,7 +9,11 @@
   time, one frame per image, session resume.
 * Tasks ``photoMaker``, ``imageInference`` (with a nested ``photoMaker`` object, or plain), ``imageUpload``,
   ``getResponse`` and ``ping``, validated against the documented rules (§5.1) with Runware's error codes.
-* Generated and uploaded images served at ``/image/ws/0.5/ii/<imageUUID>.<ext>`` on the emulator's origin.
+* Generated and uploaded images served at ``/image/ws/0.5/ii/<imageUUID>.<ext>`` on the emulator's origin,
+  until the task's ``ttl`` deletes them (then 404).
+* ``X-Runware-Dry-Run: 1`` (REST) or ``?dryRun=1`` (WebSocket URL): image tasks are validated and answered with
+  their cost, and nothing runs.
+* ``webhookURL``: each result POSTed to a loopback URL; ``uploadEndpoint``: each image PUT to a loopback URL.
 
 Timing and faults come from the :class:`~photomaker_bridge.emulators._common.EmulatorState`: a job waits
 ``queue_time`` then runs ``run_time``; HTTP faults answer in Runware's error shape; job faults make a job
@@ -33,7 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from ._common import EmulatorState, fault_middleware
-from ._runware_core import EMULATOR_KEY, RunwareEmulator, TaskOutcome
+from ._runware_core import DRY_RUN_HEADER, EMULATOR_KEY, RunwareEmulator, TaskOutcome, is_dry_run
 from ._runware_errors import error_item, errors_response, fault_error_response, status_for_code
 from ._runware_jobs import Job
 from ._runware_media import IMAGE_PATH_PREFIX
@@ -88,8 +92,9 @@ async def _rest_handler(request: web.Request) -> web.StreamResponse:
     if auth_error is not None:
         return errors_response([auth_error], 401)
     origin = f"{request.scheme}://{request.host}"
+    dry_run = is_dry_run(request.headers.get(DRY_RUN_HEADER))
     # Tasks are accepted in order (so a repeated taskUUID in one request conflicts), then waited together.
-    outcomes = [emulator.handle_task(task, origin=origin, path=request.path) for task in tasks]
+    outcomes = [emulator.handle_task(task, origin=origin, path=request.path, dry_run=dry_run) for task in tasks]
     waits = [_wait_for(emulator, outcome.job, request) for outcome in outcomes if outcome.job is not None]
     if not all(await asyncio.gather(*waits)):
         # A stuck job: the client gave up or the emulator is stopping; nobody reads this answer.

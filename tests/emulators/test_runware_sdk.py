@@ -23,9 +23,9 @@ from runware_legacy.server import RunwareServer as Runware
 from runware_legacy.types import IImageInference, IPhotoMaker, IPhotoMakerSettings
 from runware_legacy.utils import RunwareAPIError
 
-from photomaker_bridge.emulators._common import EmulatorSettings, EmulatorState, Fault
+from photomaker_bridge.emulators._common import EmulatorState, Fault
 from photomaker_bridge.emulators._images import render_image
-from photomaker_bridge.emulators.runware import EMULATOR_KEY, RunwareEmulator, create_app
+from photomaker_bridge.emulators.runware import EMULATOR_KEY, RunwareEmulator
 
 MODEL = "civitai:139562@344487"
 FACE_PNG = render_image(seed=21, style="face", width=64, height=64)
@@ -33,25 +33,10 @@ FACE_URI = "data:image/png;base64," + base64.b64encode(FACE_PNG).decode()
 
 
 @pytest.fixture
-def state() -> EmulatorState:
-    """Fast jobs, a fixed seed."""
-    return EmulatorState("runware", EmulatorSettings(run_time=0.02, seed=5))
-
-
-@pytest.fixture
-async def server(state: EmulatorState) -> AsyncIterator[TestServer]:
-    """The emulator on a loopback port."""
-    server = TestServer(create_app(state), host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def client(server: TestServer, state: EmulatorState) -> AsyncIterator[Runware]:
+async def client(runware_server: TestServer, runware_state: EmulatorState) -> AsyncIterator[Runware]:
     """A connected SDK client, disconnected afterwards with none of its tasks left behind."""
     before = asyncio.all_tasks()
-    sdk = Runware(api_key=state.settings.api_key, url=f"ws://127.0.0.1:{server.port}/v1")
+    sdk = Runware(api_key=runware_state.settings.api_key, url=f"ws://127.0.0.1:{runware_server.port}/v1")
     await sdk.connect()
     yield sdk
     await sdk.disconnect()
@@ -81,7 +66,7 @@ async def test_sdk_upload_image_from_a_local_file(client: Runware, tmp_path: Pat
     assert await fetch(uploaded.imageURL) == FACE_PNG
 
 
-async def test_sdk_photomaker_with_uploaded_and_inline_faces(client: Runware, server: TestServer,
+async def test_sdk_photomaker_with_uploaded_and_inline_faces(client: Runware, runware_server: TestServer,
                                                             tmp_path: Path) -> None:
     face = tmp_path / "face.png"
     face.write_bytes(FACE_PNG)
@@ -99,17 +84,17 @@ async def test_sdk_photomaker_with_uploaded_and_inline_faces(client: Runware, se
         picture = Image.open(io.BytesIO(await fetch(image.imageURL)))
         assert (picture.format, picture.size) == ("PNG", (256, 128))
     # The SDK sent style and strength, and the emulator kept the prompt's trigger rule (runware.md §5.1).
-    [job] = emulator_of(server).jobs.values()
+    [job] = emulator_of(runware_server).jobs.values()
     assert job.spec.effective_prompt == "rwre, a portrait photo, studio light"
     assert job.input_uuids[0] == uploaded.imageUUID
 
 
-async def test_sdk_photomaker_defaults_sent_as_null(client: Runware, server: TestServer) -> None:
+async def test_sdk_photomaker_defaults_sent_as_null(client: Runware, runware_server: TestServer) -> None:
     # Without style and strength the SDK sends JSON null for both (runware.md §5.2): null means "default".
     images = await client.photoMaker(IPhotoMaker(model=MODEL, positivePrompt="rwre in a garden", width=128,
                                                  height=128, inputImages=[FACE_URI]))
     assert isinstance(images, list) and len(images) == 1
-    [job] = emulator_of(server).jobs.values()
+    [job] = emulator_of(runware_server).jobs.values()
     assert (job.spec.style, job.spec.strength) == ("No style", 15)
 
 
@@ -122,19 +107,19 @@ async def test_sdk_gets_runware_api_error_for_invalid_width(client: Runware) -> 
     assert caught.value.error_data["taskType"] == "photoMaker"
 
 
-async def test_sdk_gets_runware_api_error_for_a_failed_job(client: Runware, state: EmulatorState) -> None:
-    state.settings.faults = [Fault("fail_job")]
+async def test_sdk_gets_runware_api_error_for_a_failed_job(client: Runware, runware_state: EmulatorState) -> None:
+    runware_state.settings.faults = [Fault("fail_job")]
     with pytest.raises(RunwareAPIError) as caught:
         await client.photoMaker(IPhotoMaker(model=MODEL, positivePrompt="a portrait", width=128, height=128,
                                             inputImages=[FACE_URI]))
     assert caught.value.code == "inferenceError"
 
 
-async def test_sdk_image_inference_with_nested_photomaker(client: Runware, server: TestServer) -> None:
+async def test_sdk_image_inference_with_nested_photomaker(client: Runware, runware_server: TestServer) -> None:
     images = await client.imageInference(IImageInference(
         model=MODEL, positivePrompt="rwre man, natural light", width=128, height=128, numberResults=2,
         photoMaker=IPhotoMakerSettings(images=[FACE_URI], style="Neonpunk", strength=30)))
     assert isinstance(images, list)
     assert [image.taskType for image in images] == ["imageInference", "imageInference"]
-    [job] = emulator_of(server).jobs.values()
+    [job] = emulator_of(runware_server).jobs.values()
     assert (job.spec.input_parameter, job.spec.style, job.spec.strength) == ("photoMaker.images", "Neonpunk", 30)
