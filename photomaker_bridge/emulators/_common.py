@@ -16,6 +16,7 @@ Faults come in two families:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import random
 import re
@@ -36,6 +37,7 @@ __all__ = [
     "FaultKind",
     "LoggedRequest",
     "fault_middleware",
+    "is_loopback",
 ]
 
 Duration = float | tuple[float, float]
@@ -123,6 +125,19 @@ class Fault:
                 raise ValueError(f"unknown fault option {key!r}; allowed: {', '.join(sorted(converters))}")
             values[key] = converters[key](value.strip())
         return cls(**values)  # type: ignore[arg-type]
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine. The emulators
+    send webhooks and uploads only to such hosts: they never leave the machine."""
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _new_api_key() -> str:

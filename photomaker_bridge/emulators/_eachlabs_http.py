@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from collections.abc import Callable
 
@@ -10,7 +9,7 @@ from aiohttp import web
 
 from ._common import EmulatorState
 
-__all__ = ["is_loopback", "json_object", "new_uuid", "presented_key"]
+__all__ = ["json_object", "new_uuid", "presented_key"]
 
 
 def presented_key(request: web.Request) -> str | None:
@@ -24,16 +23,6 @@ def presented_key(request: web.Request) -> str | None:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine."""
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def new_uuid(state: EmulatorState, taken: Callable[[str], bool]) -> str:

@@ -106,7 +106,7 @@ class Job:
     start_timeout: float | None = None
     """``X-Fal-Request-Timeout``: seconds the request may wait before a runner takes it."""
     webhook_url: str | None = None
-    """``fal_webhook`` given at submit (recorded; the emulator delivers no webhooks)."""
+    """``fal_webhook`` given at submit: the webhook POSTed when the request completes (``_fal_webhooks``)."""
     cancelled_at: float | None = None
     outcome: Outcome | None = None
     """What the runner decided when it picked the request up."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from ._fal_patch import RUN_PREFIX
+
 __all__ = ["FalOptions"]
 
 
@@ -48,3 +50,23 @@ class FalOptions:
     rejection_seconds: float = 0.05
     """How long the runner works on a request it rejects (bad input, bad archive): invalid requests go
     IN_PROGRESS then COMPLETED like any other (fal.md §1.4, TanStack/ai #396). Capped by the run time."""
+    run_prefix: str = RUN_PREFIX
+    """Path prefix under which the emulator plays fal's synchronous host ``fal.run``: ``POST
+    /run/fal-ai/photomaker`` answers the app's output directly (seed 003's cURL example), where ``POST
+    /fal-ai/photomaker`` is a queue submit (``queue.fal.run``). fal tells them apart by host; one emulator port
+    needs a path. ``point_fal_client_at`` sets fal_client's ``RUN_URL_FORMAT`` to ``<base>/run/``."""
+    stream_keepalive_seconds: float = 15.0
+    """A ``status/stream`` sends an SSE comment line this often while nothing changes ("The server sends a comment
+    line every 15 seconds", fal.md §1.5)."""
+    status_stream_accepts_post: bool = True
+    """Also answer ``POST .../status/stream``: the documented method is GET (fal.md §1.5), but
+    ``fal_client.stream`` opens its SSE connections with POST; whether fal's queue accepts that is
+    [UNVERIFIED]."""
+    webhook_retry_delays: tuple[float, ...] = tuple(7.0 * 2**attempt for attempt in range(10))
+    """Seconds before each retry of a failed webhook delivery. fal retries "10 times in the span of 2 hours"
+    (fal.md §1.12) without saying when; the default doubles from 7 s, ten retries over 7161 s (just under 2 h).
+    Tests set short delays."""
+    webhook_timeout_seconds: float = 15.0
+    """How long one webhook delivery waits for the receiver's answer [UNVERIFIED: not in fal's docs]."""
+    webhook_user_id: str = "emulator-user"
+    """``X-Fal-Webhook-User-Id`` of signed webhooks (the account's user id on fal)."""

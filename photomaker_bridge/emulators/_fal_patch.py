@@ -7,7 +7,10 @@ import os
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-__all__ = ["point_fal_client_at"]
+__all__ = ["RUN_PREFIX", "point_fal_client_at"]
+
+RUN_PREFIX = "/run"
+"""Where the fal emulator serves the synchronous host ``fal.run`` (``FalOptions.run_prefix``)."""
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _NO_PROXY_NAMES = ("NO_PROXY", "no_proxy")
@@ -27,12 +30,14 @@ def point_fal_client_at(base_url: str) -> Iterator[None]:
     ``emulators.fal.url``) instead of fal's hosts, and put things back afterwards.
 
     ``fal_client`` 1.0.3 keeps its hosts in four module constants of ``fal_client.client``:
-    ``QUEUE_URL_FORMAT`` and ``RUN_URL_FORMAT`` (submit, status, result, cancel, run), ``REST_URL`` (storage
-    tokens and the fallback upload) and ``CDN_URL`` (uploads). It reads them when each call is made, so
-    patching them works at any time, whereas its environment variables (``FAL_RUN_HOST``,
-    ``FAL_QUEUE_RUN_HOST``) are read only once, at import, always mean ``https://``, and do not cover
-    uploads. This context manager sets the four constants to the base URL and restores the previous values
-    on exit. It also adds the loopback names and the base URL's host to
+    ``QUEUE_URL_FORMAT`` (submit, status, result, cancel: ``queue.fal.run``), ``RUN_URL_FORMAT`` (``run()`` and
+    ``stream()``: the synchronous host ``fal.run``), ``REST_URL`` (storage tokens and the fallback upload) and
+    ``CDN_URL`` (uploads). It reads them when each call is made, so patching them works at any time, whereas
+    its environment variables (``FAL_RUN_HOST``, ``FAL_QUEUE_RUN_HOST``) are read only once, at import, always
+    mean ``https://``, and do not cover uploads. This context manager sets the queue, storage and CDN constants
+    to the base URL and ``RUN_URL_FORMAT`` to ``<base>/run/``, where the emulator plays ``fal.run`` (a submit
+    and a run use the same path on different hosts; one emulator port tells them apart by this prefix), and
+    restores the previous values on exit. It also adds the loopback names and the base URL's host to
     ``NO_PROXY``/``no_proxy`` for the block, since fal_client's transport honours proxy variables and would
     otherwise send loopback traffic to a proxy.
 
@@ -59,7 +64,7 @@ def point_fal_client_at(base_url: str) -> Iterator[None]:
     base = base_url.rstrip("/")
     replacements = {
         "QUEUE_URL_FORMAT": base + "/",
-        "RUN_URL_FORMAT": base + "/",
+        "RUN_URL_FORMAT": base + RUN_PREFIX + "/",
         "REST_URL": base,
         "CDN_URL": base,
     }

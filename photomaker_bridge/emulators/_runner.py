@@ -34,6 +34,13 @@ PROVIDER_NAMES: tuple[str, ...] = ("runware", "fal", "eachlabs")
 
 ApplicationFactory = Callable[[EmulatorState], web.Application]
 
+if TYPE_CHECKING:
+    from photomaker_bridge.emulators.eachlabs import EachlabsOptions
+    from photomaker_bridge.emulators.fal import FalOptions
+    from photomaker_bridge.emulators.runware import RunwareOptions
+
+    EmulatorOptions = RunwareOptions | FalOptions | EachlabsOptions
+
 _SHUTDOWN_TIMEOUT = 0.5
 """Seconds a request still being answered at shutdown (an open WebSocket, a latency sleep) may take before
 it is cancelled."""
@@ -44,6 +51,19 @@ def _application_factories() -> dict[str, ApplicationFactory]:
     from photomaker_bridge.emulators import eachlabs, fal, runware
 
     return {"runware": runware.create_app, "fal": fal.create_app, "eachlabs": eachlabs.create_app}
+
+
+def _options_of(application: web.Application) -> EmulatorOptions | None:
+    """The options object of the emulator an application serves."""
+    from photomaker_bridge.emulators import eachlabs, fal, runware
+
+    if runware.EMULATOR_KEY in application:
+        return application[runware.EMULATOR_KEY].options
+    if fal.FAL_EMULATOR_KEY in application:
+        return application[fal.FAL_EMULATOR_KEY].options
+    if eachlabs.EMULATOR_KEY in application:
+        return application[eachlabs.EMULATOR_KEY].options
+    return None
 
 
 def _call_in_loop(loop: asyncio.AbstractEventLoop, function: Callable[[], None]) -> None:
@@ -85,14 +105,25 @@ class EmulatorHandle:
     ``settings.faults``) and the next request sees the change. The API key never appears in ``repr``.
     """
 
-    __slots__ = ("_initial_settings", "_loop", "name", "state", "url")
+    __slots__ = ("_initial_settings", "_loop", "_options", "name", "state", "url")
 
-    def __init__(self, name: str, url: str, state: EmulatorState, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, name: str, url: str, state: EmulatorState, loop: asyncio.AbstractEventLoop,
+                 options: EmulatorOptions | None = None) -> None:
         self.name = name
         self.url = url
         self.state = state
         self._loop = loop
+        self._options = options
         self._initial_settings = attrs.evolve(state.settings, faults=list(state.settings.faults))
+
+    @property
+    def options(self) -> EmulatorOptions:
+        """The emulator's own live options (``RunwareOptions``, ``FalOptions`` or ``EachlabsOptions``): the
+        behaviours its provider leaves undocumented, each settled one way by default. Change a field and the
+        next request sees it; ``reset()`` leaves options alone."""
+        if self._options is None:
+            raise RuntimeError(f"the {self.name} emulator was started without options")
+        return self._options
 
     @property
     def settings(self) -> EmulatorSettings:
@@ -203,6 +234,8 @@ class _ServerThread:
     def __init__(self, states: Mapping[str, EmulatorState], factories: Mapping[str, ApplicationFactory],
                  host: str) -> None:
         self.states = states
+        self.options: dict[str, EmulatorOptions | None] = {}
+        """Each emulator's options object, once its application exists."""
         self._factories = factories
         self._host = host
         self.ready: concurrent.futures.Future[dict[str, int]] = concurrent.futures.Future()
@@ -251,7 +284,9 @@ class _ServerThread:
         try:
             ports: dict[str, int] = {}
             for name, state in self.states.items():
-                runner = web.AppRunner(self._factories[name](state), handle_signals=False, access_log=None,
+                application = self._factories[name](state)
+                self.options[name] = _options_of(application)
+                runner = web.AppRunner(application, handle_signals=False, access_log=None,
                                        shutdown_timeout=_SHUTDOWN_TIMEOUT)
                 await runner.setup()
                 runners.append(runner)
@@ -303,9 +338,11 @@ class _EmulatorsContext:
             return f"http://{address}:{ports[name]}"
 
         return Emulators(
-            runware=RunwareEmulatorHandle("runware", url("runware"), state("runware"), server.loop),
-            fal=EmulatorHandle("fal", url("fal"), state("fal"), server.loop),
-            eachlabs=EmulatorHandle("eachlabs", url("eachlabs"), state("eachlabs"), server.loop),
+            runware=RunwareEmulatorHandle("runware", url("runware"), state("runware"), server.loop,
+                                          server.options["runware"]),
+            fal=EmulatorHandle("fal", url("fal"), state("fal"), server.loop, server.options["fal"]),
+            eachlabs=EmulatorHandle("eachlabs", url("eachlabs"), state("eachlabs"), server.loop,
+                                    server.options["eachlabs"]),
         )
 
     def _started(self) -> _ServerThread:

@@ -15,30 +15,19 @@ else as undeliverable (``webhooks_undeliverable``, ``upload_endpoint_undeliverab
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from ._common import is_loopback
 from ._runware_jobs import Job
 
 if TYPE_CHECKING:
     from ._runware_core import RunwareEmulator
 
 __all__ = ["deliver_webhooks", "put_uploads"]
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _sleep_until(moment: float) -> None:
@@ -70,7 +59,7 @@ async def deliver_webhooks(emulator: RunwareEmulator, job: Job) -> None:
     url = job.spec.webhook_url
     if url is None:
         return
-    if not _is_loopback(urlsplit(url).hostname):
+    if not is_loopback(urlsplit(url).hostname):
         emulator.state.counters["webhooks_undeliverable"] += 1
         return
     if job.fate == "stuck":
@@ -96,7 +85,7 @@ async def put_uploads(emulator: RunwareEmulator, job: Job) -> None:
     url = job.spec.upload_endpoint
     if url is None or job.fate == "stuck":
         return
-    if not _is_loopback(urlsplit(url).hostname):
+    if not is_loopback(urlsplit(url).hostname):
         emulator.state.counters["upload_endpoint_undeliverable"] += 1
         return
     async with aiohttp.ClientSession() as session:

@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 from aiohttp import web
 
-from ._common import EmulatorState, Fault, fault_middleware
+from ._common import EmulatorState, Fault, fault_middleware, is_loopback
 from ._eachlabs_errors import (
     CANNOT_CANCEL,
     INVALID_API_KEY,
@@ -66,7 +66,7 @@ from ._eachlabs_failures import (
     trigger_word_error,
     validation_failure,
 )
-from ._eachlabs_http import is_loopback, json_object, new_uuid, presented_key
+from ._eachlabs_http import json_object, new_uuid, presented_key
 from ._eachlabs_limits import CreationWindow, retry_after_header, seconds_until_a_slot_frees
 from ._eachlabs_predictions import Prediction
 from ._eachlabs_schema import MAX_SEED, MODELS, InputRejected, PhotoMakerInput, validate_input

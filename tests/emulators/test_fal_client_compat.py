@@ -41,7 +41,7 @@ def faces_zip() -> bytes:
 def point_fal_client_at(monkeypatch: pytest.MonkeyPatch, base: str) -> None:
     """Send every fal_client call to ``base`` for this test (restored by monkeypatch)."""
     monkeypatch.setattr(fal_module, "QUEUE_URL_FORMAT", base + "/")
-    monkeypatch.setattr(fal_module, "RUN_URL_FORMAT", base + "/")
+    monkeypatch.setattr(fal_module, "RUN_URL_FORMAT", base + "/run/")
     monkeypatch.setattr(fal_module, "REST_URL", base)
     monkeypatch.setattr(fal_module, "CDN_URL", base)
 

@@ -30,7 +30,7 @@ def test_patches_the_four_constants_and_restores_them() -> None:
     with point_fal_client_at("http://127.0.0.1:8765/"):
         assert constants() == {
             "QUEUE_URL_FORMAT": "http://127.0.0.1:8765/",
-            "RUN_URL_FORMAT": "http://127.0.0.1:8765/",
+            "RUN_URL_FORMAT": "http://127.0.0.1:8765/run/",
             "REST_URL": "http://127.0.0.1:8765",
             "CDN_URL": "http://127.0.0.1:8765",
         }
