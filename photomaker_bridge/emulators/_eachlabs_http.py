@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from ._common import EmulatorState
 
-__all__ = ["json_object", "new_uuid", "presented_key"]
+__all__ = ["json_object", "new_uuid", "presented_key", "request_id_middleware"]
 
 
 def presented_key(request: web.Request) -> str | None:
@@ -42,3 +43,31 @@ async def json_object(request: web.Request) -> dict[str, object] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return body if isinstance(body, dict) else None
+
+
+def request_id_middleware(current_path: contextvars.ContextVar[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware that adds ``X-Request-Id`` to API answers and keeps the path in ``current_path`` (so the
+    fault middleware's error builder can answer with that route's own 500 text)."""
+
+    @web.middleware
+    async def middleware(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        # API responses carry X-Request-Id, echoing the client's or a fresh one (MD-OAS, eachlabs.md §1). It
+        # is deliberately not drawn from the seeded generator: the number of requests (polls) depends on
+        # timing, and it must not shift the draws that decide faults and IDs.
+        is_api = request.path.startswith("/v1/")
+        request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
+        token = current_path.set(request.path)
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            if is_api:
+                error.headers["X-Request-Id"] = request_id
+            raise
+        finally:
+            current_path.reset(token)
+        if is_api:
+            response.headers["X-Request-Id"] = request_id
+        return response
+
+    return middleware

@@ -19,10 +19,11 @@ from aiohttp import WSCloseCode, web
 
 from ._common import EmulatorState
 from ._runware_errors import INVALID_API_KEY_MESSAGE, TaskError, error_item
+from ._runware_fields import invalid_code
 from ._runware_jobs import Job, JobFate
 from ._runware_media import UPLOAD_FORMATS, InputRules, MediaStore
 from ._runware_options import RunwareOptions
-from ._runware_validation import MAX_SEED, invalid_code, validate_inference, validate_task_uuid
+from ._runware_validation import MAX_SEED, validate_inference, validate_task_uuid
 from ._runware_webhooks import deliver_webhooks, put_uploads
 
 if TYPE_CHECKING:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from ._runware_errors import TaskError, error_item
 from ._runware_features import FEATURE_TYPES, feature_type_problem
+from ._runware_fields import Fields
 from ._runware_options import RunwareOptions
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "STYLES",
     "InferenceSpec",
     "apply_trigger_word",
-    "invalid_code",
     "validate_inference",
     "validate_task_uuid",
 ]
@@ -144,138 +144,7 @@ def validate_task_uuid(task: Mapping[str, Any], options: RunwareOptions) -> str:
     return value
 
 
-def _capitalised(path: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in path.split("."))
-
-
-def invalid_code(path: str) -> str:
-    """Runware's ``invalid<Param>`` code for a parameter path: ``photoMaker.images`` → ``invalidPhotoMakerImages``."""
-    return f"invalid{_capitalised(path)}"
-
-
-def _integral(value: object) -> int | None:
-    # JSON has one number type and the legacy SDK types strength as float, so 15.0 arrives for 15
-    # (runware.md §5.2). Integral floats are taken as integers; whether Runware accepts them is [UNVERIFIED].
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-class _Fields:
-    """Reads one JSON object's parameters, raising Runware's error for the first broken rule."""
-
-    def __init__(self, values: Mapping[str, Any], page: str, prefix: str = "") -> None:
-        self.values = values
-        self.page = page
-        self.prefix = prefix
-
-    def path(self, name: str) -> str:
-        return f"{self.prefix}{name}"
-
-    def error(self, code: str, message: str, name: str, value_type: str | None,
-              **constraints: Any) -> TaskError:
-        anchor = self.path(name).replace(".", "-").lower()
-        return TaskError(error_item(code, message, parameter=self.path(name), value_type=value_type,
-                                    documentation=f"{self.page}#request-{anchor}", **constraints))
-
-    def invalid(self, name: str, message: str, value_type: str, code: str | None = None,
-                **constraints: Any) -> TaskError:
-        return self.error(code or invalid_code(self.path(name)),
-                          f"Invalid value for {self.path(name)} parameter. {message}", name, value_type,
-                          **constraints)
-
-    def missing(self, name: str, value_type: str) -> TaskError:
-        return self.error(f"missing{_capitalised(self.path(name))}",
-                          f"Missing {self.path(name)} parameter. It is required.", name, value_type)
-
-    def get(self, name: str) -> Any:
-        """The value, with ``null`` read as absent."""
-        return self.values.get(name)
-
-    def reject_unknown(self, allowed: Collection[str]) -> None:
-        for name in self.values:
-            if name not in allowed:
-                raise self.error("unknownParameter", f"Unknown parameter {self.path(name)}.", name, None)
-
-    def integer(self, name: str, minimum: int, maximum: int | None, default: int | None, *,
-                multiple_of: int | None = None, code: str | None = None, required: bool = False) -> int | None:
-        value = self.get(name)
-        if value is None:
-            if required:
-                raise self.missing(name, "integer")
-            return default
-        number = _integral(value)
-        in_range = number is not None and number >= minimum and (maximum is None or number <= maximum)
-        if number is None or not in_range or (multiple_of is not None and number % multiple_of):
-            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"of at least {minimum}"
-            rule = f" and divisible by {multiple_of}" if multiple_of else ""
-            raise self.invalid(name, f"It must be an integer {bounds}{rule}.", "integer", code,
-                               min=minimum, max=maximum, multiplier=multiple_of)
-        return number
-
-    def number(self, name: str, minimum: float, maximum: float, default: float) -> float:
-        value = self.get(name)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value <= maximum:
-            raise self.invalid(name, f"It must be a number between {minimum:g} and {maximum:g}.", "float",
-                               min=minimum, max=maximum)
-        return float(value)
-
-    def text(self, name: str, *, required: bool = False, min_length: int | None = None,
-             max_length: int | None = None, type_message: str | None = None) -> str | None:
-        value = self.get(name)
-        if value is None:
-            if required:
-                raise self.missing(name, "string")
-            return None
-        label = self.path(name)
-        if not isinstance(value, str):
-            # The real capture in runware.md §2.3 (ISS #26): "Invalid value for positivePrompt parameter.
-            # Positive prompt must be a string value."
-            raise self.invalid(name, type_message or f"{label} must be a string value.", "string")
-        too_short = min_length is not None and len(value) < min_length
-        too_long = max_length is not None and len(value) > max_length
-        if too_short or too_long:
-            # Length has its own code: invalidPositivePromptLength (NEWTS errors.test, runware.md §6).
-            raise self.invalid(name, f"The length must be between {min_length} and {max_length} characters.",
-                               "string", f"{invalid_code(label)}Length", min=min_length, max=max_length)
-        return value
-
-    def choice(self, name: str, allowed: Collection[str], default: str,
-               aliases: Mapping[str, str] | None = None) -> str:
-        value = self.get(name)
-        if value is None:
-            return default
-        if isinstance(value, str) and aliases and value in aliases:
-            return aliases[value]
-        if not isinstance(value, str) or value not in allowed:
-            listed = ", ".join(allowed)
-            raise self.invalid(name, f"Supported values are: {listed}.", "string", allowedValues=list(allowed))
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.get(name)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.invalid(name, "It must be a boolean.", "boolean")
-        return value
-
-    def url(self, name: str) -> str | None:
-        value = self.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not re.match(r"^https?://[^/\s?#]+", value, re.IGNORECASE):
-            raise self.invalid(name, "It must be an http or https URL.", "string")
-        return value
-
-
-def _model(fields: _Fields, options: RunwareOptions, photomaker: bool) -> str:
+def _model(fields: Fields, options: RunwareOptions, photomaker: bool) -> str:
     value = fields.get("model")
     if value is None:
         raise fields.missing("model", "string")
@@ -286,7 +155,7 @@ def _model(fields: _Fields, options: RunwareOptions, photomaker: bool) -> str:
     return value
 
 
-def _images(fields: _Fields, name: str) -> tuple[object, ...]:
+def _images(fields: Fields, name: str) -> tuple[object, ...]:
     value = fields.get(name)
     if value is None:
         raise fields.missing(name, "array")
@@ -300,7 +169,7 @@ def _images(fields: _Fields, name: str) -> tuple[object, ...]:
     return tuple(value)
 
 
-def _output_types(fields: _Fields) -> tuple[str, ...]:
+def _output_types(fields: Fields) -> tuple[str, ...]:
     value = fields.get("outputType")
     if value is None:
         return ("URL",)
@@ -314,13 +183,13 @@ def _output_types(fields: _Fields) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def _safety(fields: _Fields, options: RunwareOptions) -> bool:
+def _safety(fields: Fields, options: RunwareOptions) -> bool:
     value = fields.get("safety")
     if value is None:
         return False
     if not isinstance(value, dict):
         raise fields.invalid("safety", "It must be an object with checkContent and mode.", "object")
-    nested = _Fields(value, fields.page, fields.path("safety."))
+    nested = Fields(value, fields.page, fields.path("safety."))
     if options.reject_unknown_parameters:
         nested.reject_unknown(_SAFETY_PARAMETERS)
     check = nested.boolean("checkContent", False)
@@ -329,7 +198,7 @@ def _safety(fields: _Fields, options: RunwareOptions) -> bool:
     return mode != "none"
 
 
-def _check_features(fields: _Fields) -> None:
+def _check_features(fields: Fields) -> None:
     for name in FEATURE_TYPES:
         value = fields.get(name)
         problem = None if value is None else feature_type_problem(name, value)
@@ -342,7 +211,7 @@ def validate_inference(task: Mapping[str, Any], task_uuid: str, options: Runware
     """Check a ``photoMaker`` or ``imageInference`` task and fill in its defaults; raises :class:`TaskError`."""
     task_type = str(task["taskType"])
     standalone = task_type == "photoMaker"
-    fields = _Fields(task, _PHOTOMAKER_PAGE if standalone else _INFERENCE_PAGE)
+    fields = Fields(task, _PHOTOMAKER_PAGE if standalone else _INFERENCE_PAGE)
     if options.reject_unknown_parameters:
         fields.reject_unknown(_PHOTOMAKER_PARAMETERS if standalone else _INFERENCE_PARAMETERS)
     if not standalone:
@@ -360,7 +229,7 @@ def validate_inference(task: Mapping[str, Any], task_uuid: str, options: Runware
         if not isinstance(nested_value, dict):
             raise fields.invalid("photoMaker", "It must be an object with images, style and strength.", "object")
         # Nested under imageInference the images key is "images", not "inputImages" (runware.md §5.3).
-        identity, images_name = _Fields(nested_value, _PHOTOMAKER_PAGE, "photoMaker."), "images"
+        identity, images_name = Fields(nested_value, _PHOTOMAKER_PAGE, "photoMaker."), "images"
         if options.reject_unknown_parameters:
             identity.reject_unknown(_NESTED_PHOTOMAKER_PARAMETERS)
     else:

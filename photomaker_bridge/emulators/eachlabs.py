@@ -36,10 +36,8 @@ import functools
 import secrets
 import time
 import urllib.parse
-import uuid
 from collections.abc import Awaitable, Callable
 
-import attrs
 from aiohttp import web
 
 from ._common import EmulatorState, Fault, fault_middleware, is_loopback
@@ -66,8 +64,9 @@ from ._eachlabs_failures import (
     trigger_word_error,
     validation_failure,
 )
-from ._eachlabs_http import json_object, new_uuid, presented_key
+from ._eachlabs_http import json_object, new_uuid, presented_key, request_id_middleware
 from ._eachlabs_limits import CreationWindow, retry_after_header, seconds_until_a_slot_frees
+from ._eachlabs_options import EachlabsOptions
 from ._eachlabs_predictions import Prediction
 from ._eachlabs_schema import MAX_SEED, MODELS, InputRejected, PhotoMakerInput, validate_input
 from ._eachlabs_storage import MAX_UPLOAD_BYTES, PRESIGNED_PATH_PREFIX, PUBLIC_PATH_PREFIX, Storage
@@ -87,37 +86,6 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The path of the request being handled, so that the fault middleware's error builder (which is given only
 # the status and the fault) can answer with the 500 text of that route.
 _CURRENT_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("eachlabs_request_path", default="")
-
-
-@attrs.define
-class EachlabsOptions:
-    """Emulator choices where Eachlabs' behaviour is not verified; the defaults are the likeliest reading.
-
-    Mutable: tests may change them while the emulator runs.
-    """
-
-    validate_at_create: bool = True
-    """Refuse schema violations at create with 400 ``Invalid input for model`` (eachlabs.md §6.3). ``False``
-    accepts the prediction and fails it on poll with ``INPUT_VALIDATION_ERROR`` instead, the other behaviour
-    the docs allow (MD-BR, eachlabs.md §3.1)."""
-    single_output_as_string: bool = False
-    """Send a success's ``output`` as one URL string (the documented example) instead of a list (production
-    captures and photomaker's "array" output type, eachlabs.md §2.4)."""
-    failure_output_as_string: bool = False
-    """Send a failure's ``output`` as a plain message string instead of the classified envelope; V1 allows
-    both (eachlabs.md §2.6)."""
-    terminal_cancel_status: int = 400
-    """HTTP status of a cancel on a finished prediction (eachlabs.md §2.8 only says it is refused)."""
-    data_uris_downloadable: bool = False
-    """Whether an input image given as a ``data:`` URI counts as downloadable; the reference advises against
-    relying on it (§3.1), so by default it fails like an unreachable URL."""
-    synchronous_models: frozenset[str] = frozenset({"photomaker", "photomaker-style"})
-    """Models ``POST /v1/prediction/run`` serves; any other answers 400. Which models have "synchronous
-    execution enabled" is not documented (eachlabs.md §2.9): the default serves both PhotoMaker models, so the
-    documented route is usable; ``frozenset()`` reproduces a service that refuses them."""
-    concurrency_retry_after: float = 5.0
-    """``Retry-After`` seconds of the concurrency 429 when no unfinished prediction is due to end (all stuck).
-    Eachlabs documents no value (eachlabs.md §1: "endpoint-dependent")."""
 
 
 class EachlabsEmulator:
@@ -389,31 +357,6 @@ EMULATOR_KEY = web.AppKey("eachlabs_emulator", EachlabsEmulator)
 """Where :func:`create_app` keeps the :class:`EachlabsEmulator` in the application, for inspection."""
 
 
-def _request_id_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        """Add ``X-Request-Id`` to API answers and remember the path for injected errors."""
-        # API responses carry X-Request-Id, echoing the client's or a fresh one (MD-OAS, eachlabs.md §1). It
-        # is deliberately not drawn from the seeded generator: the number of requests (polls) depends on
-        # timing, and it must not shift the draws that decide faults and IDs.
-        is_api = request.path.startswith("/v1/")
-        request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
-        token = _CURRENT_PATH.set(request.path)
-        try:
-            response = await handler(request)
-        except web.HTTPException as error:
-            if is_api:
-                error.headers["X-Request-Id"] = request_id
-            raise
-        finally:
-            _CURRENT_PATH.reset(token)
-        if is_api:
-            response.headers["X-Request-Id"] = request_id
-        return response
-
-    return middleware
-
-
 def create_app(state: EmulatorState, options: EachlabsOptions | None = None) -> web.Application:
     """An aiohttp application emulating Eachlabs' prediction and upload API for the PhotoMaker models.
 
@@ -425,7 +368,7 @@ def create_app(state: EmulatorState, options: EachlabsOptions | None = None) -> 
     emulator = EachlabsEmulator(state, options or EachlabsOptions())
     app = web.Application(
         middlewares=[
-            _request_id_middleware(),
+            request_id_middleware(_CURRENT_PATH),
             # Served files stand for the CDN, which the API's faults do not affect.
             fault_middleware(state, emulator.injected_error, skip=(PUBLIC_PATH_PREFIX,)),
         ],
