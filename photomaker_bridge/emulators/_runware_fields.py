@@ -48,21 +48,25 @@ class Fields:
         self.prefix = prefix
 
     def path(self, name: str) -> str:
+        """The full parameter path of ``name`` (``photoMaker.images``)."""
         return f"{self.prefix}{name}"
 
     def error(self, code: str, message: str, name: str, value_type: str | None,
               **constraints: Any) -> TaskError:
+        """A :class:`TaskError` with Runware's fields and a documentation link."""
         anchor = self.path(name).replace(".", "-").lower()
         return TaskError(error_item(code, message, parameter=self.path(name), value_type=value_type,
                                     documentation=f"{self.page}#request-{anchor}", **constraints))
 
     def invalid(self, name: str, message: str, value_type: str, code: str | None = None,
                 **constraints: Any) -> TaskError:
+        """The ``invalid<Param>`` error for ``name``."""
         return self.error(code or invalid_code(self.path(name)),
                           f"Invalid value for {self.path(name)} parameter. {message}", name, value_type,
                           **constraints)
 
     def missing(self, name: str, value_type: str) -> TaskError:
+        """The ``missing<Param>`` error for ``name``."""
         return self.error(f"missing{capitalised(self.path(name))}",
                           f"Missing {self.path(name)} parameter. It is required.", name, value_type)
 
@@ -71,12 +75,14 @@ class Fields:
         return self.values.get(name)
 
     def reject_unknown(self, allowed: Collection[str]) -> None:
+        """Raise ``unknownParameter`` for the first parameter not in ``allowed``."""
         for name in self.values:
             if name not in allowed:
                 raise self.error("unknownParameter", f"Unknown parameter {self.path(name)}.", name, None)
 
     def integer(self, name: str, minimum: int, maximum: int | None, default: int | None, *,
                 multiple_of: int | None = None, code: str | None = None, required: bool = False) -> int | None:
+        """An integer in ``[minimum, maximum]`` (optionally a multiple), or ``default`` when absent."""
         value = self.get(name)
         if value is None:
             if required:
@@ -92,6 +98,7 @@ class Fields:
         return number
 
     def number(self, name: str, minimum: float, maximum: float, default: float) -> float:
+        """A number in ``[minimum, maximum]``, or ``default`` when absent."""
         value = self.get(name)
         if value is None:
             return default
@@ -102,6 +109,7 @@ class Fields:
 
     def text(self, name: str, *, required: bool = False, min_length: int | None = None,
              max_length: int | None = None, type_message: str | None = None) -> str | None:
+        """A string within the length bounds, or ``None`` when absent."""
         value = self.get(name)
         if value is None:
             if required:
@@ -122,6 +130,7 @@ class Fields:
 
     def choice(self, name: str, allowed: Collection[str], default: str,
                aliases: Mapping[str, str] | None = None) -> str:
+        """One of ``allowed`` (or an alias of one), or ``default`` when absent."""
         value = self.get(name)
         if value is None:
             return default
@@ -133,6 +142,7 @@ class Fields:
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
+        """A boolean, or ``default`` when absent."""
         value = self.get(name)
         if value is None:
             return default
@@ -141,6 +151,7 @@ class Fields:
         return value
 
     def url(self, name: str) -> str | None:
+        """An http(s) URL, or ``None`` when absent."""
         value = self.get(name)
         if value is None:
             return None
