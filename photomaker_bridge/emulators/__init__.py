@@ -15,9 +15,12 @@ way the provider does, returns real images, and takes fault injection::
         assert response.status_code == 429 and response.headers["Retry-After"] == "2"
         assert eachlabs.counters["fault:status"] == 1
 
-The official clients talk to them unchanged: the Runware SDK with ``url=emulators.runware.ws_url``, and
-``fal_client`` inside ``with point_fal_client_at(emulators.fal.url):``. ``docs/testing-with-emulators.md``
-shows pytest fixtures, every fault kind, the request log and the ``photomaker-bridge emulate`` command.
+The official clients talk to them unchanged: Runware's SDKs with ``emulators.runware.ws_url`` or
+``.rest_url``, ``fal_client`` inside ``with point_fal_client_at(emulators.fal.url):`` (queue, ``fal.run``,
+storage), plain HTTP for Eachlabs. Each handle's ``options`` holds how its emulator settles what the provider
+leaves undocumented. ``docs/testing-with-emulators.md`` shows pytest fixtures, every fault kind, webhooks and
+uploads to a loopback receiver, the request log and the ``photomaker-bridge emulate`` command;
+``docs/protocols/`` describes each provider's protocol as emulated, with its sources.
 """
 
 from photomaker_bridge.emulators._common import EmulatorSettings, Fault, LoggedRequest
