@@ -7,6 +7,9 @@ yields what it needs and receives the outcome (style-guide rule 5, httpx ``auth_
   (or throws the transport's :class:`~photomaker_bridge.ProviderError` into the flow);
 * a :class:`Wait` → the driver sleeps (never past the deadline) and sends back ``None``;
 * an :class:`Event` → the driver hands it to ``on_event`` and sends back ``None``;
+* a :class:`~photomaker_bridge._coordination.CoordinationOperation` (a slot of a provider's limits, an upload
+  claimed once per content) → the client's :class:`~photomaker_bridge._coordination.Coordinator` answers it,
+  possibly after waiting for another call to release what it holds;
 * any other operation (fal's SDK calls) → the driver's ``perform`` callable runs it.
 
 :func:`run_flow` and :func:`arun_flow` are the only code in the package that sleeps. When the caller's
@@ -25,6 +28,8 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any, Protocol, TypeVar
 
 import attrs
+
+from ._coordination import CoordinationOperation, Coordinator, Scope
 
 __all__ = [
     "AsyncTransport",
@@ -58,17 +63,22 @@ class HttpRequest:
     timeout: float | None = None
     """Seconds this request may take; the driver lowers it to what is left of the deadline."""
     creates_job: bool = False
-    """Whether the request makes the provider accept a billed job (submit, create). The driver does not cut
-    such a request at the deadline but lets it finish within the clean-up grace, so that the flow learns the
-    job's id and can cancel it or hand it over: an accepted job is never left running unreported."""
+    """Whether the request makes the provider accept a billed job (submit, create): it is sent again only when
+    the provider provably refused it (``_retry``)."""
+    outlives_deadline: bool | None = None
+    """Whether the driver lets the request finish within the clean-up grace instead of cutting it at the
+    deadline, so that the flow learns the id of the job it created and can cancel it or hand it over (an
+    accepted job is never left running unreported). ``None``: the same as ``creates_job``; ``False`` for a
+    job whose id the bridge chose itself (Runware's taskUUIDs)."""
 
     @classmethod
     def json(cls, method: str, url: str, provider: str, payload: Any, headers: Mapping[str, str] | None = None,
-             timeout: float | None = None, *, creates_job: bool = False) -> HttpRequest:
+             timeout: float | None = None, *, creates_job: bool = False,
+             outlives_deadline: bool | None = None) -> HttpRequest:
         """A request whose body is ``payload`` as JSON."""
         merged = {"Content-Type": "application/json", **(headers or {})}
         body = json.dumps(payload, separators=(",", ":")).encode()
-        return cls(method, url, provider, merged, body, timeout, creates_job)
+        return cls(method, url, provider, merged, body, timeout, creates_job, outlives_deadline)
 
     def with_timeout(self, timeout: float | None) -> HttpRequest:
         """A copy with another timeout."""
@@ -109,7 +119,8 @@ class Event:
     """A progress event, handed to the caller's ``on_event``."""
 
     kind: str
-    """``uploading``, ``submitted``, ``queued``, ``running``, ``log``, ``completed`` or ``failed``."""
+    """``uploading``, ``waiting`` (for a provider limit or another call's upload), ``submitted``, ``queued``,
+    ``running``, ``log``, ``retrying`` (a step failed and is tried again), ``completed`` or ``failed``."""
     provider: str
     """Who the event is about."""
     request_id: str | None = None
@@ -119,7 +130,8 @@ class Event:
     queue_position: int | None = None
     """For ``queued``: the position the provider reported, when it reports one."""
     message: str | None = None
-    """For ``log``: the log line; for ``failed`` and ``uploading``: a short description."""
+    """For ``log``: the log line; for ``failed``, ``uploading``, ``waiting`` and ``retrying``: a short
+    description."""
 
 
 class DeadlineReached(Exception):
@@ -166,7 +178,10 @@ class _Stepper:
         (the deadline plus CLEANUP_GRACE_SECONDS) for clean-up steps and for steps that create a job."""
         if remaining is None:
             return None
-        if self.grace or getattr(operation, "creates_job", False):
+        outlives = getattr(operation, "outlives_deadline", None)
+        if outlives is None:
+            outlives = getattr(operation, "creates_job", False)
+        if self.grace or outlives:
             return max(remaining + CLEANUP_GRACE_SECONDS, 0.001)
         return remaining
 
@@ -201,6 +216,8 @@ class _Stepper:
                 return "done", stop.value
             if isinstance(operation, Event):
                 return "event", operation
+            if isinstance(operation, CoordinationOperation) and not operation.blocking:
+                return "perform", (operation, None)  # bookkeeping: answered at once, even past the deadline
             remaining = self.remaining()
             if remaining is not None and remaining <= 0 and not self.grace:
                 self.grace = True
@@ -219,17 +236,25 @@ class _Stepper:
 
 def run_flow(flow: Flow[T], transport: Transport, *, perform: Callable[[Any, float | None], Any] | None = None,
              deadline: float | None = None, on_event: EventHandler | None = None,
-             sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> T:
-    """Drive ``flow`` to its result with a sync transport. ``deadline`` is a ``clock()`` instant."""
+             sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+             coordinator: Coordinator | None = None) -> T:
+    """Drive ``flow`` to its result with a sync transport. ``deadline`` is a ``clock()`` instant.
+
+    ``coordinator`` is the client's shared state (limits, uploads); by default the run has one of its own.
+    """
+    scope = (coordinator or Coordinator()).scope()
     try:
-        result: T = _run(_Stepper(flow, deadline, clock), transport, perform, on_event, sleep)
+        result: T = _run(_Stepper(flow, deadline, clock), transport, perform, on_event, sleep, scope)
         return result
     finally:
-        flow.close()  # an abandoned flow (KeyboardInterrupt ...) runs its clean-up now, not at garbage collection
+        try:
+            flow.close()  # an abandoned flow (KeyboardInterrupt ...) runs its clean-up now, not at garbage collection
+        finally:
+            scope.close()
 
 
 def _run(stepper: _Stepper, transport: Transport, perform: Callable[[Any, float | None], Any] | None,
-         on_event: EventHandler | None, sleep: Callable[[float], None]) -> Any:
+         on_event: EventHandler | None, sleep: Callable[[float], None], scope: Scope) -> Any:
     while True:
         kind, value = stepper.next()
         if kind == "done":
@@ -243,6 +268,8 @@ def _run(stepper: _Stepper, transport: Transport, perform: Callable[[Any, float 
                     on_event(value)
             elif kind == "http":
                 stepper.deliver(transport.send(value))
+            elif isinstance(value[0], CoordinationOperation):
+                stepper.deliver(scope.perform(*value))
             elif perform is not None:
                 stepper.deliver(perform(*value))
             else:
@@ -255,18 +282,25 @@ async def arun_flow(flow: Flow[T], transport: AsyncTransport, *,
                     perform: Callable[[Any, float | None], Awaitable[Any]] | None = None,
                     deadline: float | None = None, on_event: EventHandler | None = None,
                     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                    clock: Callable[[], float] = time.monotonic) -> T:
-    """Drive ``flow`` to its result with an async transport. ``deadline`` is a ``clock()`` instant."""
+                    clock: Callable[[], float] = time.monotonic, coordinator: Coordinator | None = None) -> T:
+    """Drive ``flow`` to its result with an async transport. ``deadline`` is a ``clock()`` instant.
+
+    ``coordinator`` is the client's shared state (limits, uploads); by default the run has one of its own.
+    """
+    scope = (coordinator or Coordinator()).scope()
     try:
-        result: T = await _arun(_Stepper(flow, deadline, clock), transport, perform, on_event, sleep)
+        result: T = await _arun(_Stepper(flow, deadline, clock), transport, perform, on_event, sleep, scope)
         return result
     finally:
-        flow.close()  # a cancelled task's flow runs its clean-up now, not at garbage collection
+        try:
+            flow.close()  # a cancelled task's flow runs its clean-up now, not at garbage collection
+        finally:
+            scope.close()
 
 
 async def _arun(stepper: _Stepper, transport: AsyncTransport,
                 perform: Callable[[Any, float | None], Awaitable[Any]] | None, on_event: EventHandler | None,
-                sleep: Callable[[float], Awaitable[None]]) -> Any:
+                sleep: Callable[[float], Awaitable[None]], scope: Scope) -> Any:
     while True:
         kind, value = stepper.next()
         if kind == "done":
@@ -282,6 +316,8 @@ async def _arun(stepper: _Stepper, transport: AsyncTransport,
                         await outcome
             elif kind == "http":
                 stepper.deliver(await transport.send(value))
+            elif isinstance(value[0], CoordinationOperation):
+                stepper.deliver(await scope.aperform(*value))
             elif perform is not None:
                 stepper.deliver(await perform(*value))
             else:

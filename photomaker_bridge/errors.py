@@ -4,6 +4,7 @@
 
     BridgeError                       base of everything below
     ├── ConfigurationError            missing key, unknown provider, bad client setup; raised before any request
+    │   └── ClientClosedError         the client was used after close() / aclose()
     ├── InvalidRequestError           bad input, caught before anything is sent (names field, value, allowed)
     └── ProviderError                 the provider (or the way to it) failed: provider, status, code, message,
         │                             request_id, retryable, raw
@@ -29,6 +30,7 @@ from typing import Any
 __all__ = [
     "AuthenticationError",
     "BridgeError",
+    "ClientClosedError",
     "ConfigurationError",
     "ContentPolicyError",
     "GenerationFailedError",
@@ -63,6 +65,13 @@ class ConfigurationError(BridgeError):
 
     Raised before any request is sent. Its message says how to fix it ("Set RUNWARE_API_KEY or pass
     api_key=").
+    """
+
+
+class ClientClosedError(ConfigurationError):
+    """The client was used after ``close()`` / ``aclose()`` (or after leaving its ``with`` block).
+
+    Create a new client, or keep the one you have open for as long as you use it.
     """
 
 

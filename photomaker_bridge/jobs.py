@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from .result import BridgeWarning, as_tuple
 
-__all__ = ["JobHandle"]
+__all__ = ["CancelOutcome", "CancelState", "JobHandle"]
 
 
 @attrs.frozen
@@ -54,3 +54,29 @@ class JobHandle:
         from ._convert import converter
 
         return converter.structure(dict(value), cls)
+
+
+CancelState = Literal["cancelled", "cancel_requested", "already_finished", "not_found", "not_supported", "failed"]
+"""What became of one job when it was cancelled:
+
+* ``cancelled`` — it was waiting in the queue and the provider removed it (or the provider confirmed it stopped);
+* ``cancel_requested`` — it was running; the provider passed the cancel on to its worker;
+* ``already_finished`` — it had finished before the cancel arrived (it is billed; collect its result);
+* ``not_found`` — the provider does not know the id;
+* ``not_supported`` — the provider has no way to cancel (Runware): it keeps running;
+* ``failed`` — the cancel itself failed (network, provider error); the job may still be running.
+"""
+
+
+@attrs.frozen
+class CancelOutcome:
+    """The outcome of cancelling one job (one request id) at its provider."""
+
+    provider: str
+    """``"runware"``, ``"fal"`` or ``"eachlabs"``."""
+    request_id: str
+    """The provider's id of the job."""
+    state: CancelState
+    """What became of it (see :data:`CancelState`)."""
+    message: str = ""
+    """The provider's answer or our explanation, in words."""

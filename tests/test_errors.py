@@ -11,6 +11,7 @@ import pytest
 from photomaker_bridge import (
     AuthenticationError,
     BridgeError,
+    ClientClosedError,
     ConfigurationError,
     ContentPolicyError,
     GenerationFailedError,
@@ -30,6 +31,7 @@ KEY = "sk-live-Zq9X7vT2mN4pL8rK3wY6"
 
 PARENTS = {
     ConfigurationError: BridgeError,
+    ClientClosedError: ConfigurationError,
     InvalidRequestError: BridgeError,
     ProviderError: BridgeError,
     AuthenticationError: ProviderError,

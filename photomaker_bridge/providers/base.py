@@ -12,12 +12,14 @@ import abc
 import email.utils
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Protocol
 
 import attrs
 
+from .._coordination import Limits
 from .._http import Flow
+from .._retry import RetryPolicy
 from ..errors import (
     AuthenticationError,
     ConfigurationError,
@@ -28,7 +30,7 @@ from ..errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
-from ..jobs import JobHandle
+from ..jobs import CancelOutcome, JobHandle
 from ..plan import FieldMapping, Plan
 from ..request import PhotoMakerRequest
 from ..result import BridgeWarning, PhotoMakerResult
@@ -42,6 +44,7 @@ __all__ = [
     "Provider",
     "SyncPerformer",
     "Translator",
+    "check_limit",
     "deep_merge",
     "error_for_status",
     "fill_placeholders",
@@ -180,6 +183,12 @@ class Translator:
         return deep_merge(payload, options)
 
 
+def check_limit(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    """attrs validator of a provider limit (``concurrency``, ``per_minute``): a positive integer or ``None``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigurationError(f"{attribute.name} must be a positive integer or None (no limit), got {value!r}")
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` when absent/unreadable."""
     if not value:
@@ -237,11 +246,8 @@ class AsyncPerformer(Protocol):
 
 @attrs.define
 class FlowContext:
-    """What a flow may use besides its plan; owned by the client and shared across its calls."""
+    """What a flow may use besides its plan: the client's policies for one call."""
 
-    upload_cache: MutableMapping[str, str] = attrs.field(factory=dict)
-    """Content hash (``"<provider>:<sha256>"``) → the URL or id an earlier upload returned. Lives as long as
-    the client, so the same faces are uploaded once."""
     clock: Callable[[], float] = time.monotonic
     """The clock the driver uses (monotonic seconds)."""
     started_at: float = attrs.field(factory=time.monotonic)
@@ -249,6 +255,15 @@ class FlowContext:
     cancel_on_deadline: bool = True
     """Whether a flow that reaches the deadline cancels the job before raising GenerationTimeoutError.
     ``generate`` cancels (nobody will collect it); ``result`` on a handle keeps the job for a later try."""
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    """Which failed steps are tried again, and when (``_retry``)."""
+    deadline: float | None = None
+    """``clock()`` instant of the caller's deadline (``None``: none); the driver enforces it, flows read it
+    to avoid starting a wait that could not end in time."""
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (``None``: no deadline)."""
+        return None if self.deadline is None else self.deadline - self.clock()
 
 
 class Provider(abc.ABC):
@@ -296,6 +311,22 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def handle_for(self, request_id: str) -> JobHandle:
         """A handle for a job submitted earlier (possibly by another process), from its id alone."""
+
+    def cancel_flow(self, handle: JobHandle, context: FlowContext) -> Flow[tuple[CancelOutcome, ...]]:
+        """Cancel every job of ``handle``; one outcome per request id. By default the provider cannot cancel."""
+        yield from ()
+        return tuple(CancelOutcome(self.name, request_id, "not_supported", f"{self.name} has no cancel API")
+                     for request_id in handle.request_ids)
+
+    def limits(self) -> Limits:
+        """The client-side limits of this adapter's account: jobs in flight and job submissions a minute (none
+        by default; adapters with documented limits override it)."""
+        return Limits()
+
+    def account(self) -> str:
+        """How shared state names this adapter's account: the provider name and a hash of its key (never the
+        key itself)."""
+        return self.name
 
     supports_batch: ClassVar[bool] = False
     """Whether :meth:`generate_many_flow` sends several requests in one call (Runware's task arrays)."""
