@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Final, Literal
 
 import attrs
 
+from .._coordination import Limits
 from .._http import Flow
 from ..errors import ConfigurationError, InvalidRequestError, ProviderError
 from ..images import extension_of
@@ -25,12 +26,14 @@ from ..result import PhotoMakerResult
 from ..styles import Style
 from . import _runware_flows
 from ._runware_wire import PhotoMakerTask, Safety, unstructure_task
+from ._steps import account_of
 from .base import (
     Capability,
     FlowContext,
     IdFactory,
     Provider,
     Translator,
+    check_limit,
     deep_merge,
     new_uuid,
     size_text,
@@ -129,9 +132,12 @@ class RunwareProvider(Provider):
     """Seconds before the second ``getResponse`` poll; the first is immediate, later ones wait 1.5× longer."""
     max_poll_interval: float = 10.0
     """The longest wait between two polls (the new SDK's cadence: 0.5 s ×1.5 up to 10 s, §4.2)."""
-    max_poll_failures: int = 3
-    """Consecutive polls that may fail transiently (rate limit, 5xx, dropped connection) before the error is
-    raised; the task keeps running at Runware meanwhile."""
+    concurrency: int | None = attrs.field(default=None, validator=check_limit)
+    """Task submissions (one POST each) in flight at once through one client; ``None`` (default): no limit.
+    Runware documents no hard limit ("no hard rate limits ... increased latency rather than immediate failures",
+    §7); its legacy SDK keeps 15 requests in flight per client."""
+    per_minute: int | None = attrs.field(default=None, validator=check_limit)
+    """Task submissions a minute through one client; ``None`` (default): no limit (§7)."""
 
     # --- settings ---------------------------------------------------------------------------------------------
 
@@ -150,6 +156,14 @@ class RunwareProvider(Provider):
     def headers(self) -> dict[str, str]:
         """Bearer auth (§2.1): all official REST clients send the header, never the authentication task."""
         return {"Authorization": f"Bearer {self.key()}", "Content-Type": "application/json"}
+
+    def limits(self) -> Limits:
+        """The client-side limits set on this adapter (none by default: Runware documents none, §7)."""
+        return Limits(concurrency=self.concurrency, per_minute=self.per_minute)
+
+    def account(self) -> str:
+        """The provider and a hash of the key: how shared state names this account (never the key)."""
+        return account_of(self.name, self.key())
 
     # --- translation --------------------------------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ import pytest
 import requests
 from PIL import Image
 
+from photomaker_bridge._coordination import Coordinator
 from photomaker_bridge._http import Event, Flow, arun_flow, run_flow
+from photomaker_bridge._retry import RetryPolicy
 from photomaker_bridge._transports import AiohttpTransport, RequestsTransport
 from photomaker_bridge.emulators import Emulators, EmulatorSettings, Fault, start_emulators
 from photomaker_bridge.errors import (
@@ -69,15 +71,29 @@ def provider(emulator: Any) -> RunwareProvider:
 Drive = Callable[..., Any]
 
 
+FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05)
+
+
+def _context(**fields: Any) -> FlowContext:
+    """A flow context whose retries wait at the emulator's pace."""
+    return FlowContext(retry=FAST_RETRY, **fields)
+
+
+@pytest.fixture
+def coordinator() -> Coordinator:
+    """What one client's calls share (uploads, limits): one per test, like one client."""
+    return Coordinator()
+
+
 @pytest.fixture(params=["sync", "async"])
-def drive(request: pytest.FixtureRequest) -> Drive:
+def drive(request: pytest.FixtureRequest, coordinator: Coordinator) -> Drive:
     """Run a flow to its end with the sync or the async driver; ``timeout`` sets the deadline from now."""
 
     def sync(flow: Flow[Any], *, timeout: float | None = None, events: list[Event] | None = None) -> Any:
         transport = RequestsTransport()
         try:
             return run_flow(flow, transport, deadline=None if timeout is None else time.monotonic() + timeout,
-                            on_event=None if events is None else events.append)
+                            on_event=None if events is None else events.append, coordinator=coordinator)
         finally:
             transport.close()
 
@@ -87,7 +103,7 @@ def drive(request: pytest.FixtureRequest) -> Drive:
             try:
                 return await arun_flow(flow, transport,
                                        deadline=None if timeout is None else time.monotonic() + timeout,
-                                       on_event=None if events is None else events.append)
+                                       on_event=None if events is None else events.append, coordinator=coordinator)
             finally:
                 await transport.aclose()
 
@@ -118,11 +134,12 @@ def _inline(provider: RunwareProvider) -> RunwareProvider:
 
 # --- generate -------------------------------------------------------------------------------------------------
 
-def test_generate_multi_image(drive: Drive, provider: RunwareProvider, emulator: Any) -> None:
+def test_generate_multi_image(drive: Drive, provider: RunwareProvider, emulator: Any,
+                              coordinator: Coordinator) -> None:
     plan = provider.plan(_request(images=[FACE, OTHER_FACE, FACE], num_images=3, seed=7, output_format="png",
                                   width=512, height=768))
     events: list[Event] = []
-    context = FlowContext()
+    context = _context()
     result: PhotoMakerResult = drive(provider.generate_flow(plan, context), events=events)
 
     assert result.provider == "runware"
@@ -145,7 +162,7 @@ def test_generate_multi_image(drive: Drive, provider: RunwareProvider, emulator:
     (upload, generate) = _tasks_sent(emulator)
     assert [task["taskType"] for task in upload] == ["imageUpload", "imageUpload"]  # one per distinct face
     (task,) = generate
-    assert set(task["inputImages"]) == set(context.upload_cache.values())  # the imageUUIDs Runware returned
+    assert set(task["inputImages"]) == set(coordinator.uploads.values())  # the imageUUIDs Runware returned
     assert task["inputImages"][0] == task["inputImages"][2] != task["inputImages"][1]
     for entry in (entry for entry in emulator.log if entry.method == "POST"):
         assert entry.headers["Authorization"] == f"Bearer {emulator.api_key}"
@@ -155,7 +172,7 @@ def test_generate_multi_image(drive: Drive, provider: RunwareProvider, emulator:
 def test_more_than_20_images_go_as_several_tasks_in_one_request(drive: Drive, provider: RunwareProvider,
                                                                 emulator: Any) -> None:
     plan = provider.plan(_request(num_images=23, seed=100))
-    result: PhotoMakerResult = drive(provider.generate_flow(plan, FlowContext()))
+    result: PhotoMakerResult = drive(provider.generate_flow(plan, _context()))
 
     assert len(result.images) == 23
     assert sorted(image.seed or 0 for image in result.images) == list(range(100, 123))
@@ -164,8 +181,9 @@ def test_more_than_20_images_go_as_several_tasks_in_one_request(drive: Drive, pr
     assert _task_types(emulator) == [["imageUpload"], ["photoMaker", "photoMaker"]]
 
 
-def test_uploads_are_cached_per_client_context(drive: Drive, provider: RunwareProvider, emulator: Any) -> None:
-    context = FlowContext()
+def test_uploads_are_cached_per_client(drive: Drive, provider: RunwareProvider, emulator: Any,
+                                      coordinator: Coordinator) -> None:
+    context = _context()
     drive(provider.generate_flow(provider.plan(_request()), context))
     second: PhotoMakerResult = drive(provider.generate_flow(provider.plan(_request(images=[FACE, FACE])), context))
 
@@ -173,12 +191,12 @@ def test_uploads_are_cached_per_client_context(drive: Drive, provider: RunwarePr
     assert second.timings.upload_seconds is None  # nothing was uploaded the second time
     first_images = _tasks_sent(emulator)[1][0]["inputImages"]
     assert _tasks_sent(emulator)[2][0]["inputImages"] == first_images * 2
-    assert list(context.upload_cache.values()) == first_images
+    assert list(coordinator.uploads.values()) == first_images
 
 
 def test_inline_images_need_no_upload(drive: Drive, provider: RunwareProvider, emulator: Any) -> None:
     inline = _inline(provider)
-    result: PhotoMakerResult = drive(inline.generate_flow(inline.plan(_request()), FlowContext()))
+    result: PhotoMakerResult = drive(inline.generate_flow(inline.plan(_request()), _context()))
     assert len(result.images) == 1
     assert _task_types(emulator) == [["photoMaker"]]
     assert _tasks_sent(emulator)[0][0]["inputImages"][0].startswith("data:image/png;base64,")
@@ -188,7 +206,7 @@ def test_partial_job_returns_what_arrived_with_a_warning(drive: Drive, provider:
                                                          emulator: Any) -> None:
     emulator.settings.faults.append(Fault("partial", images=1))
     inline = _inline(provider)
-    result: PhotoMakerResult = drive(inline.generate_flow(inline.plan(_request(num_images=3)), FlowContext()))
+    result: PhotoMakerResult = drive(inline.generate_flow(inline.plan(_request(num_images=3)), _context()))
     assert len(result.images) == 1
     (warning,) = result.warnings
     assert (warning.field, warning.asked, warning.sent) == ("num_images", 3, 1)
@@ -199,7 +217,7 @@ def test_partial_success_across_tasks_keeps_the_images(drive: Drive, provider: R
     emulator.settings.faults.append(Fault("fail_job", nth=2, message="second task died"))
     inline = _inline(provider)
     plan = inline.plan(_request(num_images=25))
-    result: PhotoMakerResult = drive(inline.generate_flow(plan, FlowContext()))
+    result: PhotoMakerResult = drive(inline.generate_flow(plan, _context()))
 
     assert len(result.images) == 20
     (warning,) = result.warnings
@@ -213,7 +231,7 @@ def test_generate_many_sends_one_array_and_matches_by_task(drive: Drive, provide
     other = provider.plan(_request(images=[OTHER_FACE], seed=50))
     refused = provider.plan(_request(provider_options={"runware": {"steps": 1000}}))  # past Runware's 100
     outcomes: list[PhotoMakerResult | ProviderError] = drive(
-        generate_many_flow(provider, [good, other, refused], FlowContext()))
+        generate_many_flow(provider, [good, other, refused], _context()))
 
     first, second, third = outcomes
     assert isinstance(first, PhotoMakerResult) and [image.seed for image in first.images] == [1, 2]
@@ -228,7 +246,7 @@ def test_generate_many_whole_request_failure_is_every_entry(drive: Drive, provid
                                                             emulator: Any) -> None:
     emulator.settings.faults.append(Fault("status", status=401))
     plans = [provider.plan(_request()), provider.plan(_request(images=[OTHER_FACE]))]
-    outcomes = drive(generate_many_flow(provider, plans, FlowContext()))
+    outcomes = drive(generate_many_flow(provider, plans, _context()))
     assert [type(outcome) for outcome in outcomes] == [AuthenticationError, AuthenticationError]
 
 
@@ -252,7 +270,7 @@ def test_faults_surface_as_typed_errors(drive: Drive, provider: RunwareProvider,
     plan = inline.plan(_request())
     events: list[Event] = []
     with pytest.raises(ProviderError) as caught:
-        drive(inline.generate_flow(plan, FlowContext()), events=events)
+        drive(inline.generate_flow(plan, _context()), events=events)
     error = caught.value
 
     assert type(error) is error_class
@@ -264,7 +282,14 @@ def test_faults_surface_as_typed_errors(drive: Drive, provider: RunwareProvider,
         assert isinstance(error, RateLimitedError) and error.retry_after == 2.0
     if fault.kind == "fail_job":
         assert "the GPU caught fire" in error.message and error.raw["errors"][0]["code"] == "inferenceError"
-    assert [event.kind for event in events] == ["submitted", "failed"]
+    kinds = [event.kind for event in events]
+    assert kinds[0] == "submitted" and kinds[-1] == "failed" and set(kinds[1:-1]) <= {"retrying"}
+    # A refusal (429, 503) is sent again, up to the policy's 4 tries. A lost answer (500, drop, unreadable) is
+    # first looked up with getResponse, which fails here too (the fault hits every POST): the task is never
+    # sent a second time. An answer that settles it (401, 402, a failed job) ends the call at once.
+    sends = 4 if status in (429, 503) else 1
+    assert [types for types in _task_types(emulator) if types == ["photoMaker"]] == [["photoMaker"]] * sends
+    assert emulator.counters["jobs_created"] == (1 if fault.kind == "fail_job" else 0)
     for text in (str(error), repr(error), json.dumps(error.raw, default=str), *(str(e.message) for e in events)):
         assert emulator.api_key not in text
 
@@ -274,18 +299,25 @@ def test_wrong_key_is_an_authentication_error(drive: Drive, provider: RunwarePro
 
     wrong = attrs.evolve(_inline(provider), api_key="not-the-key")
     with pytest.raises(AuthenticationError) as caught:
-        drive(wrong.generate_flow(wrong.plan(_request()), FlowContext()))
+        drive(wrong.generate_flow(wrong.plan(_request()), _context()))
     assert (caught.value.status, caught.value.code) == (401, "invalidApiKey")
     assert "not-the-key" not in str(caught.value) and "not-the-key" not in repr(caught.value)
 
 
 def test_upload_failure_surfaces_before_anything_is_generated(drive: Drive, provider: RunwareProvider,
                                                               emulator: Any) -> None:
-    emulator.settings.faults.append(Fault("status", status=503, nth=1))
+    emulator.settings.faults.append(Fault("status", status=503, body='"imageUpload"'))
     with pytest.raises(ProviderUnavailableError) as caught:
-        drive(provider.generate_flow(provider.plan(_request()), FlowContext()))
+        drive(provider.generate_flow(provider.plan(_request()), _context()))
     assert caught.value.status == 503
-    assert _task_types(emulator) == [["imageUpload"]]
+    assert _task_types(emulator) == [["imageUpload"]] * FAST_RETRY.attempts  # tried again, then given up
+
+
+def test_one_failed_upload_is_tried_again(drive: Drive, provider: RunwareProvider, emulator: Any) -> None:
+    emulator.settings.faults.append(Fault("status", status=503, nth=1))
+    result: PhotoMakerResult = drive(provider.generate_flow(provider.plan(_request()), _context()))
+    assert len(result.images) == 1
+    assert _task_types(emulator) == [["imageUpload"], ["imageUpload"], ["photoMaker"]]
 
 
 def test_stuck_sync_job_times_out_with_a_handle_that_resumes(drive: Drive, provider: RunwareProvider,
@@ -295,7 +327,7 @@ def test_stuck_sync_job_times_out_with_a_handle_that_resumes(drive: Drive, provi
     plan = inline.plan(_request())
     started = time.monotonic()
     with pytest.raises(GenerationTimeoutError) as caught:
-        drive(inline.generate_flow(plan, FlowContext()), timeout=0.4)
+        drive(inline.generate_flow(plan, _context()), timeout=0.4)
     assert time.monotonic() - started < 3
     handle = caught.value.handle
     assert isinstance(handle, JobHandle)
@@ -303,7 +335,7 @@ def test_stuck_sync_job_times_out_with_a_handle_that_resumes(drive: Drive, provi
     assert caught.value.request_id == handle.request_id and caught.value.provider == "runware"
     # Still stuck: collecting it again times out again, with the same handle.
     with pytest.raises(GenerationTimeoutError) as again:
-        drive(inline.result_flow(handle, FlowContext()), timeout=0.2)
+        drive(inline.result_flow(handle, _context()), timeout=0.2)
     assert again.value.handle == handle
 
 
@@ -314,10 +346,10 @@ def test_sync_task_cut_by_the_deadline_is_collected_later(drive: Drive, provider
     inline = _inline(provider)
     plan = inline.plan(_request(num_images=2, seed=9))
     with pytest.raises(GenerationTimeoutError) as caught:
-        drive(inline.generate_flow(plan, FlowContext()), timeout=0.15)
+        drive(inline.generate_flow(plan, _context()), timeout=0.15)
     handle = caught.value.handle
     assert handle is not None and handle.details["delivery"] == "sync"
-    result: PhotoMakerResult = drive(inline.result_flow(handle, FlowContext()), timeout=5)
+    result: PhotoMakerResult = drive(inline.result_flow(handle, _context()), timeout=5)
     assert [image.seed for image in result.images] == [9, 10]
     assert _task_types(emulator)[0] == ["photoMaker"] and _task_types(emulator)[-1] == ["getResponse"]
 
@@ -326,7 +358,7 @@ def test_async_delivery_asked_through_provider_options_is_polled(drive: Drive, p
                                                                  emulator: Any) -> None:
     inline = _inline(provider)
     plan = inline.plan(_request(num_images=2, provider_options={"runware": {"deliveryMethod": "async"}}))
-    result: PhotoMakerResult = drive(inline.generate_flow(plan, FlowContext()))
+    result: PhotoMakerResult = drive(inline.generate_flow(plan, _context()))
     assert len(result.images) == 2
     assert _tasks_sent(emulator)[0][0]["deliveryMethod"] == "async"
     assert {types[0] for types in _task_types(emulator)[1:]} == {"getResponse"}
@@ -336,7 +368,7 @@ def test_async_delivery_asked_through_provider_options_is_polled(drive: Drive, p
 
 def test_submit_then_result(drive: Drive, provider: RunwareProvider, emulator: Any) -> None:
     plan = provider.plan(_request(num_images=22, seed=3))
-    context = FlowContext()
+    context = _context()
     handle: JobHandle = drive(provider.submit_flow(plan, context))
 
     assert handle.provider == "runware"
@@ -357,42 +389,42 @@ def test_resume_by_task_uuid_after_a_client_side_timeout(drive: Drive, provider:
                                                          emulator: Any) -> None:
     emulator.settings.queue_time = 0.5
     plan = provider.plan(_request(num_images=2))
-    handle: JobHandle = drive(provider.submit_flow(plan, FlowContext()))
+    handle: JobHandle = drive(provider.submit_flow(plan, _context()))
     with pytest.raises(GenerationTimeoutError) as caught:
-        drive(provider.result_flow(handle, FlowContext()), timeout=0.1)
+        drive(provider.result_flow(handle, _context()), timeout=0.1)
     assert caught.value.handle == handle
 
     resumed = provider.handle_for(caught.value.handle.request_id)
-    result: PhotoMakerResult = drive(provider.result_flow(resumed, FlowContext()), timeout=5)
+    result: PhotoMakerResult = drive(provider.result_flow(resumed, _context()), timeout=5)
     assert len(result.images) == 2 and result.request_ids == handle.request_ids
 
 
 def test_polling_rides_out_a_transient_failure(drive: Drive, provider: RunwareProvider, emulator: Any) -> None:
     inline = _inline(provider)
-    handle: JobHandle = drive(inline.submit_flow(inline.plan(_request()), FlowContext()))
+    handle: JobHandle = drive(inline.submit_flow(inline.plan(_request()), _context()))
     emulator.settings.faults.append(Fault("status", status=503, nth=1))
     emulator.settings.faults.append(Fault("drop", nth=2))
-    result: PhotoMakerResult = drive(inline.result_flow(handle, FlowContext()))
+    result: PhotoMakerResult = drive(inline.result_flow(handle, _context()))
     assert len(result.images) == 1
     assert emulator.counters["fault:status"] == 1 and emulator.counters["fault:drop"] == 1
 
 
 def test_polling_gives_up_after_repeated_failures(drive: Drive, provider: RunwareProvider, emulator: Any) -> None:
     inline = _inline(provider)
-    handle: JobHandle = drive(inline.submit_flow(inline.plan(_request()), FlowContext()))
+    handle: JobHandle = drive(inline.submit_flow(inline.plan(_request()), _context()))
     emulator.settings.faults.append(Fault("status", status=429, retry_after=0.01))
     with pytest.raises(RateLimitedError) as caught:
-        drive(inline.result_flow(handle, FlowContext()))
+        drive(inline.result_flow(handle, _context()))
     assert caught.value.request_id == handle.request_id and caught.value.retry_after == 0.01
-    assert emulator.counters["fault:status"] == provider.max_poll_failures
+    assert emulator.counters["fault:status"] == FAST_RETRY.attempts  # the client's retry policy decides
 
 
 def test_failed_async_job(drive: Drive, provider: RunwareProvider, emulator: Any) -> None:
     emulator.settings.faults.append(Fault("fail_job", message="boom"))
     inline = _inline(provider)
-    handle: JobHandle = drive(inline.submit_flow(inline.plan(_request()), FlowContext()))
+    handle: JobHandle = drive(inline.submit_flow(inline.plan(_request()), _context()))
     with pytest.raises(GenerationFailedError) as caught:
-        drive(inline.result_flow(handle, FlowContext()))
+        drive(inline.result_flow(handle, _context()))
     assert (caught.value.code, caught.value.request_id) == ("inferenceError", handle.request_id)
     assert caught.value.retryable and "boom" in caught.value.message
 
@@ -400,7 +432,7 @@ def test_failed_async_job(drive: Drive, provider: RunwareProvider, emulator: Any
 def test_unknown_task_uuid(drive: Drive, provider: RunwareProvider, emulator: Any) -> None:
     handle = provider.handle_for("3b241101-e2bb-4255-8caf-4136c566a962")
     with pytest.raises(ProviderRejectedError) as caught:
-        drive(provider.result_flow(handle, FlowContext()))
+        drive(provider.result_flow(handle, _context()))
     assert (caught.value.code, caught.value.request_id) == ("taskNotFound", handle.request_id)
 
 
@@ -408,14 +440,14 @@ def test_submit_refused(drive: Drive, provider: RunwareProvider, emulator: Any) 
     emulator.settings.faults.append(Fault("status", status=402))
     inline = _inline(provider)
     with pytest.raises(InsufficientCreditsError):
-        drive(inline.submit_flow(inline.plan(_request()), FlowContext()))
+        drive(inline.submit_flow(inline.plan(_request()), _context()))
 
 
 async def test_async_driver_native(provider: RunwareProvider, emulator: Any) -> None:
     transport = AiohttpTransport()
     try:
         plan = provider.plan(_request(num_images=2))
-        context = FlowContext()
+        context = _context()
         handle = await arun_flow(provider.submit_flow(plan, context), transport)
         result = await arun_flow(provider.result_flow(handle, context), transport)
     finally:
