@@ -95,6 +95,8 @@ _CONTENT_POLICY_WORDS: Final = re.compile(
 _TRANSIENT_WORDS: Final = re.compile(r"temporar|\bretr(y|ie)|rate[ _-]?limit", re.IGNORECASE)
 
 _DEFAULT_NUM_OUTPUTS: Final = 1
+_TRANSIENT_UPLOAD_STATUSES: Final = frozenset({408, 409, 429})
+"""Refusals of a storage PUT that a later try may not meet (with every 5xx)."""
 """``num_outputs`` when the input leaves it out (§3.1)."""
 
 
@@ -378,9 +380,10 @@ def parse_presign(response: HttpResponse) -> PresignedUpload:
 def upload_error(response: HttpResponse) -> ProviderError:
     """The typed error of a refused PUT to a presigned URL (S3 answers in XML: ``<Code>``, ``<Message>``).
 
-    5xx → ProviderUnavailableError; any 4xx → ProviderRejectedError, since the refusal concerns the upload
-    (an expired or mismatched signature, a too large file), not the Eachlabs key (§2.11); 3xx →
-    ProviderUnavailableError with code ``unexpected_redirect``.
+    408, 409, 429 and 5xx → the transient error of that status (429 a RateLimitedError with ``Retry-After``);
+    any other 4xx → ProviderRejectedError, since the refusal concerns the upload (an expired or mismatched
+    signature, a too large file), not the Eachlabs key (§2.11); 3xx → ProviderUnavailableError with code
+    ``unexpected_redirect``.
     """
     if 300 <= response.status < 400:  # an S3 region redirect, a proxy: not followed, not parsed (§2.11)
         return _redirect_error(response, "the upload of a reference image", None)
@@ -388,9 +391,12 @@ def upload_error(response: HttpResponse) -> ProviderError:
     code_match = re.search(r"<Code>([^<]*)</Code>", text)
     message_match = re.search(r"<Message>([^<]*)</Message>", text)
     message = message_match.group(1) if message_match else (_shorten(text) or f"HTTP {response.status}")
-    error_class = ProviderUnavailableError if response.status >= 500 else ProviderRejectedError
-    return error_class(f"uploading a reference image failed: {message}", provider=PROVIDER,
-                       status=response.status, code=code_match.group(1) if code_match else None, raw=text)
+    code = code_match.group(1) if code_match else None
+    if response.status in _TRANSIENT_UPLOAD_STATUSES or response.status >= 500:
+        return error_for_status(response.status, f"uploading a reference image failed: {message}",
+                                provider=PROVIDER, code=code, raw=text, retry_after=response.header("retry-after"))
+    return ProviderRejectedError(f"uploading a reference image failed: {message}", provider=PROVIDER,
+                                 status=response.status, code=code, raw=text)
 
 
 # ------------------------------------------------------------------------------------------------- result

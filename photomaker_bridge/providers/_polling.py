@@ -56,17 +56,12 @@ class PollPolicy:
     """The longest wait between two polls of one prediction: bounds the lag when the estimate is wrong."""
     overrun: float = attrs.field(default=0.25, validator=_positive)
     """Past the expected end, wait this fraction of the overrun so far (backing off as a job runs late)."""
-    error_retries: int = 3
-    """Consecutive failed polls (5xx, dropped connection, unreadable body) tolerated before giving up; a poll
-    is a read, so retrying it is safe (eachlabs.md §4 suggests retrying GETs with backoff)."""
     request_timeout: float = attrs.field(default=30.0, validator=_positive)
     """Seconds one HTTP exchange with Eachlabs may take (the caller's deadline may cut it shorter)."""
 
     def __attrs_post_init__(self) -> None:
         if self.min_interval > self.max_interval:
             raise ValueError(f"min_interval ({self.min_interval}) must not exceed max_interval ({self.max_interval})")
-        if self.error_retries < 0:
-            raise ValueError(f"error_retries must be >= 0, got {self.error_retries}")
 
 
 def next_poll_at(elapsed: float, expected: float, policy: PollPolicy) -> float:
@@ -166,12 +161,3 @@ class PollTimer:
             run = max(self.duration - self.policy.first_check, self.policy.min_interval)
             self.expected = max(self.expected, elapsed + run)
         self.next_at = next_poll_at(elapsed, self.expected, self.policy)
-
-    def retry_after_error(self, elapsed: float, attempt: int, hint: float | None = None) -> None:
-        """A poll at ``elapsed`` failed (5xx, network, unreadable); try again after a backoff or the hint.
-
-        ``attempt`` counts the consecutive failures (1 for the first): the backoff doubles from
-        ``min_interval`` up to ``max_interval``.
-        """
-        backoff = min(self.policy.min_interval * 2 ** (attempt - 1), self.policy.max_interval)
-        self.next_at = elapsed + (hint if hint is not None and hint > 0 else backoff)

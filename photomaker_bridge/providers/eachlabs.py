@@ -8,56 +8,40 @@ Section numbers (§) refer to ``shared/providers/eachlabs.md``; "seed page" to E
     GET  /v1/prediction/{id}       until success | error | cancelled (§2.4–2.7)
     POST /v1/prediction/{id}/cancel      when nobody will collect it: deadline of generate, failure, abandon (§2.8)
 
-Translation tables come first, then the provider (settings, :meth:`EachlabsProvider.plan`), then the flows.
-Parsing lives in ``_eachlabs_parsing``, the polling schedule in ``_polling``.
+Translation tables come first, then the provider (settings, :meth:`EachlabsProvider.plan`). The flows live in
+``_eachlabs_flows``, parsing in ``_eachlabs_parsing``, the polling schedule in ``_polling``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
-import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
 
-from .._http import CLEANUP_GRACE_SECONDS, DeadlineReached, Event, Flow, HttpRequest, Wait
-from .._transports import RequestsTransport
-from ..errors import (
-    ConfigurationError,
-    GenerationTimeoutError,
-    InvalidRequestError,
-    ProviderError,
-    ProviderUnavailableError,
-    RateLimitedError,
-)
+from .._coordination import Limits
+from .._http import Flow
+from ..errors import ConfigurationError, InvalidRequestError
 from ..images import extension_of
-from ..jobs import JobHandle
+from ..jobs import CancelOutcome, JobHandle
 from ..plan import Plan, UploadPlaceholder
 from ..prompts import apply_trigger
 from ..request import PhotoMakerRequest
 from ..result import PhotoMakerResult
 from ..styles import Style
-from ._eachlabs_parsing import (
-    PredictionSnapshot,
-    assemble_result,
-    parse_create,
-    parse_prediction,
-    parse_presign,
-    upload_error,
-)
-from ._polling import DurationEstimate, PollPolicy, PollTimer, duration_sample
+from . import _eachlabs_flows
+from ._polling import DurationEstimate, PollPolicy
+from ._steps import account_of
 from .base import (
     Capability,
     FlowContext,
     IdFactory,
     Provider,
     Translator,
+    check_limit,
     deep_merge,
-    fill_placeholders,
     new_uuid,
     size_text,
     split_count,
@@ -107,7 +91,6 @@ _STYLE_STRENGTH_RANGE: Final = (15, 50)
 _MAX_SEED: Final = 2_147_483_647  # np.iinfo(np.int32).max (§3.1)
 _MAX_OUTPUTS_PER_PREDICTION: Final = 4
 _OUTPUT_SIDE: Final = 1024  # every image is 1024×1024 (§3.3: "SDXL default 1024×1024"; §3.1 has no size input)
-_UNANSWERED_CREATE: Final = "a create got no answer, so Eachlabs may have accepted a prediction not listed here"
 _VERSION: Final = "0.0.1"  # deprecated and ignored, but the seed page and skills send it (§2.1)
 
 
@@ -174,6 +157,15 @@ class EachlabsProvider(Provider):
     """The shape of the polling schedule and the per-request timeout."""
     expected_seconds: float | None = None
     """The first expected duration of a prediction; ``None``: the model's published typical time."""
+    concurrency: int | None = attrs.field(default=10, validator=check_limit)
+    """Predictions in flight at once through one client; more wait for a slot. Eachlabs caps accounts with a
+    balance of $10 or less at 10 (§2.3, a 429 past it); raise it for a larger balance, ``None`` for no cap."""
+    per_minute: int | None = attrs.field(default=None, validator=check_limit)
+    """Creates a minute through one client; ``None`` (default): no limit. Eachlabs' current contract has none
+    (§2.3); its older plan table and the seed page say 60 a minute on the Pro plan."""
+    lease_seconds: float | None = None
+    """How long a created prediction keeps its slot when nobody polls it (a handle not collected yet): by then
+    Eachlabs has finished it. ``None``: four times the expected duration, at least two minutes."""
     _estimates: dict[str, DurationEstimate] = attrs.field(init=False, factory=dict, repr=False, eq=False)
 
     # ------------------------------------------------------------------------------------------ settings
@@ -356,134 +348,35 @@ class EachlabsProvider(Provider):
 
     # ------------------------------------------------------------------------------------------- flows
 
-    def _headers(self) -> dict[str, str]:
-        # The key goes in X-API-Key only, as on the seed page (Bearer also works, §1), and only to the API:
-        # never to the presigned storage URL.
+    def headers(self) -> dict[str, str]:
+        """The headers of an API request. The key goes in ``X-API-Key`` only, as on the seed page (Bearer also
+        works, §1), and only to the API: never to the presigned storage URL."""
         return {"X-API-Key": self._key(), "Content-Type": "application/json"}
 
+    def limits(self) -> Limits:
+        """At most ``concurrency`` predictions in flight and ``per_minute`` creates a minute, per client."""
+        lease = self.lease_seconds or max(120.0, 4 * self.estimate().seconds)
+        return Limits(concurrency=self.concurrency, per_minute=self.per_minute, lease_seconds=lease)
+
+    def account(self) -> str:
+        """The provider and a hash of the key: how shared state names this account (never the key)."""
+        return account_of(self.name, self._key())
+
     def submit_flow(self, plan: Plan, context: FlowContext) -> Flow[JobHandle]:
-        """Upload the plan's local images (once per client, by content hash), then create its predictions
-        back to back. Returns the handle of all of them.
+        """Upload, create the plan's predictions, return their handle (``_eachlabs_flows.submit``)."""
+        return _eachlabs_flows.submit(self, plan, context)
 
-        An accepted prediction is never left running unreported:
+    def result_flow(self, handle: JobHandle, context: FlowContext) -> Flow[PhotoMakerResult]:
+        """Poll the handle's predictions and assemble one result (``_eachlabs_flows.result``)."""
+        return _eachlabs_flows.result(self, handle, context)
 
-        * each create is marked ``creates_job``, so a create in flight when the deadline passes may finish
-          within the clean-up grace; then, at the deadline, created predictions are cancelled when
-          ``cancel_on_deadline``, and :class:`GenerationTimeoutError` carries their handle;
-        * if a create fails after others succeeded (or ``on_event`` raises), no handle is returned, so those are
-          cancelled (nobody could collect them) and the error, naming them, is raised;
-        * if the flow is abandoned (the caller's task cancelled, KeyboardInterrupt), they are cancelled in the
-          background, since a flow being closed can no longer yield.
-        """
-        headers = self._headers()
-        began = context.clock()
-        created: list[tuple[str, datetime.datetime]] = []
-        upload_seconds: float | None = None
-        creating = False
-        try:
-            urls: dict[str, str] = {}
-            for upload in plan.uploads:
-                urls[upload.placeholder] = yield from self._upload(upload, context, headers)
-            if plan.uploads:
-                upload_seconds = context.clock() - began
-            for payload in plan.payloads:
-                body = fill_placeholders(payload, urls)
-                creating = True
-                response = yield HttpRequest.json("POST", self._url("/v1/prediction/"), self.name, body,
-                                                  headers=headers, timeout=self.polling.request_timeout,
-                                                  creates_job=True)
-                creating = False
-                prediction_id = parse_create(response)
-                created.append((prediction_id, datetime.datetime.now(datetime.UTC)))
-                yield Event("submitted", self.name, prediction_id)
-        except DeadlineReached as reached:
-            ids = [prediction_id for prediction_id, _ in created]
-            handle = self._handle(plan, created, upload_seconds) if created else None
-            if ids and context.cancel_on_deadline:
-                yield from self._cancel(ids, headers)
-            what = "while creating the predictions" if created or not plan.uploads else "while uploading"
-            if creating and reached.__cause__ is not None:
-                # Sent, then cut even after the grace: Eachlabs may have accepted it, and we cannot know its id.
-                what += "; " + _UNANSWERED_CREATE
-            raise GenerationTimeoutError(f"the deadline passed {what}", provider=self.name, handle=handle,
-                                         request_id=ids[0] if ids else None) from None
-        except GeneratorExit:
-            self._cancel_in_background([prediction_id for prediction_id, _ in created], headers)
-            raise
-        except Exception as error:  # a refused create, or on_event raising: no handle will be returned
-            ids = [prediction_id for prediction_id, _ in created]
-            if ids:
-                yield from self._cancel(ids, headers)
-            notes = [_job_note(ids, failed=None, cancelled=ids, running=[])]
-            if creating and isinstance(error, ProviderError) and error.status is None:
-                notes.append(_UNANSWERED_CREATE)  # a dropped connection: the create may have gone through
-            _add_note(error, "; ".join(filter(None, notes)))
-            raise
-        return self._handle(plan, created, upload_seconds)
+    def generate_flow(self, plan: Plan, context: FlowContext) -> Flow[PhotoMakerResult]:
+        """Submit, then collect (``_eachlabs_flows.generate``)."""
+        return _eachlabs_flows.generate(self, plan, context)
 
-    def _handle(self, plan: Plan, created: list[tuple[str, datetime.datetime]],
-                upload_seconds: float | None) -> JobHandle:
-        submitted_at = created[0][1]
-        counts = list(plan.images_per_payload[: len(created)])
-        details: dict[str, Any] = {
-            "model": self.model,
-            # Seconds between the first create and each create: polling times each prediction from its own.
-            "created_after": [(when - submitted_at).total_seconds() for _, when in created],
-        }
-        if upload_seconds is not None:
-            details["upload_seconds"] = upload_seconds
-        return JobHandle(provider=self.name, request_ids=tuple(prediction_id for prediction_id, _ in created),
-                         submitted_at=submitted_at, requested_images=sum(counts) or None,
-                         images_per_request=tuple(counts), warnings=tuple(plan.warnings), details=details)
-
-    def _upload(self, upload: UploadPlaceholder, context: FlowContext, headers: Mapping[str, str]) -> Flow[str]:
-        cache_key = f"{self.name}:{upload.sha256}"
-        cached = context.upload_cache.get(cache_key)
-        if cached is not None:
-            return cached
-        yield Event("uploading", self.name, message=upload.description)
-        response = yield HttpRequest.json("POST", self._url("/v1/upload/presign"), self.name,
-                                          {"content_type": upload.content_type, "file_type": "image"},
-                                          headers=headers, timeout=self.polling.request_timeout)
-        presigned = parse_presign(response)
-        # The PUT goes to storage (S3), signed by its URL: the Content-Type named at presign and the
-        # required_headers, never the API key (§2.11).
-        put_headers = {"Content-Type": upload.content_type, **presigned.required_headers}
-        response = yield HttpRequest("PUT", presigned.presigned_url, self.name, put_headers, upload.data,
-                                     timeout=self.polling.request_timeout)
-        if not 200 <= response.status < 300:
-            raise upload_error(response)
-        context.upload_cache[cache_key] = presigned.public_url
-        return presigned.public_url
-
-    def _cancel(self, prediction_ids: list[str], headers: Mapping[str, str]) -> Flow[None]:
-        """Best-effort cancel (§2.8): failures are ignored, the caller's own error matters more. Closed midway
-        (the caller's task cancelled during the clean-up), it leaves the rest to a background thread."""
-        for index, prediction_id in enumerate(prediction_ids):
-            try:
-                yield HttpRequest("POST", self._url(f"/v1/prediction/{prediction_id}/cancel"), self.name,
-                                  dict(headers), timeout=self.polling.request_timeout)
-            except (ProviderError, DeadlineReached):
-                continue
-            except GeneratorExit:
-                self._cancel_in_background(prediction_ids[index:], headers)
-                raise
-
-    def _cancel_in_background(self, prediction_ids: Sequence[str], headers: Mapping[str, str]) -> None:
-        """Cancel ``prediction_ids`` (§2.8) from a background thread, for a flow being closed: it can no longer
-        yield, and the Eachlabs adapter has no performer to hand the cancels to (fal's ``JobTracker`` does).
-
-        A thread, for the async client too: an ``asyncio.run`` ending right after the cancelled task would
-        cancel a task left on the loop before it sent anything, while the (non-daemon) thread is waited for at
-        interpreter exit. Only ``X-API-Key`` is sent, within CLEANUP_GRACE_SECONDS in all; nothing is raised.
-        """
-        if not prediction_ids:
-            return
-        key = {"X-API-Key": headers["X-API-Key"]}
-        requests = [HttpRequest("POST", self._url(f"/v1/prediction/{prediction_id}/cancel"), self.name, key)
-                    for prediction_id in prediction_ids]
-        with contextlib.suppress(RuntimeError):  # no new thread at interpreter shutdown: nothing more to do
-            threading.Thread(target=_send_quietly, args=(requests,), name="eachlabs-cancel").start()
+    def cancel_flow(self, handle: JobHandle, context: FlowContext) -> Flow[tuple[CancelOutcome, ...]]:
+        """Cancel the handle's predictions (``_eachlabs_flows.cancel``)."""
+        return _eachlabs_flows.cancel(self, handle, context)
 
     def handle_for(self, request_id: str) -> JobHandle:
         """A handle for predictions created earlier, from their ids (several separated by commas).
@@ -497,155 +390,3 @@ class EachlabsProvider(Provider):
                                       "separated by commas)")
         return JobHandle(provider=self.name, request_ids=ids, submitted_at=datetime.datetime.now(datetime.UTC),
                          details={"model": self.model, "resumed": True})
-
-    def result_flow(self, handle: JobHandle, context: FlowContext) -> Flow[PhotoMakerResult]:
-        """Poll each prediction of ``handle`` on the adaptive schedule until all succeed, then assemble one
-        result.
-
-        * A failed prediction cancels its unfinished siblings and its error is raised.
-        * A poll that keeps failing (after ``polling.error_retries`` retries) raises its error; under
-          ``generate`` (``cancel_on_deadline``) the unfinished predictions are cancelled first, otherwise they
-          are left running for a later ``resume``.
-        * A raised ProviderError names every prediction of the job in its message (it has no handle field)
-          and what became of them; ``request_id`` stays the prediction whose poll failed.
-        * At the deadline: cancel when ``cancel_on_deadline``, then raise :class:`GenerationTimeoutError` with
-          the handle.
-        * Abandoned (the caller's task cancelled, ``on_event`` raising) under ``cancel_on_deadline``: nobody
-          will collect the unfinished predictions, so they are cancelled (in the background when the flow is
-          being closed). ``result``/``resume`` leave them running: the caller holds the handle.
-        """
-        headers = self._headers()
-        ids = list(handle.request_ids)
-        estimate = self.estimate()
-        resumed = handle.details.get("resumed") is True
-        offsets = handle.details.get("created_after")
-        age = (datetime.datetime.now(datetime.UTC) - handle.submitted_at).total_seconds()
-        now = context.clock()
-        origins: dict[str, float] = {}
-        timers: dict[str, PollTimer] = {}
-        for index, prediction_id in enumerate(ids):
-            offset = offsets[index] if isinstance(offsets, list) and index < len(offsets) else 0.0
-            origins[prediction_id] = now - max(age - float(offset), 0.0)
-            timers[prediction_id] = PollTimer(self.polling, estimate.seconds)
-            if resumed:
-                timers[prediction_id].next_at = 0.0
-        snapshots: dict[str, PredictionSnapshot] = {}
-        phases: dict[str, str] = {}
-        failures: dict[str, int] = {}
-        failed_job = False
-
-        def unfinished() -> list[str]:
-            return [prediction_id for prediction_id in ids if prediction_id not in snapshots]
-
-        try:
-            while len(snapshots) < len(ids):
-                prediction_id = min(unfinished(), key=lambda each: origins[each] + timers[each].next_at)
-                timer = timers[prediction_id]
-                delay = origins[prediction_id] + timer.next_at - context.clock()
-                if delay > 0:
-                    yield Wait(delay)
-                request = HttpRequest("GET", self._url(f"/v1/prediction/{prediction_id}"), self.name,
-                                      headers, timeout=self.polling.request_timeout)
-                try:
-                    response = yield request
-                    snapshot = parse_prediction(response, prediction_id)
-                except ProviderError as error:
-                    if not isinstance(error, ProviderUnavailableError | RateLimitedError) or not error.retryable:
-                        # A 2xx answer that is an error is the prediction's own failure (§2.6); a redirect
-                        # (unexpected_redirect, not retryable) would only come again.
-                        failed_job = error.status is not None and 200 <= error.status < 300
-                        raise
-                    # A failed read (5xx, dropped connection, unreadable body, 429): safe to repeat (§4).
-                    failures[prediction_id] = failures.get(prediction_id, 0) + 1
-                    if failures[prediction_id] > self.polling.error_retries:
-                        raise
-                    hint = error.retry_after if isinstance(error, RateLimitedError) else None
-                    timer.retry_after_error(context.clock() - origins[prediction_id], failures[prediction_id],
-                                            hint)
-                    continue
-                failures.pop(prediction_id, None)
-                elapsed = context.clock() - origins[prediction_id]
-                if phases.get(prediction_id) != snapshot.phase:
-                    phases[prediction_id] = snapshot.phase
-                    kind = {"queued": "queued", "running": "running", "succeeded": "completed"}[snapshot.phase]
-                    yield Event(kind, self.name, prediction_id)
-                if not snapshot.finished:
-                    timer.pending(elapsed, started=snapshot.phase == "running")
-                    continue
-                snapshots[prediction_id] = snapshot
-                if not resumed:
-                    estimate.update(duration_sample(timer.last_pending, elapsed, snapshot.predict_time))
-            result = assemble_result([snapshots[prediction_id] for prediction_id in ids], handle,
-                                     total_seconds=context.clock() - context.started_at)
-        except DeadlineReached:
-            left = unfinished()
-            if context.cancel_on_deadline:
-                yield from self._cancel(left, headers)
-            done = "cancelled" if context.cancel_on_deadline else "still running; resume with the handle"
-            raise GenerationTimeoutError(f"the deadline passed before {len(left)} of {len(ids)} Eachlabs "
-                                         f"prediction(s) finished ({done})", provider=self.name,
-                                         request_id=left[0] if left else None, handle=handle) from None
-        except ProviderError as error:
-            left = unfinished()
-            cancelled: list[str]
-            running: list[str]
-            if failed_job:
-                # A failed prediction fails the whole job: its siblings would never be collected.
-                cancelled, running = [each for each in left if each != error.request_id], []
-            elif context.cancel_on_deadline:
-                # A poll that keeps failing under generate: nobody will collect the job either (§2.8).
-                cancelled, running = left, []
-            else:
-                # result()/resume(): the job may still be collected later with its handle.
-                cancelled, running = [], left
-            yield from self._cancel(cancelled, headers)
-            _add_note(error, _job_note(ids, failed=error.request_id, cancelled=cancelled, running=running))
-            yield Event("failed", self.name, error.request_id, message=str(error))
-            raise
-        except GeneratorExit:
-            if context.cancel_on_deadline:
-                self._cancel_in_background(unfinished(), headers)
-            raise
-        except Exception:  # on_event raised: the call ends here, and under generate nobody will collect
-            if context.cancel_on_deadline:
-                yield from self._cancel(unfinished(), headers)
-            raise
-        return result
-
-
-def _job_note(ids: Sequence[str], *, failed: str | None, cancelled: Sequence[str], running: Sequence[str]) -> str:
-    """What became of a job's predictions, for the message of the error that ends the call: ProviderError has
-    no handle, so every id is named once (``failed`` is already the error's ``request_id``)."""
-    parts = []
-    if cancelled:
-        parts.append(f"cancelled: {', '.join(cancelled)}")
-    if running:
-        parts.append(f"still running, resume with request id {','.join(ids)}")
-    else:
-        others = [each for each in ids if each != failed and each not in cancelled]
-        if others:
-            parts.append(f"also in this job: {', '.join(others)}")
-    return "; ".join(parts)
-
-
-def _add_note(error: BaseException, note: str) -> None:
-    """Append ``note`` to a ProviderError's message, in place (other exceptions are the caller's own)."""
-    if isinstance(error, ProviderError) and note:
-        error.message = f"{error.message} ({note})"
-        error.args = (error.message,)
-
-
-def _send_quietly(requests: Sequence[HttpRequest]) -> None:
-    """Send ``requests`` one after another within CLEANUP_GRACE_SECONDS in all; never raises (a background
-    thread's clean-up has nobody to report to)."""
-    ends = time.monotonic() + CLEANUP_GRACE_SECONDS
-    transport = RequestsTransport()
-    try:
-        for request in requests:
-            left = ends - time.monotonic()
-            if left <= 0:
-                break
-            with contextlib.suppress(Exception):
-                transport.send(request.with_timeout(left))
-    finally:
-        transport.close()

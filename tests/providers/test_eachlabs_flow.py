@@ -33,7 +33,9 @@ from photomaker_bridge import (
     ProviderUnavailableError,
     RateLimitedError,
 )
+from photomaker_bridge._coordination import Coordinator
 from photomaker_bridge._http import Event, Flow, arun_flow, run_flow
+from photomaker_bridge._retry import RetryPolicy
 from photomaker_bridge._transports import AiohttpTransport, RequestsTransport
 from photomaker_bridge.emulators import EmulatorHandle, EmulatorSettings, Fault, start_emulators
 from photomaker_bridge.emulators._images import render_image
@@ -50,7 +52,9 @@ from photomaker_bridge.providers.eachlabs import EachlabsProvider
 RUN_TIME = 0.15
 EMULATOR_COST = Decimal(str(round(RUN_TIME * 0.00108, 6)))
 """What the emulator reports as ``metrics.cost`` for one prediction of RUN_TIME seconds."""
-POLICY = PollPolicy(first_check=0.03, min_interval=0.02, max_interval=0.1, error_retries=2, request_timeout=5.0)
+POLICY = PollPolicy(first_check=0.03, min_interval=0.02, max_interval=0.1, request_timeout=5.0)
+FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05)
+"""The default number of tries, waiting at the emulator's pace."""
 FACE = render_image(seed=1, style="face", width=64, height=64)
 OTHER_FACE = render_image(seed=2, style="face", width=64, height=48)
 CREATE_ROUTE = r"^/v1/prediction/?$"
@@ -88,15 +92,21 @@ def request(**fields: Any) -> PhotoMakerRequest:
     return PhotoMakerRequest(**values)
 
 
+def context(**fields: Any) -> FlowContext:
+    """A flow context whose retries wait at the emulator's pace."""
+    return FlowContext(retry=FAST_RETRY, **fields)
+
+
 def drive(flow: Flow[Any], mode: Mode, *, deadline_in: float | None = None,
-          events: list[Event] | None = None) -> Any:
-    """Run ``flow`` with the real sync or async transport (and driver) against the emulator."""
+          events: list[Event] | None = None, coordinator: Coordinator | None = None) -> Any:
+    """Run ``flow`` with the real sync or async transport (and driver) against the emulator; ``coordinator`` is
+    the shared state of one client (uploads, limits), a fresh one by default."""
     on_event: Callable[[Event], None] | None = events.append if events is not None else None
     if mode == "sync":
         transport = RequestsTransport()
         try:
             deadline = None if deadline_in is None else time.monotonic() + deadline_in
-            return run_flow(flow, transport, deadline=deadline, on_event=on_event)
+            return run_flow(flow, transport, deadline=deadline, on_event=on_event, coordinator=coordinator)
         finally:
             transport.close()
 
@@ -104,7 +114,8 @@ def drive(flow: Flow[Any], mode: Mode, *, deadline_in: float | None = None,
         async_transport = AiohttpTransport()
         try:
             deadline = None if deadline_in is None else time.monotonic() + deadline_in
-            return await arun_flow(flow, async_transport, deadline=deadline, on_event=on_event)
+            return await arun_flow(flow, async_transport, deadline=deadline, on_event=on_event,
+                                   coordinator=coordinator)
         finally:
             await async_transport.aclose()
 
@@ -112,8 +123,8 @@ def drive(flow: Flow[Any], mode: Mode, *, deadline_in: float | None = None,
 
 
 def generate(provider: EachlabsProvider, photo_request: PhotoMakerRequest, mode: Mode, *,
-             context: FlowContext | None = None, **options: Any) -> PhotoMakerResult:
-    result: PhotoMakerResult = drive(provider.generate_flow(provider.plan(photo_request), context or FlowContext()),
+             flow_context: FlowContext | None = None, **options: Any) -> PhotoMakerResult:
+    result: PhotoMakerResult = drive(provider.generate_flow(provider.plan(photo_request), flow_context or context()),
                                      mode, **options)
     return result
 
@@ -180,31 +191,31 @@ def test_partial_result_keeps_the_images_and_warns(eachlabs: EmulatorHandle) -> 
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_uploads_are_cached_per_content_for_the_life_of_the_context(eachlabs: EmulatorHandle, mode: Mode) -> None:
+def test_uploads_are_cached_per_content_for_the_life_of_the_client(eachlabs: EmulatorHandle, mode: Mode) -> None:
     provider = provider_for(eachlabs)
-    context = FlowContext()
+    shared = Coordinator()
     photo_request = request(images=[FACE, OTHER_FACE, FACE])
-    generate(provider, photo_request, mode, context=context)
+    generate(provider, photo_request, mode, coordinator=shared)
     assert eachlabs.counters["presigns"] == 2 and eachlabs.counters["uploads"] == 2  # FACE once
-    assert len(context.upload_cache) == 2 and all(key.startswith("eachlabs:") for key in context.upload_cache)
+    assert len(shared.uploads) == 2 and all(key.startswith("eachlabs:") for key in shared.uploads)
     eachlabs.reset()
     events: list[Event] = []
-    generate(provider, photo_request, mode, context=context, events=events)
+    generate(provider, photo_request, mode, coordinator=shared, events=events)
     assert logged(eachlabs, "POST", "presign") == [] and logged(eachlabs, "PUT", ".") == []
     assert "uploading" not in [event.kind for event in events]
-    generate(provider, photo_request, mode, context=FlowContext())  # a new client uploads again
+    generate(provider, photo_request, mode, coordinator=Coordinator())  # a new client uploads again
     assert eachlabs.counters["presigns"] == 2
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_submit_then_result_through_a_json_handle(eachlabs: EmulatorHandle, mode: Mode) -> None:
     provider = provider_for(eachlabs)
-    handle = drive(provider.submit_flow(provider.plan(request(num_images=5, width=512)), FlowContext()), mode)
+    handle = drive(provider.submit_flow(provider.plan(request(num_images=5, width=512)), context()), mode)
     assert isinstance(handle, JobHandle) and len(handle.request_ids) == 2
     assert handle.requested_images == 5 and tuple(handle.images_per_request) == (4, 1)
     assert [warning.field for warning in handle.warnings] == ["width"]
     stored = JobHandle.from_dict(handle.to_dict())
-    result = drive(provider.result_flow(stored, FlowContext()), mode)
+    result = drive(provider.result_flow(stored, context()), mode)
     assert len(result.images) == 5 and tuple(result.request_ids) == tuple(handle.request_ids)
     assert [warning.field for warning in result.warnings] == ["width"]
 
@@ -239,31 +250,31 @@ def test_deadline_cancels_the_prediction_and_carries_the_handle(eachlabs: Emulat
     assert eachlabs.counters["cancels"] == 1
     assert logged(eachlabs, "POST", f"/v1/prediction/{error.request_id}/cancel")
     with pytest.raises(GenerationFailedError) as cancelled:  # the emulator now reports it cancelled
-        drive(provider.result_flow(error.handle, FlowContext()), mode)
+        drive(provider.result_flow(error.handle, context()), mode)
     assert cancelled.value.code == "cancelled"
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_resume_with_handle_for_after_a_client_side_timeout(eachlabs: EmulatorHandle, mode: Mode) -> None:
-    eachlabs.settings.run_time = 0.6
+    eachlabs.settings.run_time = 2.0  # far longer than the deadline, however slow this machine is today
     provider = provider_for(eachlabs)
+    handle = drive(provider.submit_flow(provider.plan(request(num_images=2)), context()), mode)
     with pytest.raises(GenerationTimeoutError) as caught:
-        generate(provider, request(num_images=2), mode, deadline_in=0.2,
-                 context=FlowContext(cancel_on_deadline=False))
+        drive(provider.result_flow(handle, context(cancel_on_deadline=False)), mode, deadline_in=0.2)
     assert caught.value.handle is not None and eachlabs.counters["cancels"] == 0
     prediction_id = caught.value.handle.request_id
     resumed = provider.handle_for(prediction_id)
     assert tuple(resumed.request_ids) == (prediction_id,)
-    result = drive(provider.result_flow(resumed, FlowContext()), mode)
+    result = drive(provider.result_flow(resumed, context()), mode)
     assert len(result.images) == 2 and result.request_id == prediction_id
     assert result.seed == 11  # read from the input echo, though the handle knew nothing
 
 
 def test_handle_for_takes_several_ids(eachlabs: EmulatorHandle) -> None:
     provider = provider_for(eachlabs)
-    handle = drive(provider.submit_flow(provider.plan(request(num_images=6)), FlowContext()), "sync")
+    handle = drive(provider.submit_flow(provider.plan(request(num_images=6)), context()), "sync")
     resumed = provider.handle_for(",".join(handle.request_ids))
-    assert len(drive(provider.result_flow(resumed, FlowContext()), "sync").images) == 6
+    assert len(drive(provider.result_flow(resumed, context()), "sync").images) == 6
     with pytest.raises(ValueError, match="predictionID"):
         provider.handle_for(" , ")
 
@@ -299,20 +310,82 @@ def test_payment_required_on_create(eachlabs: EmulatorHandle, mode: Mode) -> Non
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_rate_limited_create_carries_retry_after(eachlabs: EmulatorHandle, mode: Mode) -> None:
-    eachlabs.settings.faults.append(Fault("status", status=429, retry_after=2, route=CREATE_ROUTE, method="POST"))
+def test_a_create_refused_for_good_is_rate_limited_with_retry_after(eachlabs: EmulatorHandle, mode: Mode) -> None:
+    eachlabs.settings.faults.append(Fault("status", status=429, retry_after=0.05, route=CREATE_ROUTE,
+                                          method="POST"))
     with pytest.raises(RateLimitedError) as caught:
         generate(provider_for(eachlabs), request(), mode)
     error = caught.value
-    assert error.status == 429 and error.retry_after == 2.0 and error.retryable
+    assert error.status == 429 and error.retry_after == 0.05 and error.retryable
     assert "concurrent executions" in error.message and error.raw["error"] == "too many requests"
+    # A 429 proves nothing was created: the create is sent again, as often as the retry policy allows.
+    assert len(logged(eachlabs, "POST", CREATE_ROUTE)) == FAST_RETRY.attempts
+    assert eachlabs.counters["predictions_created"] == 0
 
 
-def test_concurrency_cap_on_the_second_prediction_cancels_the_first(eachlabs: EmulatorHandle) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_one_refused_create_is_sent_again(eachlabs: EmulatorHandle, mode: Mode) -> None:
+    eachlabs.settings.faults.append(Fault("status", status=429, retry_after=0.05, route=CREATE_ROUTE,
+                                          method="POST", nth=1))
+    events: list[Event] = []
+    result = generate(provider_for(eachlabs), request(), mode, events=events)
+    assert len(result.images) == 1 and eachlabs.counters["predictions_created"] == 1
+    assert [event.kind for event in events].count("retrying") == 1
+
+
+def test_a_retry_after_longer_than_the_policy_waits_for_is_not_waited_for(eachlabs: EmulatorHandle) -> None:
+    eachlabs.settings.faults.append(Fault("status", status=429, retry_after=600, route=CREATE_ROUTE, method="POST"))
+    with pytest.raises(RateLimitedError) as caught:
+        generate(provider_for(eachlabs), request(), "sync")
+    assert caught.value.retry_after == 600.0 and len(logged(eachlabs, "POST", CREATE_ROUTE)) == 1
+
+
+def test_the_emulators_concurrency_cap_is_waited_out(eachlabs: EmulatorHandle) -> None:
+    # Eachlabs refuses the second prediction (its cap is 1 here) with a Retry-After: the create is sent again.
     eachlabs.settings.max_in_flight = 1
-    with pytest.raises(RateLimitedError, match="limited to 1 concurrent"):
-        generate(provider_for(eachlabs), request(num_images=8), "sync")
-    assert eachlabs.counters["predictions_created"] == 1 and eachlabs.counters["cancels"] == 1
+    result = generate(provider_for(eachlabs), request(num_images=8), "sync")
+    assert len(result.images) == 8 and eachlabs.counters["predictions_created"] == 2
+    assert eachlabs.counters["predictions_rate_limited"] >= 1 and eachlabs.counters["peak_in_flight"] == 1
+
+
+def test_the_clients_own_limit_runs_a_large_request_in_waves(eachlabs: EmulatorHandle) -> None:
+    eachlabs.settings.max_in_flight = 1
+    result = generate(provider_for(eachlabs, concurrency=1), request(num_images=8), "sync")
+    assert len(result.images) == 8 and len(result.request_ids) == 2
+    assert [image.seed for image in result.images] == [11] * 4 + [15] * 4
+    assert eachlabs.counters["predictions_rate_limited"] == 0 and eachlabs.counters["peak_in_flight"] == 1
+    assert result.cost is not None and result.cost.amount == 2 * EMULATOR_COST
+
+
+def test_submit_refuses_more_predictions_than_the_limit_before_sending(eachlabs: EmulatorHandle) -> None:
+    provider = provider_for(eachlabs, concurrency=1)
+    with pytest.raises(ConfigurationError, match="needs 2 eachlabs jobs at once"):
+        drive(provider.submit_flow(provider.plan(request(num_images=8)), context()), "sync")
+    assert eachlabs.log == []
+
+
+def test_calls_beyond_the_limit_wait_for_a_slot(eachlabs: EmulatorHandle) -> None:
+    provider = provider_for(eachlabs, concurrency=1)
+    shared = Coordinator()
+    outcomes: list[Any] = []
+    events: list[Event] = []
+
+    async def main() -> None:
+        async def one(seed: int) -> Any:
+            transport = AiohttpTransport()
+            try:
+                return await arun_flow(provider.generate_flow(provider.plan(request(seed=seed)), context()),
+                                       transport, coordinator=shared, on_event=events.append)
+            finally:
+                await transport.aclose()
+
+        outcomes.extend(await asyncio.gather(*(one(seed) for seed in (1, 2, 3))))
+
+    asyncio.run(main())
+    assert [len(outcome.images) for outcome in outcomes] == [1, 1, 1]
+    assert eachlabs.counters["peak_in_flight"] == 1 and eachlabs.counters["predictions_rate_limited"] == 0
+    assert len([event for event in events if event.kind == "waiting" and "in flight" in str(event.message)]) == 2
+    assert shared.peak_in_flight[provider.account()] == 1 and shared.in_flight(provider.account()) == 0
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -323,7 +396,12 @@ def test_server_error_on_create(eachlabs: EmulatorHandle, mode: Mode, status: in
         generate(provider_for(eachlabs), request(), mode)
     assert caught.value.status == status and caught.value.retryable
     expected = "Failed to create prediction" if status == 500 else "service unavailable"
-    assert caught.value.message == expected and caught.value.raw == {"error": expected}
+    assert caught.value.message.startswith(expected) and caught.value.raw == {"error": expected}
+    if status == 503:  # a refusal: sent again
+        assert len(logged(eachlabs, "POST", CREATE_ROUTE)) == FAST_RETRY.attempts
+    else:  # the prediction may exist: never sent twice, and the message says so
+        assert len(logged(eachlabs, "POST", CREATE_ROUTE)) == 1
+        assert "may have accepted a prediction" in caught.value.message
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -332,7 +410,8 @@ def test_dropped_connection_on_create(eachlabs: EmulatorHandle, mode: Mode) -> N
     with pytest.raises(ProviderUnavailableError) as caught:
         generate(provider_for(eachlabs), request(), mode)
     assert caught.value.code == "connection_error" and caught.value.provider == "eachlabs"
-    assert caught.value.status is None
+    assert caught.value.status is None and "may have accepted a prediction" in caught.value.message
+    assert len(logged(eachlabs, "POST", CREATE_ROUTE)) == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -343,6 +422,7 @@ def test_malformed_json_on_create(eachlabs: EmulatorHandle, mode: Mode) -> None:
     error = caught.value
     assert error.code == "invalid_response" and error.status == 200
     assert isinstance(error.raw, str) and error.raw.startswith('{"data"') and UUID.match(str(error.request_id))
+    assert len(logged(eachlabs, "POST", CREATE_ROUTE)) == 1
 
 
 @pytest.mark.parametrize("fault", [
@@ -374,11 +454,11 @@ def test_a_poll_that_keeps_failing_surfaces(eachlabs: EmulatorHandle, mode: Mode
     events: list[Event] = []
     with pytest.raises(ProviderUnavailableError) as caught:
         generate(provider_for(eachlabs), request(), mode, events=events,
-                 context=FlowContext(cancel_on_deadline=cancel_on_deadline))
+                 flow_context=context(cancel_on_deadline=cancel_on_deadline))
     error = caught.value
     assert error.status == 500 and error.message.startswith("Internal server error (")
     assert error.raw == {"error": "Internal server error"} and UUID.match(str(error.request_id))
-    assert len(logged(eachlabs, "GET", POLL_ROUTE)) == POLICY.error_retries + 1
+    assert len(logged(eachlabs, "GET", POLL_ROUTE)) == FAST_RETRY.attempts
     assert events[-1].kind == "failed"
     if cancel_on_deadline:  # under generate nobody will collect the prediction: cancelled (review finding 3)
         assert eachlabs.counters["cancels"] == 1 and f"cancelled: {error.request_id}" in error.message
@@ -527,17 +607,6 @@ def test_a_job_still_waiting_for_a_worker_moves_the_expected_end() -> None:
     assert timer.expected == 29.0 and timer.polls == 4 and timer.last_pending == 14.0
 
 
-def test_retries_after_errors_back_off_or_follow_the_hint() -> None:
-    timer = PollTimer(PollPolicy(), 21.0)
-    delays = []
-    for attempt in (1, 2, 3, 10):
-        timer.retry_after_error(5.0, attempt)
-        delays.append(timer.next_at - 5.0)
-    assert delays == [0.5, 1.0, 2.0, 8.0]
-    timer.retry_after_error(5.0, 1, hint=3.0)
-    assert timer.next_at == 8.0
-
-
 def test_duration_samples_prefer_predict_time_within_the_detection_interval() -> None:
     assert duration_sample(20.8, 21.3, 21.0) == 21.0
     assert duration_sample(20.8, 21.3, 12.0) == 20.8
@@ -556,7 +625,7 @@ def test_the_estimate_is_an_exponentially_weighted_average() -> None:
 
 
 @pytest.mark.parametrize("fields", [{"first_check": 0}, {"min_interval": 2.0, "max_interval": 1.0},
-                                    {"error_retries": -1}, {"approach": -0.5}])
+                                    {"approach": -0.5}])
 def test_nonsense_policies_are_refused(fields: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         PollPolicy(**fields)
@@ -564,7 +633,7 @@ def test_nonsense_policies_are_refused(fields: dict[str, Any]) -> None:
 
 def test_handle_submitted_at_is_utc_and_created_after_is_recorded(eachlabs: EmulatorHandle) -> None:
     provider = provider_for(eachlabs)
-    handle = drive(provider.submit_flow(provider.plan(request(num_images=5)), FlowContext()), "sync")
+    handle = drive(provider.submit_flow(provider.plan(request(num_images=5)), context()), "sync")
     assert handle.submitted_at.tzinfo == datetime.UTC
     offsets = handle.details["created_after"]
     assert offsets[0] == 0.0 and offsets[1] >= 0.0 and handle.details["model"] == "photomaker-style"
