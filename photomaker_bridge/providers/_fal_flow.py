@@ -19,10 +19,12 @@ from typing import Any, ClassVar
 
 import attrs
 
+from .._coordination import Lease, Limits
 from .._http import DeadlineReached, Event, Flow, Wait
-from ..errors import GenerationFailedError, GenerationTimeoutError, ProviderError
-from ..jobs import JobHandle
-from ..plan import Plan
+from .._retry import is_provably_refused, is_transient
+from ..errors import GenerationFailedError, GenerationTimeoutError, ProviderError, ProviderRejectedError
+from ..jobs import CancelOutcome, JobHandle
+from ..plan import Plan, UploadPlaceholder
 from ..pricing import estimate_cost
 from ..result import BridgeWarning, PhotoMakerResult, Timings
 from ._fal_parse import (
@@ -35,6 +37,18 @@ from ._fal_parse import (
     total_inference_time,
 )
 from ._polling import DurationEstimate, PollPolicy, PollTimer, duration_sample
+from ._steps import (
+    acquire_slots,
+    bind_slot,
+    cancel_summary,
+    check_fits,
+    forget_upload,
+    in_waves,
+    release_slot,
+    renew_slot,
+    step,
+    upload_once,
+)
 from .base import FlowContext, fill_placeholders
 
 __all__ = [
@@ -133,7 +147,8 @@ class FalStatusCheck(_Operation):
 
 @attrs.frozen
 class FalFetch(_Operation):
-    """Fetch a completed request's result (``fal_client`` ``result``); returns the JSON body."""
+    """Fetch a completed request's result (its response URL, through ``fal_client``'s HTTP client); returns the
+    JSON body."""
 
     application: str
     request_id: str
@@ -141,7 +156,8 @@ class FalFetch(_Operation):
 
 @attrs.frozen
 class FalCancel(_Operation):
-    """Cancel a request (``fal_client`` ``cancel``: ``PUT .../cancel``); returns ``None``."""
+    """Cancel a request (``PUT`` its cancel URL through ``fal_client``'s HTTP client); returns the answer's
+    ``status`` (``CANCELLATION_REQUESTED`` ...) or ``None``."""
 
     application: str
     request_id: str
@@ -163,6 +179,8 @@ class _Progress:
     log_keys: set[tuple[str | None, str]] = attrs.field(factory=set)
     queue_seconds: float | None = None
     timer: PollTimer | None = None
+    state: str | None = None
+    """The status last seen (IN_QUEUE, IN_PROGRESS, COMPLETED)."""
     final: FalStatus | None = None
     output: FalOutput | None = None
     error: ProviderError | None = None
@@ -180,36 +198,52 @@ class FalFlows:
     """Submit-to-completion seconds, learned from completed requests (shared by the adapter's calls)."""
     with_logs: bool
     """Whether status calls ask for logs (turned into ``log`` events)."""
+    account: str = "fal"
+    """How shared state names the adapter's account (the provider and a hash of its key)."""
+    limits: Limits = attrs.field(factory=Limits)
+    """The account's client-side limits (none by default)."""
 
     # -- submit ---------------------------------------------------------------------------------------------
 
-    def submit(self, plan: Plan, context: FlowContext, jobs: JobTracker | None) -> Flow[JobHandle]:
-        """Upload the plan's zip (once per distinct content, through ``context.upload_cache``), then submit
-        every payload back to back. Returns the handle of all submissions."""
+    def submit(self, plan: Plan, context: FlowContext, jobs: JobTracker | None, *,
+               keep_slots: bool = True) -> Flow[JobHandle]:
+        """Upload the plan's zip (once per distinct content per client, even across concurrent calls), then
+        submit every payload back to back, each in a slot of the account's limits. Returns the handle of all
+        submissions. ``keep_slots``: the requests keep their slots past this run (a handle handed over)."""
+        if keep_slots:
+            check_fits(plan, self.limits, PROVIDER)
         urls: dict[str, str] = {}
+        uploads: dict[str, str] = {}
+        reused: list[str] = []
         upload_seconds: float | None = None
         for upload in plan.uploads:
             key = f"{PROVIDER}:{upload.sha256}"
-            url = context.upload_cache.get(key)
-            if url is None:
-                yield Event("uploading", PROVIDER, message=upload.description)
-                started = context.clock()
-                try:
-                    url = yield FalUpload(upload.data, upload.content_type, upload.file_name, jobs=jobs)
-                except DeadlineReached as reached:
-                    raise GenerationTimeoutError("the deadline passed while uploading the reference photos to fal",
-                                                 provider=PROVIDER) from reached
+            started = context.clock()
+
+            def send(upload: UploadPlaceholder = upload) -> Flow[str]:
+                url: Any = yield from step(FalUpload(upload.data, upload.content_type, upload.file_name, jobs=jobs),
+                                      context, provider=PROVIDER, what="upload")
                 if not isinstance(url, str) or not url:
                     raise GenerationFailedError(f"fal storage returned no URL for {upload.description}",
                                                 provider=PROVIDER, raw=url)
-                context.upload_cache[key] = url
+                return url
+
+            try:
+                url, fresh = yield from upload_once(key, PROVIDER, upload.description, send)
+            except DeadlineReached as reached:
+                raise GenerationTimeoutError("the deadline passed while uploading the reference photos to fal "
+                                             "(nothing was submitted)", provider=PROVIDER) from reached
+            if fresh:
                 upload_seconds = (upload_seconds or 0.0) + (context.clock() - started)
-            urls[upload.placeholder] = url
+            else:
+                reused.append(key)
+            urls[upload.placeholder] = uploads[key] = url
         submitted_at = _now()
         request_ids: list[str] = []
 
         def handle() -> JobHandle:
-            details: dict[str, Any] = {"application": self.application, "submitted_at_known": True}
+            details: dict[str, Any] = {"application": self.application, "submitted_at_known": True,
+                                       "uploads": dict(uploads), "reused_uploads": list(reused)}
             if upload_seconds is not None:
                 details["upload_seconds"] = round(upload_seconds, 6)
             return JobHandle(provider=PROVIDER, request_ids=tuple(request_ids), submitted_at=submitted_at,
@@ -217,43 +251,83 @@ class FalFlows:
                              images_per_request=tuple(plan.images_per_payload[: len(request_ids)]),
                              warnings=tuple(plan.warnings), details=details)
 
-        for payload in plan.payloads:
+        leases: tuple[Lease, ...] = ()
+        for index, payload in enumerate(plan.payloads):
+            lease = None
             try:
+                if index == 0:
+                    leases = yield from acquire_slots(context, PROVIDER, self.account, self.limits,
+                                                      len(plan.payloads))
+                lease = leases[index] if leases else None
                 body = fill_placeholders(payload, urls)
-                submission: FalSubmission = yield FalSubmit(self.application, body, jobs=jobs)
+                submission: FalSubmission = yield from step(FalSubmit(self.application, body, jobs=jobs), context,
+                                                            provider=PROVIDER, what="submit")
             except DeadlineReached as reached:
+                if lease is not None and reached.__cause__ is not None:
+                    yield from bind_slot(lease, f"unanswered-submit-{lease.number}", keep=True)
+                outcome = ""
                 if request_ids and context.cancel_on_deadline:
-                    yield from self._cancel(request_ids, jobs)
-                message = "the deadline passed while submitting to fal"
-                if request_ids and not context.cancel_on_deadline:
-                    message += f"; {len(request_ids)} of {len(plan.payloads)} submissions were accepted"
-                raise GenerationTimeoutError(message, provider=PROVIDER,
-                                             request_id=request_ids[0] if request_ids else None,
+                    outcome = f" ({cancel_summary((yield from self._cancel(request_ids, jobs, context)))})"
+                elif request_ids:
+                    outcome = (f"; {len(request_ids)} of {len(plan.payloads)} submissions were accepted (still "
+                               "running; collect them with the handle)")
+                raise GenerationTimeoutError(f"the deadline passed while submitting to fal{outcome}",
+                                             provider=PROVIDER, request_id=request_ids[0] if request_ids else None,
                                              handle=handle() if request_ids else None) from reached
-            except ProviderError:
+            except ProviderError as error:
+                notes: list[str] = []
+                if not is_provably_refused(error):
+                    # The submit may have been accepted although we never learnt its request id.
+                    notes.append(UNANSWERED_SUBMIT)
+                    if lease is not None:
+                        yield from bind_slot(lease, f"unanswered-submit-{lease.number}", keep=True)
                 # The earlier submissions would run (and be billed) for a call that failed: cancel them.
-                yield from self._cancel(request_ids, jobs)
+                outcomes = yield from self._cancel(request_ids, jobs, context)
+                notes.append(cancel_summary(outcomes))
+                _add_note(error, "; ".join(filter(None, notes)))
                 raise
             if jobs is not None:
                 jobs.add(self.application, submission.request_id)
             request_ids.append(submission.request_id)
+            yield from bind_slot(lease, submission.request_id, keep=keep_slots)
             yield Event("submitted", PROVIDER, request_id=submission.request_id,
                         queue_position=submission.queue_position)
         return handle()
 
-    def _cancel(self, request_ids: Sequence[str], jobs: JobTracker | None,
-                application: str | None = None) -> Flow[None]:
-        """Cancel each request, ignoring failures: cancelling is best effort (fal.md §1.7)."""
+    def _cancel(self, request_ids: Sequence[str], jobs: JobTracker | None, context: FlowContext,
+                application: str | None = None, last_seen: Mapping[str, str | None] | None = None,
+                ) -> Flow[tuple[CancelOutcome, ...]]:
+        """Cancel each request (fal.md §1.7) and free its slot; a failed cancel is an outcome, never an error.
+
+        fal answers any accepted cancel alike, removing a queued request and signalling a running one, so the
+        outcome follows the state last seen (``last_seen``: request id -> fal status).
+        """
+        outcomes: list[CancelOutcome] = []
         for request_id in request_ids:
-            with contextlib.suppress(Exception):  # a failed cancel must not hide the error being raised
-                yield FalCancel(application or self.application, request_id, jobs=jobs)
+            try:
+                said: Any = yield from step(FalCancel(application or self.application, request_id, jobs=jobs), context,
+                                       provider=PROVIDER, what="cancel", request_id=request_id)
+                outcome = _accepted_cancel(request_id, said, (last_seen or {}).get(request_id))
+            except ProviderError as error:
+                outcome = _refused_cancel(request_id, error)
+            except DeadlineReached as reached:
+                outcome = CancelOutcome(PROVIDER, request_id, "failed", f"no answer in time ({reached.__cause__})")
+            outcomes.append(outcome)
             if jobs is not None:
                 jobs.finish(request_id)
+            if outcome.state != "failed":
+                yield from release_slot(self.account, self.limits, request_id=request_id)
+        return tuple(outcomes)
 
     # -- result ---------------------------------------------------------------------------------------------
 
     def result(self, handle: JobHandle, context: FlowContext, jobs: JobTracker | None) -> Flow[PhotoMakerResult]:
-        """Poll every request of ``handle`` until it completes, fetch each result, and assemble one result."""
+        """Poll every request of ``handle`` until it completes, fetch each result, and assemble one result.
+
+        At the deadline under ``generate`` the unfinished requests are cancelled; one whose cancel fal refuses
+        because it had completed is fetched after all (within the clean-up grace), and when every request is then
+        in, the result is returned. Otherwise :class:`GenerationTimeoutError` says what became of each request.
+        """
         application = str(handle.details.get("application", self.application))
         asked = list(handle.images_per_request)
         progress = [_Progress(request_id, asked[index] if index < len(asked) else None)
@@ -269,13 +343,18 @@ class FalFlows:
                 elapsed = self._elapsed(handle) if known else 0.0
                 due = [item for item in pending if item.timer is None or item.timer.next_at <= elapsed] or pending
                 for item in due:
-                    status: FalStatus = yield FalStatusCheck(application, item.request_id, self.with_logs, jobs=jobs)
+                    status: FalStatus = yield from step(
+                        FalStatusCheck(application, item.request_id, self.with_logs, jobs=jobs), context,
+                        provider=PROVIDER, what="status poll", request_id=item.request_id)
+                    item.state = status.state
                     yield from self._observe(item, status, handle)
                     elapsed = self._elapsed(handle) if known else elapsed + self.polling.min_interval
                     assert item.timer is not None
                     if status.state != "COMPLETED":
+                        yield from renew_slot(self.account, self.limits, item.request_id)
                         item.timer.pending(elapsed, started=status.state == "IN_PROGRESS")
                         continue
+                    yield from release_slot(self.account, self.limits, request_id=item.request_id)
                     if known and not status.failed:
                         run = status.inference_time
                         total = None if run is None or item.queue_seconds is None else item.queue_seconds + run
@@ -288,12 +367,7 @@ class FalFlows:
                     if status.failed:
                         item.error = error_for_completed(status, request_id=item.request_id)
                     else:
-                        try:
-                            body = yield FalFetch(application, item.request_id, jobs=jobs)
-                            item.output = parse_output(body, request_id=item.request_id)
-                        except ProviderError as error:
-                            # The request's own answer was an error (422 ...): it failed, the others may not.
-                            item.error = error
+                        yield from self._fetch(item, application, jobs, context, handle)
                     pending.remove(item)
                     if item.error is not None:
                         yield Event("failed", PROVIDER, request_id=item.request_id, message=str(item.error))
@@ -304,30 +378,80 @@ class FalFlows:
                     soonest = min(item.timer.next_at for item in pending if item.timer is not None)
                     yield Wait(max(soonest - now, 0.0) if known else self.polling.min_interval)
         except DeadlineReached as reached:
-            running = [item.request_id for item in pending if item.final is None]
-            finished = [item.request_id for item in pending if item.final is not None]
+            running = [item for item in pending if item.final is None]
+            outcomes: tuple[CancelOutcome, ...] = ()
             if running and context.cancel_on_deadline:
-                yield from self._cancel(running, jobs, application)
-            raise GenerationTimeoutError(self._deadline_message(running, finished, context), provider=PROVIDER,
-                                         request_id=pending[0].request_id if pending else None,
-                                         handle=handle) from reached
-        except ProviderError:
-            # A status call failed for good (fal_client already retried what it retries): nothing will
-            # collect the other requests when the caller asked for a generation. A completed one needs no cancel.
-            if context.cancel_on_deadline:
-                yield from self._cancel([item.request_id for item in pending if item.final is None], jobs,
-                                        application)
+                outcomes = yield from self._cancel([item.request_id for item in running], jobs, context, application,
+                                                   {item.request_id: item.state for item in running})
+                yield from self._fetch_finished(running, outcomes, pending, application, jobs, context, handle)
+            if not pending:
+                return self._assemble(handle, progress, application, context)
+            raise GenerationTimeoutError(self._deadline_message(pending, outcomes, context), provider=PROVIDER,
+                                         request_id=pending[0].request_id, handle=handle) from reached
+        except ProviderError as error:
+            # A status call failed for good (after the retries): nothing will collect the other requests when the
+            # caller asked for a generation. A completed one needs no cancel.
+            running = [item for item in pending if item.final is None]
+            if context.cancel_on_deadline and running:
+                outcomes = yield from self._cancel([item.request_id for item in running], jobs, context,
+                                                   application, {item.request_id: item.state for item in running})
+                yield from self._fetch_finished(running, outcomes, pending, application, jobs, context, handle)
+                if not pending:
+                    return self._assemble(handle, progress, application, context)
+                _add_note(error, cancel_summary(outcomes))
+            elif running:
+                _add_note(error, "still running: collect with the handle or resume("
+                          + ",".join(item.request_id for item in running) + ")")
             raise
         return self._assemble(handle, progress, application, context)
 
+    def _fetch_finished(self, running: Sequence[_Progress], outcomes: Sequence[CancelOutcome],
+                        pending: list[_Progress], application: str, jobs: JobTracker | None, context: FlowContext,
+                        handle: JobHandle) -> Flow[None]:
+        """Fetch the requests whose cancel fal refused because they had completed: they are billed, so their
+        images are delivered after all (those fetched are no longer pending)."""
+        for item, outcome in zip(running, outcomes, strict=True):
+            if outcome.state != "already_finished":
+                continue
+            with contextlib.suppress(ProviderError, DeadlineReached):
+                yield from self._fetch(item, application, jobs, context, handle)
+                if item.output is not None:
+                    item.final = item.final or FalStatus("COMPLETED")
+                    pending.remove(item)
+
+    def _fetch(self, item: _Progress, application: str, jobs: JobTracker | None, context: FlowContext,
+               handle: JobHandle) -> Flow[None]:
+        """Fetch a completed request's result into ``item`` (its output, or its own error)."""
+        try:
+            body: Any = yield from step(FalFetch(application, item.request_id, jobs=jobs), context, provider=PROVIDER,
+                                   what="result fetch", request_id=item.request_id)
+            item.output = parse_output(body, request_id=item.request_id)
+        except ProviderError as error:
+            if is_transient(error):
+                # The fetch itself kept failing (after the retries): the request completed and is billed.
+                _add_note(error, f"fal request {item.request_id} completed, but its result could not be fetched: "
+                                 f"collect it soon with resume({item.request_id!r})")
+                raise
+            # The request's own answer was an error (422 ...): it failed, the others may not.
+            item.error = error
+            if _unreadable_archive(error):
+                for key, url in dict(handle.details.get("uploads") or {}).items():
+                    yield from forget_upload(str(key), str(url))
+
     @staticmethod
-    def _deadline_message(running: Sequence[str], finished: Sequence[str], context: FlowContext) -> str:
+    def _deadline_message(pending: Sequence[_Progress], outcomes: Sequence[CancelOutcome],
+                          context: FlowContext) -> str:
         """What the deadline interrupted: requests still running (cancelled by ``generate``, kept by
         ``result``), and requests that completed but whose result was not fetched in time. Those are not
         cancelled (fal answers ``ALREADY_COMPLETED``, fal.md §1.7) and are already billed; fal keeps their
         result for 6 minutes to an hour (fal.md §1.6), so the handle can still collect it."""
+        running = [item.request_id for item in pending if item.final is None]
+        finished = [item.request_id for item in pending if item.final is not None]
         parts: list[str] = []
-        if running:
+        if running and outcomes:
+            parts.append(f"fal request(s) {', '.join(running)} did not finish before the deadline "
+                         f"({cancel_summary(outcomes)})")
+        elif running:
             outcome = "cancelled" if context.cancel_on_deadline else "still running; collect it later with resume()"
             parts.append(f"fal request(s) {', '.join(running)} did not finish before the deadline ({outcome})")
         if finished:
@@ -415,11 +539,26 @@ class FalFlows:
 
     def generate(self, plan: Plan, context: FlowContext) -> Flow[PhotoMakerResult]:
         """Submit then collect. When the call cancels on deadline (``generate``), a call abandoned midway
-        (task cancelled, flow closed) cancels its requests in the background: nobody would collect them."""
+        (task cancelled, flow closed) cancels its requests in the background: nobody would collect them. When
+        fal cannot read an archive this client uploaded earlier, the archive is uploaded and submitted again,
+        once."""
+        collected: PhotoMakerResult = yield from in_waves(plan, self.limits, PROVIDER,
+                                                          lambda part: self._generate(part, context))
+        return collected
+
+    def _generate(self, plan: Plan, context: FlowContext) -> Flow[PhotoMakerResult]:
         jobs = JobTracker() if context.cancel_on_deadline else None
         try:
-            handle = yield from self.submit(plan, context, jobs)
-            result: PhotoMakerResult = yield from self.result(handle, context, jobs)
+            handle = yield from self.submit(plan, context, jobs, keep_slots=False)
+            try:
+                result: PhotoMakerResult = yield from self.result(handle, context, jobs)
+            except ProviderError as error:
+                if not _unreadable_archive(error) or not handle.details.get("reused_uploads"):
+                    raise
+                yield Event("retrying", PROVIDER, handle.request_id,
+                            message="fal could not read the photo archive uploaded earlier; uploading it again")
+                handle = yield from self.submit(plan, context, jobs, keep_slots=False)
+                result = yield from self.result(handle, context, jobs)
         except GeneratorExit:
             if jobs is not None:
                 jobs.abandon()
@@ -428,3 +567,51 @@ class FalFlows:
             if jobs is not None:
                 jobs.close()
         return result
+
+    def cancel(self, handle: JobHandle, context: FlowContext) -> Flow[tuple[CancelOutcome, ...]]:
+        """Cancel every request of ``handle`` (``Bridge.cancel``)."""
+        application = str(handle.details.get("application", self.application))
+        outcomes: tuple[CancelOutcome, ...] = yield from self._cancel(list(handle.request_ids), None, context,
+                                                                      application)
+        return outcomes
+
+
+UNANSWERED_SUBMIT = ("the submit got no readable answer, so fal may have accepted a request whose id it never "
+                     "told us (it cannot be cancelled or collected from here)")
+
+
+def _accepted_cancel(request_id: str, said: Any, last_seen: str | None) -> CancelOutcome:
+    """The outcome of a cancel fal accepted (fal.md §1.7): it removes a queued request and signals a running one.
+    Its answer says which when it is ``CANCELLATION_REQUESTED``; otherwise the state last seen decides."""
+    if said == "CANCELLATION_REQUESTED" and last_seen != "IN_QUEUE":
+        return CancelOutcome(PROVIDER, request_id, "cancel_requested", "fal passed the cancel to the runner")
+    if last_seen == "IN_QUEUE" or said == "OK":
+        return CancelOutcome(PROVIDER, request_id, "cancelled", "fal removed the request from the queue")
+    return CancelOutcome(PROVIDER, request_id, "cancel_requested", "fal passed the cancel to the runner")
+
+
+def _refused_cancel(request_id: str, error: ProviderError) -> CancelOutcome:
+    """The outcome of a cancel fal refused (fal.md §1.7: 400 ALREADY_COMPLETED, 404 NOT_FOUND)."""
+    said = error.raw.get("status") if isinstance(error.raw, Mapping) else None
+    if said == "ALREADY_COMPLETED" or (error.status == 400 and said is None):
+        return CancelOutcome(PROVIDER, request_id, "already_finished", "fal: the request had already completed")
+    if said == "NOT_FOUND" or error.status == 404:
+        return CancelOutcome(PROVIDER, request_id, "not_found", "fal does not know the request")
+    return CancelOutcome(PROVIDER, request_id, "failed", str(error))
+
+
+def _unreadable_archive(error: BaseException) -> bool:
+    """Whether fal refused the request because it could not download or open the photo archive (fal.md §1.6:
+    a 422 ``detail`` item on ``image_archive_url`` of type ``file_download_error``)."""
+    if not isinstance(error, ProviderError) or error.status != 422:
+        return False
+    details = error.errors if isinstance(error, ProviderRejectedError) else []
+    return any(isinstance(entry, Mapping) and entry.get("type") == "file_download_error"
+               and "image_archive_url" in [str(part) for part in entry.get("loc") or ()] for entry in details)
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    """Append ``note`` to a ProviderError's message, in place."""
+    if isinstance(error, ProviderError) and note:
+        error.message = f"{error.message} ({note})"
+        error.args = (error.message,)

@@ -25,64 +25,36 @@ Decisions the reference leaves open:
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import datetime
-import json
 import os
-import threading
-import time
-import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from functools import partial
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final, Literal
 
 import attrs
 import cattrs
-import fal_client
-import fal_client.auth
-import httpx
 
-from .._http import CLEANUP_GRACE_SECONDS, Flow
-from ..errors import (
-    ConfigurationError,
-    GenerationTimeoutError,
-    InvalidRequestError,
-    ProviderError,
-    ProviderUnavailableError,
-)
+from .._coordination import Limits
+from .._http import Flow
+from ..errors import ConfigurationError, InvalidRequestError
 from ..images import ImageFormat, sha256_hex, zip_images
-from ..jobs import JobHandle
+from ..jobs import CancelOutcome, JobHandle
 from ..plan import Plan, UploadPlaceholder
 from ..prompts import apply_trigger, find_triggers
 from ..request import PhotoMakerRequest
 from ..result import PhotoMakerResult
 from ..styles import Style
-from ._fal_flow import (
-    FalCancel,
-    FalFetch,
-    FalFlows,
-    FalStatusCheck,
-    FalSubmit,
-    FalUpload,
-    JobTracker,
-)
-from ._fal_parse import (
-    PROVIDER,
-    FalStatus,
-    error_for_answer,
-    parse_logs,
-    parse_submit,
-    unreadable,
-)
+from ._fal_flow import FalFlows
+from ._fal_parse import PROVIDER
+from ._fal_performers import FalAsyncPerformer, FalSyncPerformer
 from ._polling import DurationEstimate, PollPolicy
+from ._steps import account_of
 from .base import (
     Capability,
     FlowContext,
     IdFactory,
     Provider,
     Translator,
+    check_limit,
     deep_merge,
     new_uuid,
     size_text,
@@ -161,15 +133,10 @@ class FalProvider(Provider):
     """The fal adapter. ``FalProvider()`` reads ``FAL_KEY`` (or ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``) when
     first used; ``FalProvider(key="id:secret")`` sets it explicitly.
 
-    ``base_url`` points ``fal_client`` at another server (the fal emulator:
-    ``FalProvider(key=emulators.fal.api_key, base_url=emulators.fal.url)``) for as long as a client using it
-    is open (from its first fal call until ``close()``). fal_client keeps its hosts in module constants, so
-    the patch is process-wide (fal.md §2): it would also redirect every other fal client of the process,
-    sending their calls and API keys to that server. So while it is active, a client without ``base_url``
-    (meant for fal itself) raises :class:`~photomaker_bridge.ConfigurationError` instead of making its call,
-    as does a client with another ``base_url``; and a client with ``base_url`` raises it while a client
-    without one is open (a client dropped without ``close()`` stops counting once it is garbage collected).
-    Use one kind at a time per process, or close the other clients first.
+    ``base_url`` points this adapter's ``fal_client`` clients at another server (the fal emulator:
+    ``FalProvider(key=emulators.fal.api_key, base_url=emulators.fal.url)``): their requests for fal's hosts go
+    there instead. Only these clients are pointed there — nothing process-wide changes — so clients for fal
+    itself and for an emulator can be open side by side (``providers/_fal_client``).
     """
 
     name: ClassVar[str] = PROVIDER
@@ -216,6 +183,11 @@ class FalProvider(Provider):
     hundredths against the emulator)."""
     with_logs: bool = True
     """Ask for the request's logs at every status call and turn new lines into ``log`` events."""
+    concurrency: int | None = attrs.field(default=None, validator=check_limit)
+    """Requests in flight at once through one client; ``None`` (default): no limit (fal documents none for
+    queue requests)."""
+    per_minute: int | None = attrs.field(default=None, validator=check_limit)
+    """Submissions a minute through one client; ``None`` (default): no limit."""
     _estimate: DurationEstimate = attrs.field(init=False, repr=False, eq=False)
     """Learned submit-to-completion time, shared by every call made with this adapter."""
 
@@ -379,7 +351,19 @@ class FalProvider(Provider):
             policy = PollPolicy(first_check=fixed, approach=1.0, min_interval=fixed, max_interval=fixed)
         else:
             policy = self.polling
-        return FalFlows(self.application, policy, self._estimate, self.with_logs)
+        return FalFlows(self.application, policy, self._estimate, self.with_logs, self.account(), self.limits())
+
+    def limits(self) -> Limits:
+        """The client-side limits set on this adapter (none by default)."""
+        return Limits(concurrency=self.concurrency, per_minute=self.per_minute)
+
+    def account(self) -> str:
+        """The provider and a hash of the key: how shared state names this account (never the key)."""
+        return account_of(self.name, self.resolved_key())
+
+    def cancel_flow(self, handle: JobHandle, context: FlowContext) -> Flow[tuple[CancelOutcome, ...]]:
+        """Cancel every request of ``handle`` (fal.md §1.7)."""
+        return self._flows().cancel(handle, context)
 
     def submit_flow(self, plan: Plan, context: FlowContext) -> Flow[JobHandle]:
         """Upload the zip (once per distinct content per client), submit every payload, return the handle."""
@@ -417,549 +401,3 @@ def _upload_for(data: bytes, count: int) -> UploadPlaceholder:
         file_name=f"photomaker-{digest[:12]}.zip", data=data)
 
 
-# -- the seam with fal_client ------------------------------------------------------------------------------
-
-
-class _ClientPatch:
-    """Points fal_client's module constants at one ``base_url`` while at least one performer needs it.
-
-    The constants are process-wide (fal.md §2, option B), so performers for the same base share one patch
-    (reference-counted), and every other combination is refused rather than silently misdirected:
-
-    * a performer for a different base while one is open;
-    * a performer *without* ``base_url`` while a patch is active: its calls, and its API key, would go to the
-      patched server instead of fal;
-    * a patch while a performer without ``base_url`` is open (has made a call and is not closed): its later
-      calls would go to the patched server. Open direct performers are held weakly, so one that was dropped
-      without ``close()`` stops counting once it is garbage.
-    """
-
-    _lock = threading.Lock()
-    _users = 0
-    _base: str | None = None
-    _patch: contextlib.AbstractContextManager[None] | None = None
-    _direct: ClassVar[weakref.WeakSet[object]] = weakref.WeakSet()
-
-    @classmethod
-    def acquire(cls, base_url: str) -> None:
-        with cls._lock:
-            if cls._users and cls._base != base_url:
-                raise ConfigurationError(f"fal_client already points at {cls._base}; it cannot also point at "
-                                         f"{base_url} in the same process (close the other client first)")
-            if len(cls._direct):
-                raise ConfigurationError(
-                    f"cannot point fal_client at {base_url}: fal_client's hosts are process-wide (fal.md §2) and "
-                    "another fal client without base_url is open in this process, whose calls would then go "
-                    f"to {base_url} too (close it first)")
-            if not cls._users:
-                patch = _point_fal_client_at(base_url)
-                patch.__enter__()
-                cls._patch, cls._base = patch, base_url
-            cls._users += 1
-
-    @classmethod
-    def release(cls) -> None:
-        with cls._lock:
-            cls._users -= 1
-            if cls._users == 0 and cls._patch is not None:
-                patch, cls._patch, cls._base = cls._patch, None, None
-                patch.__exit__(None, None, None)
-
-    @classmethod
-    def enter_direct(cls, performer: object) -> None:
-        """Record that ``performer`` (no ``base_url``) talks to fal itself; refused while a patch is active."""
-        with cls._lock:
-            if cls._users:
-                raise ConfigurationError(
-                    "this fal client has no base_url, so it is meant for fal itself, but fal_client's hosts are "
-                    f"process-wide (fal.md §2) and another fal client points them at {cls._base}: its calls and "
-                    "API key would go there. Close the other client first, or give this one the same base_url")
-            cls._direct.add(performer)
-
-    @classmethod
-    def leave_direct(cls, performer: object) -> None:
-        with cls._lock:
-            cls._direct.discard(performer)
-
-
-def _point_fal_client_at(base_url: str) -> contextlib.AbstractContextManager[None]:
-    from ..emulators._fal_patch import point_fal_client_at
-
-    return point_fal_client_at(base_url)
-
-
-def _response_body(response: httpx.Response | None) -> Any:
-    if response is None:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return response.text
-
-
-def _request_id_of(operation: Any) -> str | None:
-    request_id = getattr(operation, "request_id", None)
-    return request_id if isinstance(request_id, str) else None
-
-
-@contextlib.contextmanager
-def _mapped_errors(operation: Any, provider: FalProvider) -> Iterator[None]:
-    """Turn what fal_client and httpx raise into the bridge's errors (fal.md §1.6, §1.9, §5)."""
-    request_id = _request_id_of(operation)
-    try:
-        yield
-    except ProviderError:
-        raise
-    except fal_client.FalClientHTTPError as error:
-        raise error_for_answer(error.status_code, _response_body(error.response), error.response_headers,
-                               request_id=request_id, error_type=error.error_type) from error
-    except fal_client.FalClientTimeoutError as error:
-        handle = provider.handle_for(error.request_id) if error.request_id else None
-        raise GenerationTimeoutError(str(error), provider=PROVIDER, request_id=error.request_id,
-                                     handle=handle) from error
-    except fal_client.auth.MissingCredentialsError as error:
-        raise ConfigurationError(f"{error} (or pass FalProvider(key=...))") from error
-    except httpx.HTTPStatusError as error:
-        # The sync CDN-token fetch raises httpx's own status error, not FalClientHTTPError (fal.md §3.2).
-        response = error.response
-        raise error_for_answer(response.status_code, _response_body(response), dict(response.headers),
-                               request_id=request_id) from error
-    except httpx.TimeoutException as error:
-        # Raw httpx errors escape fal_client after its own retries (fal.md §1.9).
-        raise ProviderUnavailableError(f"timed out talking to fal ({type(error).__name__}: {error})",
-                                       provider=PROVIDER, request_id=request_id) from error
-    except httpx.HTTPError as error:
-        raise ProviderUnavailableError(f"could not talk to fal ({type(error).__name__}: {error})",
-                                       provider=PROVIDER, request_id=request_id) from error
-    except json.JSONDecodeError as error:
-        # fal_client parses a body only after _raise_for_status let it through, so this was a success answer;
-        # its exact status is not exposed, and every fal success the references show is 200 (fal.md §1.3–§1.6).
-        raise unreadable(f"not JSON ({error.msg})", error.doc, request_id=request_id, status=200) from error
-    except (KeyError, TypeError, ValueError) as error:
-        # fal_client reads required keys with [] and raises ValueError("Unknown status: ...") (fal.md §1.4).
-        raise unreadable(f"{type(error).__name__}: {error}", None, request_id=request_id) from error
-
-
-def _status_of(status: fal_client.Status) -> FalStatus:
-    """fal_client's status object as the bridge's :class:`FalStatus`."""
-    if isinstance(status, fal_client.Queued):
-        return FalStatus("IN_QUEUE", queue_position=status.position)
-    if isinstance(status, fal_client.InProgress):
-        return FalStatus("IN_PROGRESS", logs=parse_logs(status.logs))
-    if isinstance(status, fal_client.Completed):
-        return FalStatus("COMPLETED", logs=parse_logs(status.logs), metrics=dict(status.metrics or {}),
-                         error=status.error, error_type=status.error_type)
-    raise ValueError(f"Unknown status object: {status!r}")
-
-
-_OPERATIONS: Final = (FalUpload, FalSubmit, FalStatusCheck, FalFetch, FalCancel)
-
-
-def _check_operation(operation: Any) -> None:
-    if not isinstance(operation, _OPERATIONS):
-        raise TypeError(f"the fal performer cannot run {operation!r}")
-
-
-def _deadline_error(operation: Any, remaining: float) -> ProviderUnavailableError:
-    return ProviderUnavailableError(f"fal did not answer {type(operation).__name__} within the {remaining:.3g} s "
-                                    "left before the deadline", provider=PROVIDER,
-                                    request_id=_request_id_of(operation))
-
-
-T = TypeVar("T")
-
-_Hosts = Literal["patched", "direct"]
-"""How a performer uses fal_client's process-wide hosts: it patched them, or it talks to fal itself."""
-
-
-def _claim_hosts(provider: FalProvider, performer: object) -> _Hosts:
-    """Point fal_client at the provider's ``base_url``, or record ``performer`` as talking to fal itself;
-    either is refused when it would misdirect another open client (:class:`_ClientPatch`)."""
-    if provider.base_url:
-        _ClientPatch.acquire(provider.base_url)
-        return "patched"
-    _ClientPatch.enter_direct(performer)
-    return "direct"
-
-
-def _release_hosts(hosts: _Hosts | None, performer: object) -> None:
-    if hosts == "patched":
-        _ClientPatch.release()
-    elif hosts == "direct":
-        _ClientPatch.leave_direct(performer)
-
-
-def _spawn(name: str, function: Callable[[], T]) -> concurrent.futures.Future[T]:
-    """Run ``function`` in a new daemon thread; its outcome lands in the returned future.
-
-    Not a fixed pool: a call cut short by a deadline keeps its thread for as long as fal_client retries
-    (~50 s, fal.md §1.9), and in a pool later calls and cancels would queue behind such calls until they too
-    ran out of time. Daemon, because ``concurrent.futures`` joins its workers at interpreter exit, so one
-    stuck retry would hold up the caller's program for its whole length.
-    """
-    future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-    def run() -> None:
-        if not future.set_running_or_notify_cancel():
-            return  # cancelled before it started: nothing was sent
-        try:
-            result = function()
-        except BaseException as error:  # handed to whoever waits, as concurrent.futures does
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return future
-
-
-class FalSyncPerformer:
-    """Runs fal operations for the sync driver with one ``fal_client.SyncClient``.
-
-    ``fal_client`` retries internally for up to ~50 s (fal.md §1.9) and its calls cannot be interrupted, so
-    when the caller has a deadline each call runs in a thread of its own (:func:`_spawn`) and the driver
-    waits at most the time left; a call cut short keeps running in its thread until fal_client gives up, and
-    its outcome is dropped. A submit is the exception: fal may accept it after we stopped waiting, and nobody
-    was told the id of that running (and billed) job, so it is cancelled in the background once fal answers.
-    """
-
-    def __init__(self, provider: FalProvider) -> None:
-        self._provider = provider
-        self._lock = threading.Condition()  # re-entrant: guards the state below, signals background work ending
-        self._client: fal_client.SyncClient | None = None
-        self._hosts: _Hosts | None = None
-        self._uploads: set[concurrent.futures.Future[Any]] = set()
-        """Uploads in flight in a worker thread (close() lets them end before fal_client's hosts go back)."""
-        self._background: set[concurrent.futures.Future[Any]] = set()
-        """Cancels sent in the background, and submits cut short whose request is cancelled once fal answers."""
-        self._closing = False
-        self._closed = False
-
-    def _ensure(self) -> fal_client.SyncClient:
-        with self._lock:
-            if self._closing:
-                raise ConfigurationError("this fal client is closed")
-            if self._client is None:
-                key = self._provider.resolved_key()
-                if self._hosts is None:
-                    self._hosts = _claim_hosts(self._provider, self)
-                self._client = fal_client.SyncClient(key=key)
-            return self._client
-
-    def _call(self, client: fal_client.SyncClient, operation: Any) -> Callable[[], Any]:
-        if isinstance(operation, FalUpload):
-            return lambda: client.upload(operation.data, operation.content_type, operation.file_name)
-        if isinstance(operation, FalSubmit):
-            return lambda: self._submit(client, operation)
-        if isinstance(operation, FalStatusCheck):
-            return lambda: _status_of(client.status(operation.application, operation.request_id,
-                                                    with_logs=operation.with_logs))
-        if isinstance(operation, FalFetch):
-            # result() polls status once more (it is COMPLETED), then GETs the response URL (fal.md §1.8).
-            return lambda: client.result(operation.application, operation.request_id)
-        assert isinstance(operation, FalCancel)
-        return lambda: client.cancel(operation.application, operation.request_id)
-
-    def _submit(self, client: fal_client.SyncClient, operation: FalSubmit) -> Any:
-        handle = client.submit(operation.application, dict(operation.arguments))
-        if operation.jobs is not None:
-            operation.jobs.hook = self._cancel_later
-        return parse_submit({"request_id": handle.request_id})
-
-    def perform(self, operation: Any, remaining: float | None) -> Any:
-        """Run ``operation``, waiting at most ``remaining`` seconds (``None``: no limit)."""
-        _check_operation(operation)
-        with _mapped_errors(operation, self._provider):
-            client = self._ensure()
-            call = self._call(client, operation)
-            if remaining is None:
-                return call()
-            future = _spawn("fal-call", call)
-            if isinstance(operation, FalUpload):
-                self._track(self._uploads, future)
-            finished = False
-            try:
-                finished = bool(concurrent.futures.wait([future], timeout=max(remaining, 0.001)).done)
-            finally:
-                # Out of time (or interrupted): a call that has not started yet is dropped; a submit that has
-                # may still create a job nobody knows of, so it is cancelled once fal answers.
-                if not finished and not future.cancel() and isinstance(operation, FalSubmit):
-                    self._cancel_when_accepted(future, operation.application)
-            if not finished:
-                raise _deadline_error(operation, remaining)
-            return future.result()
-
-    def _track(self, futures: set[concurrent.futures.Future[Any]], future: concurrent.futures.Future[Any],
-               on_done: Callable[[concurrent.futures.Future[Any]], None] | None = None) -> None:
-        """Keep ``future`` in ``futures`` until it ends (after ``on_done`` ran), waking close()."""
-        with self._lock:
-            futures.add(future)
-
-        def ended(finished: concurrent.futures.Future[Any]) -> None:
-            try:
-                if on_done is not None:
-                    on_done(finished)
-            finally:
-                with self._lock:
-                    futures.discard(finished)
-                    self._lock.notify_all()
-
-        future.add_done_callback(ended)  # outside the lock: it runs at once if the future is already done
-
-    def _cancel_when_accepted(self, future: concurrent.futures.Future[Any], application: str) -> None:
-        """A submit the deadline (and its grace) cut short: cancel its request once fal answers (fal.md §1.7)."""
-
-        def accepted(finished: concurrent.futures.Future[Any]) -> None:
-            if finished.cancelled() or finished.exception() is not None:
-                return  # fal refused it or never heard of it: nothing runs
-            self._cancel_later([(application, finished.result().request_id)])
-
-        self._track(self._background, future, accepted)
-
-    def _cancel_later(self, requests: Sequence[tuple[str, str]]) -> None:
-        with self._lock:
-            client = self._client
-            if client is None or self._closed:
-                return
-        for application, request_id in requests:
-            self._track(self._background, _spawn("fal-cancel", partial(_quietly, client.cancel, application,
-                                                                      request_id)))
-
-    def close(self) -> None:
-        """Finish background work within the clean-up grace, close fal_client's connection pool, restore
-        fal_client's hosts. Takes at most ``CLEANUP_GRACE_SECONDS``.
-
-        First the background work that keeps the caller from paying for jobs nobody collects: cancels, and
-        submits cut short by a deadline (their request is cancelled once fal answers). Then fal_client's
-        connection pool is closed, so that a call still retrying inside fal_client fails at its next attempt
-        without sending anything (its URL was fixed when it began, fal.md §2). Uploads use connections of
-        their own and may move on to another URL (fal.md §3.2), so they are given what is left of the grace
-        before fal_client's hosts are put back.
-        """
-        with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-            ends = time.monotonic() + CLEANUP_GRACE_SECONDS
-            self._lock.wait_for(lambda: not self._background, timeout=CLEANUP_GRACE_SECONDS)
-            self._closed = True
-            client, uploads = self._client, list(self._uploads)
-        if client is not None:
-            # SyncClient has no close(); its httpx.Client is a cached_property in __dict__.
-            http = client.__dict__.get("_client")
-            if isinstance(http, httpx.Client):
-                http.close()
-        if self._hosts == "patched" and uploads:
-            concurrent.futures.wait(uploads, timeout=max(ends - time.monotonic(), 0.0))
-        hosts, self._hosts = self._hosts, None
-        _release_hosts(hosts, self)
-
-
-def _quietly(function: Callable[..., Any], *arguments: Any) -> None:
-    with contextlib.suppress(Exception):
-        function(*arguments)
-
-
-async def _aquietly(awaitable: Awaitable[Any]) -> None:
-    with contextlib.suppress(Exception):
-        await awaitable
-
-
-def _async_http_of(client: fal_client.AsyncClient | None) -> httpx.AsyncClient | None:
-    """The connection pool of ``client``, if it made one. AsyncClient has no aclose(); its httpx.AsyncClient
-    is an async cached_property, stored in ``__dict__`` wrapped in an object whose ``value`` it is."""
-    entry = None if client is None else client.__dict__.get("_client")
-    http = getattr(entry, "value", None)
-    return http if isinstance(http, httpx.AsyncClient) else None
-
-
-class FalAsyncPerformer:
-    """Runs fal operations for the async driver with one ``fal_client.AsyncClient`` per event loop.
-
-    Each call is bounded with ``asyncio.wait_for(remaining)``, which also stops fal_client's retries. When
-    the caller's task is cancelled while a ``generate`` call has requests in flight, the requests are
-    cancelled in the background (fal keeps running, and billing, a request nobody collects); a submit cut
-    short by the deadline or by the caller's cancellation runs on, and its request is cancelled once fal
-    answers. :meth:`aclose` waits for that background work within the clean-up grace.
-
-    An ``AsyncClient``'s connection pool belongs to the event loop it first ran on (fal.md §6: on the next
-    ``asyncio.run`` it fails with "Event loop is closed"), so a call on another loop starts a fresh client.
-    """
-
-    def __init__(self, provider: FalProvider) -> None:
-        self._provider = provider
-        self._client: fal_client.AsyncClient | None = None
-        self._hosts: _Hosts | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._background: set[asyncio.Task[Any]] = set()
-        """Background cancels, and submits cut short whose request is cancelled once fal answers."""
-        self._closing = False
-        self._closed = False
-
-    def _ensure(self) -> fal_client.AsyncClient:
-        if self._closing:
-            raise ConfigurationError("this fal client is closed")
-        loop = asyncio.get_running_loop()
-        if self._client is not None and self._loop is not loop:
-            self._retire()
-        if self._client is None:
-            key = self._provider.resolved_key()
-            if self._hosts is None:
-                self._hosts = _claim_hosts(self._provider, self)
-            self._client = fal_client.AsyncClient(key=key)
-            self._loop = loop
-        return self._client
-
-    def _retire(self) -> None:
-        """Drop the client of another event loop (fal.md §6). Its pool can only be closed on its own loop: that
-        is asked for when the loop still runs (in another thread); a closed loop took its connections along."""
-        http, loop = _async_http_of(self._client), self._loop
-        self._client, self._loop = None, None
-        self._background = set()  # the old loop's tasks cannot be awaited from another loop
-        if http is not None and loop is not None and loop.is_running() and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # it closed meanwhile
-                asyncio.run_coroutine_threadsafe(http.aclose(), loop)
-
-    async def _call(self, client: fal_client.AsyncClient, operation: Any) -> Any:
-        if isinstance(operation, FalUpload):
-            return await client.upload(operation.data, operation.content_type, operation.file_name)
-        if isinstance(operation, FalStatusCheck):
-            return _status_of(await client.status(operation.application, operation.request_id,
-                                                  with_logs=operation.with_logs))
-        if isinstance(operation, FalFetch):
-            return await client.result(operation.application, operation.request_id)
-        assert isinstance(operation, FalCancel)
-        return await client.cancel(operation.application, operation.request_id)
-
-    async def _submit(self, client: fal_client.AsyncClient, operation: FalSubmit, remaining: float | None) -> Any:
-        # The submit runs as a task of its own, awaited through a shield: when the deadline (past the grace the
-        # driver gives a step that creates a job) or the caller's cancellation stops the wait, fal may still
-        # accept it, and nobody would know the id of a job that runs and bills. The task runs on instead, and
-        # its request is cancelled once fal answers (fal.md §1.7).
-        task = asyncio.ensure_future(client.submit(operation.application, dict(operation.arguments)))
-        try:
-            if remaining is None:
-                handle = await asyncio.shield(task)
-            else:
-                handle = await self._bounded(asyncio.shield(task), operation, remaining)
-        except BaseException:
-            if not task.done():
-                self._cancel_when_accepted(task, operation.application)
-            raise
-        return parse_submit({"request_id": handle.request_id})
-
-    @staticmethod
-    async def _bounded(awaitable: Awaitable[T], operation: Any, remaining: float) -> T:
-        try:
-            return await asyncio.wait_for(awaitable, max(remaining, 0.001))
-        except TimeoutError as error:
-            if isinstance(error, fal_client.FalClientTimeoutError):
-                raise
-            raise _deadline_error(operation, remaining) from None
-
-    def _watch(self, jobs: JobTracker) -> None:
-        """Cancel ``jobs``' requests if the task running the flow ends before the flow does.
-
-        Called from :meth:`_perform`, which runs in the caller's task (``asyncio.wait_for`` runs the call in a
-        task of its own on Python 3.11, which ends with every call)."""
-        jobs.hook = self._cancel_later
-        task = asyncio.current_task()
-        if task is None or jobs.on_close is not None:
-            return
-
-        def ended(_: object) -> None:
-            jobs.abandon()
-
-        def unwatch() -> None:
-            task.remove_done_callback(ended)
-
-        task.add_done_callback(ended)
-        # A long-lived task may run many generations: stop watching once this one is over.
-        jobs.on_close = unwatch
-
-    def perform(self, operation: Any, remaining: float | None) -> Awaitable[Any]:
-        """Run ``operation``, waiting at most ``remaining`` seconds (``None``: no limit)."""
-        _check_operation(operation)
-        return self._perform(operation, remaining)
-
-    async def _perform(self, operation: Any, remaining: float | None) -> Any:
-        jobs: JobTracker | None = getattr(operation, "jobs", None)
-        try:
-            with _mapped_errors(operation, self._provider):
-                client = self._ensure()
-                if isinstance(operation, FalSubmit):
-                    if jobs is not None:
-                        self._watch(jobs)
-                    return await self._submit(client, operation, remaining)
-                if remaining is None:
-                    return await self._call(client, operation)
-                return await self._bounded(self._call(client, operation), operation, remaining)
-        except asyncio.CancelledError:
-            # The caller cancelled: nobody will collect this call's requests (Python 3.12+ wait_for cancels
-            # inside the caller's own task, so the task's done-callback may come much later).
-            if jobs is not None:
-                jobs.abandon()
-            raise
-
-    def _cancel_when_accepted(self, task: asyncio.Task[Any], application: str) -> None:
-        """A submit nobody waits for any more: cancel its request once fal answers (fal.md §1.7)."""
-
-        def accepted(finished: asyncio.Task[Any]) -> None:
-            self._background.discard(finished)
-            if finished.cancelled() or finished.exception() is not None:
-                return  # fal refused it or never heard of it: nothing runs
-            self._cancel_later([(application, finished.result().request_id)])
-
-        self._background.add(task)
-        task.add_done_callback(accepted)
-
-    def _cancel_later(self, requests: Sequence[tuple[str, str]]) -> None:
-        loop, client = self._loop, self._client
-        if loop is None or client is None or self._closed:
-            return
-
-        def start() -> None:
-            for application, request_id in requests:
-                cancel = asyncio.wait_for(client.cancel(application, request_id), CLEANUP_GRACE_SECONDS)
-                task = loop.create_task(_aquietly(cancel))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-
-        running = None
-        with contextlib.suppress(RuntimeError):
-            running = asyncio.get_running_loop()
-        if running is loop:
-            start()
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing can be sent any more
-            loop.call_soon_threadsafe(start)
-
-    async def aclose(self) -> None:
-        """Finish background work within the clean-up grace, close fal_client's connection pool, restore
-        fal_client's hosts. Takes at most ``CLEANUP_GRACE_SECONDS``."""
-        if self._closing:
-            return
-        self._closing = True
-        loop = asyncio.get_running_loop()
-        ends = loop.time() + CLEANUP_GRACE_SECONDS
-        await asyncio.sleep(0)  # let cancels scheduled by a just-cancelled task start
-        while True:
-            # A submit that ends here starts its cancel from its done-callback: look again until none is left.
-            waiting = {task for task in self._background if task.get_loop() is loop and not task.done()}
-            left = ends - loop.time()
-            if not waiting or left <= 0:
-                break
-            await asyncio.wait(waiting, timeout=left)
-        self._closed = True
-        for task in self._background:
-            if task.get_loop() is loop:
-                task.cancel()  # out of time; the pool closes below, so they could not send anything anyway
-        self._background = set()
-        if self._loop is loop:
-            http, self._client = _async_http_of(self._client), None
-            if http is not None:
-                await http.aclose()
-        else:
-            self._retire()
-        hosts, self._hosts = self._hosts, None
-        _release_hosts(hosts, self)

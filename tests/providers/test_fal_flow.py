@@ -4,16 +4,15 @@ Every test runs the adapter's generators with :func:`run_flow` / :func:`arun_flo
 performers, so fal_client 1.0.3 speaks real HTTP to the emulator on loopback. The flows never yield plain
 HTTP requests, so the transport given to the drivers refuses any.
 
-fal_client retries 408/409/429, ingress 5xx and dropped connections up to 10 times with backoff (fal.md
-§1.9). Tests that want such a fault to surface as our error lower ``fal_client.client.MAX_ATTEMPTS`` to 1
-or 2 (monkeypatched); tests that want fal_client to absorb it limit the fault with ``times=1``.
+fal_client's own retries are off (``providers/_fal_client``): every failure reaches the flow after one try, and
+the client's retry policy decides (here scaled down to the emulator's pace, ``FAST_RETRY``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import fal_client.client as fal_module
@@ -30,7 +29,9 @@ from photomaker_bridge import (
     ProviderUnavailableError,
     RateLimitedError,
 )
+from photomaker_bridge._coordination import Coordinator
 from photomaker_bridge._http import Event, Flow, HttpRequest, HttpResponse, arun_flow, run_flow
+from photomaker_bridge._retry import RetryPolicy
 from photomaker_bridge.emulators import EmulatorHandle, Emulators, Fault, start_emulators
 from photomaker_bridge.emulators._images import render_image
 from photomaker_bridge.providers._fal_flow import JobTracker
@@ -40,6 +41,20 @@ from photomaker_bridge.providers.fal import FalProvider
 FACES = [render_image(seed=seed, style="face", width=64, height=64) for seed in (1, 2)]
 APP_PATH = "/fal-ai/photomaker"
 POLL = 0.02
+FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05)
+
+
+def context(**fields: Any) -> FlowContext:
+    """A flow context whose retries wait at the emulator's pace."""
+    return FlowContext(retry=FAST_RETRY, **fields)
+
+
+async def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Wait for something the emulator records (generous: a busy machine may be slow, never wrong)."""
+    ends = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < ends, "timed out waiting for the emulator"
+        await asyncio.sleep(0.01)
 
 
 class NoHttp:
@@ -75,16 +90,17 @@ class Driver:
         self.sync = provider.sync_performer() if mode == "sync" else None
         self.asynchronous = provider.async_performer() if mode == "async" else None
         self.events: list[Event] = []
-        self.context = FlowContext()
+        self.context = context()
+        self.coordinator = Coordinator()
 
     async def run(self, flow: Flow[Any], *, timeout: float | None = None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.sync is not None:
             return run_flow(flow, NoHttp(), perform=self.sync.perform, deadline=deadline,
-                            on_event=self.events.append)
+                            on_event=self.events.append, coordinator=self.coordinator)
         assert self.asynchronous is not None
         return await arun_flow(flow, AsyncNoHttp(), perform=self.asynchronous.perform, deadline=deadline,
-                               on_event=self.events.append)
+                               on_event=self.events.append, coordinator=self.coordinator)
 
     async def generate(self, request: PhotoMakerRequest, *, timeout: float | None = 20.0,
                        context: FlowContext | None = None) -> PhotoMakerResult:
@@ -167,9 +183,16 @@ async def test_generate_uploads_submits_polls_and_collects(driver: Driver, fal: 
     assert {**body, "image_archive_url": plan.uploads[0].placeholder} == plan.payloads[0]
     assert submitted.headers["Authorization"] == f"Key {fal.api_key}"
     assert len(logged(fal, "POST", "/files/upload")) == 1
-    # Our polls ask for logs; fal_client's result() checks the status once more, without logs, then GETs.
+    # Every status call asks for logs; once one says COMPLETED the result is fetched at once, with no second
+    # status call (fal_client.result() would make one, fal.md §1.8).
     flags = [entry.query["logs"] for entry in logged(fal, "GET", "/status")]
-    assert flags[-1] == "false" and set(flags[:-1]) == {"true"}
+    assert set(flags) == {"true"}
+    statuses = [index for index, entry in enumerate(fal.log) if entry.path.endswith("/status")]
+    fetches = [index for index, entry in enumerate(fal.log) if entry.method == "GET"
+               and entry.path.endswith(result.request_ids[0])]
+    assert len(fetches) == 1 and fetches[0] == statuses[-1] + 1
+    # fal_client's hosts (module constants) were never touched: only this client went to the emulator.
+    assert fal_module.QUEUE_URL_FORMAT == "https://queue.fal.run/" and fal_module.REST_URL == "https://rest.fal.ai"
 
 
 async def test_cost_and_timings(driver: Driver, fal: EmulatorHandle) -> None:
@@ -237,7 +260,7 @@ async def test_upload_is_cached_per_content(driver: Driver, fal: EmulatorHandle)
     await driver.generate(photo_request())
     assert len(logged(fal, "POST", "/files/upload")) == 1
     plan = driver.provider.plan(photo_request())
-    assert set(driver.context.upload_cache) == {"fal:" + plan.uploads[0].sha256}
+    assert set(driver.coordinator.uploads) == {"fal:" + plan.uploads[0].sha256}
     second = await driver.generate(photo_request(prompt="a photo of a man img at night", num_images=2))
     assert len(second.images) == 2
     assert len(logged(fal, "POST", "/files/upload")) == 1  # the second run uploaded nothing
@@ -249,30 +272,30 @@ async def test_upload_is_cached_per_content(driver: Driver, fal: EmulatorHandle)
 
 
 async def test_submit_then_result(driver: Driver, fal: EmulatorHandle) -> None:
-    context = FlowContext(cancel_on_deadline=False)
+    flow_context = context(cancel_on_deadline=False)
     plan = driver.provider.plan(photo_request(num_images=5))
-    handle: JobHandle = await driver.run(driver.provider.submit_flow(plan, context))
+    handle: JobHandle = await driver.run(driver.provider.submit_flow(plan, flow_context))
     assert handle.provider == "fal" and len(handle.request_ids) == 2
     assert list(handle.images_per_request) == [4, 1] and handle.requested_images == 5
     assert [entry.path for entry in fal.log if entry.path.endswith("/status")] == []
     stored = JobHandle.from_dict(handle.to_dict())  # e.g. kept in a database meanwhile
-    result: PhotoMakerResult = await driver.run(driver.provider.result_flow(stored, context))
+    result: PhotoMakerResult = await driver.run(driver.provider.result_flow(stored, flow_context))
     assert len(result.images) == 5 and list(result.request_ids) == list(handle.request_ids)
 
 
 async def test_resume_after_a_client_side_timeout(driver: Driver, fal: EmulatorHandle) -> None:
     fal.settings.queue_time = 0.8
-    context = FlowContext(cancel_on_deadline=False)
+    flow_context = context(cancel_on_deadline=False)
     plan = driver.provider.plan(photo_request())
-    handle: JobHandle = await driver.run(driver.provider.submit_flow(plan, context))
+    handle: JobHandle = await driver.run(driver.provider.submit_flow(plan, flow_context))
     with pytest.raises(GenerationTimeoutError) as caught:
-        await driver.run(driver.provider.result_flow(handle, context), timeout=0.2)
+        await driver.run(driver.provider.result_flow(handle, flow_context), timeout=0.2)
     error = caught.value
     assert error.handle == handle and error.request_id == handle.request_id and error.provider == "fal"
     assert "resume" in str(error)
     assert cancels(fal) == []  # result() keeps the job for a later try
     resumed: PhotoMakerResult = await driver.run(
-        driver.provider.result_flow(driver.provider.handle_for(handle.request_id), context), timeout=10)
+        driver.provider.result_flow(driver.provider.handle_for(handle.request_id), flow_context), timeout=10)
     assert len(resumed.images) == 1 and resumed.request_ids == (handle.request_id,)
     assert resumed.timings.queue_seconds is None  # the submit time of a bare id is unknown
 
@@ -289,7 +312,7 @@ async def test_generate_cancels_on_deadline(driver: Driver, fal: EmulatorHandle)
     error = caught.value
     assert error.handle is not None and error.request_id == error.handle.request_id
     assert cancelled_ids(fal) == [error.request_id] == polled_ids(fal)
-    assert "cancelled" in str(error)
+    assert f"cancel requested (it was running): {error.request_id}" in str(error)  # what fal was told
 
 
 async def test_deadline_during_upload_raises_without_handle(driver: Driver, fal: EmulatorHandle) -> None:
@@ -302,15 +325,36 @@ async def test_deadline_during_upload_raises_without_handle(driver: Driver, fal:
     fal.settings.latency = 0.0
 
 
-async def test_deadline_cuts_fal_client_retries_short(driver: Driver, fal: EmulatorHandle) -> None:
-    # Every status call's connection is dropped: fal_client would retry for ~30-50 s (fal.md §1.9).
+async def test_a_status_call_that_keeps_failing_ends_the_call_and_cancels_the_job(driver: Driver,
+                                                                                  fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("stuck_job"))
     fal.settings.faults.append(Fault("drop", route="/status$"))
+    with pytest.raises(ProviderUnavailableError) as caught:
+        await driver.generate(photo_request(), timeout=20)
+    assert caught.value.code == "connection_error" and caught.value.request_id == polled_ids(fal)[0]
+    assert len(logged(fal, "GET", "/status")) == FAST_RETRY.attempts  # tried again, then given up
+    assert cancelled_ids(fal) == polled_ids(fal)  # generate() leaves nothing running
+    assert "cancel requested" in str(caught.value)
+
+
+async def test_a_job_that_finished_while_its_status_calls_failed_is_still_delivered(
+        driver: Driver, fal: EmulatorHandle) -> None:
+    # Every status call fails; the cancel that follows finds the request completed (billed): its result is
+    # fetched after all instead of being lost behind the error.
+    fal.settings.run_time = 0.0
+    fal.settings.faults.append(Fault("drop", route="/status$"))
+    result = await driver.generate(photo_request())
+    assert len(result.images) == 1 and len(cancels(fal)) == 1
+
+
+async def test_no_retry_is_started_that_the_deadline_would_cut(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("stuck_job"))
+    fal.settings.faults.append(Fault("status", status=503, retry_after=3, route="/status$"))
     started = time.monotonic()
-    with pytest.raises(GenerationTimeoutError) as caught:
-        await driver.generate(photo_request(), timeout=0.4)
-    assert time.monotonic() - started < 2.0
-    assert caught.value.handle is not None
-    assert len(cancels(fal)) == 1  # the cleanup still reached fal
+    with pytest.raises(ProviderUnavailableError) as caught:
+        await driver.generate(photo_request(), timeout=1.0)
+    assert time.monotonic() - started < 1.0  # the 3 s Retry-After would pass the deadline: not waited for
+    assert caught.value.status == 503 and len(cancels(fal)) == 1  # the cleanup still reached fal
 
 
 async def test_caller_cancellation_still_cancels_the_request(fal: EmulatorHandle) -> None:
@@ -318,13 +362,10 @@ async def test_caller_cancellation_still_cancels_the_request(fal: EmulatorHandle
     provider = provider_for(fal)
     performer = provider.async_performer()
     plan = provider.plan(photo_request(num_images=5))
-    task = asyncio.create_task(arun_flow(provider.generate_flow(plan, FlowContext()), AsyncNoHttp(),
+    task = asyncio.create_task(arun_flow(provider.generate_flow(plan, context()), AsyncNoHttp(),
                                          perform=performer.perform))
     try:
-        for _ in range(200):
-            if fal.counters["status_polls"] >= 2:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: fal.counters["status_polls"] >= 2)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -357,25 +398,26 @@ async def test_401_on_submit(driver: Driver, fal: EmulatorHandle) -> None:
     assert caught.value.status == 401 and caught.value.raw == {"detail": "Unauthorized"}
 
 
-async def test_429_with_retry_after_surfaces_once_fal_client_gives_up(driver: Driver, fal: EmulatorHandle,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fal_module, "MAX_ATTEMPTS", 1)  # fal_client would otherwise retry 429 ten times
-    fal.settings.faults.append(Fault("status", status=429, retry_after=3, route=f"^{APP_PATH}$"))
+async def test_a_submit_refused_for_good_is_rate_limited(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("status", status=429, retry_after=0.05, route=f"^{APP_PATH}$"))
     with pytest.raises(RateLimitedError) as caught:
         await driver.generate(photo_request())
     error = caught.value
-    assert (error.status, error.retry_after, error.retryable, error.provider) == (429, 3.0, True, "fal")
+    assert (error.status, error.retry_after, error.retryable, error.provider) == (429, 0.05, True, "fal")
     assert isinstance(error.raw, dict) and "Too many requests" in error.raw["detail"]
+    assert len(submits(fal)) == FAST_RETRY.attempts and fal.counters["submits"] == 0  # a refusal: sent again
 
 
-async def test_a_single_429_is_absorbed_by_fal_client(driver: Driver, fal: EmulatorHandle) -> None:
+async def test_a_single_429_on_submit_is_sent_again(driver: Driver, fal: EmulatorHandle) -> None:
     fal.settings.faults.append(Fault("status", status=429, retry_after=0, route=f"^{APP_PATH}$", times=1))
     result = await driver.generate(photo_request())
     assert len(result.images) == 1
-    assert len(submits(fal)) == 2 and len(result.request_ids) == 1  # retried inside fal_client, not by us
+    assert len(submits(fal)) == 2 and len(result.request_ids) == 1 and fal.counters["submits"] == 1
+    assert driver.kinds().count("retrying") == 1  # by the bridge, visibly, not inside fal_client
 
 
 async def test_5xx_on_a_status_call(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("stuck_job"))  # still running when the reads give up: cancelled
     fal.settings.faults.append(Fault("status", status=503, route="/status$"))
     with pytest.raises(ProviderUnavailableError) as caught:
         await driver.generate(photo_request())
@@ -384,23 +426,31 @@ async def test_5xx_on_a_status_call(driver: Driver, fal: EmulatorHandle) -> None
     # The job's id (not the fault answer's own x-fal-request-id); generate() cancels the orphaned job.
     assert [error.request_id] == polled_ids(fal) == cancelled_ids(fal)
     assert isinstance(error.raw, dict) and error.raw["error_type"] == "runner_scheduling_failure"
+    assert len(logged(fal, "GET", "/status")) == FAST_RETRY.attempts
 
 
-async def test_500_on_submit(driver: Driver, fal: EmulatorHandle) -> None:
-    fal.settings.faults.append(Fault("status", status=500, route=f"^{APP_PATH}$"))
+async def test_one_5xx_on_a_status_call_does_not_cancel_a_healthy_job(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("status", status=500, route="/status$", times=1))
+    result = await driver.generate(photo_request())
+    assert len(result.images) == 1 and cancels(fal) == []
+
+
+@pytest.mark.parametrize("fault", [Fault("status", status=500, route=f"^{APP_PATH}$"),
+                                   Fault("drop", route=f"^{APP_PATH}$"),
+                                   Fault("malformed", route=f"^{APP_PATH}$")], ids=["500", "drop", "malformed"])
+async def test_a_submit_without_a_readable_answer_is_never_sent_twice(driver: Driver, fal: EmulatorHandle,
+                                                                      fault: Fault) -> None:
+    fal.settings.faults.append(fault)
     with pytest.raises(ProviderUnavailableError) as caught:
         await driver.generate(photo_request())
-    assert (caught.value.status, caught.value.code) == (500, "internal_error")
-    assert caught.value.request_id is not None  # from the answer's x-fal-request-id
-
-
-async def test_dropped_connection(driver: Driver, fal: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fal_module, "MAX_ATTEMPTS", 2)
-    fal.settings.faults.append(Fault("drop", route=f"^{APP_PATH}$"))
-    with pytest.raises(ProviderUnavailableError) as caught:
-        await driver.generate(photo_request())
-    assert caught.value.status is None and caught.value.retryable and caught.value.provider == "fal"
-    assert len(submits(fal)) == 2  # fal_client's own retry, then our error
+    error = caught.value
+    assert len(submits(fal)) == 1  # fal may have taken it: a second submit could pay twice
+    assert "fal may have accepted a request" in error.message and error.provider == "fal"
+    if fault.kind == "status":
+        assert (error.status, error.code) == (500, "internal_error")
+        assert error.request_id is not None  # from the answer's x-fal-request-id
+    elif fault.kind == "drop":
+        assert error.status is None and error.retryable
 
 
 async def test_a_single_dropped_connection_is_absorbed(driver: Driver, fal: EmulatorHandle) -> None:
@@ -409,6 +459,7 @@ async def test_a_single_dropped_connection_is_absorbed(driver: Driver, fal: Emul
 
 
 async def test_malformed_json(driver: Driver, fal: EmulatorHandle) -> None:
+    fal.settings.faults.append(Fault("stuck_job"))  # still running when the reads give up: cancelled
     fal.settings.faults.append(Fault("malformed", route="/status$"))
     with pytest.raises(ProviderUnavailableError) as caught:
         await driver.generate(photo_request())
@@ -441,14 +492,18 @@ async def test_rejected_input(driver: Driver, fal: EmulatorHandle) -> None:
 # --------------------------------------------------------------------------------------------- lifecycle
 
 
-async def test_closing_restores_fal_client(fal: EmulatorHandle) -> None:
-    original = fal_module.QUEUE_URL_FORMAT
+async def test_clients_for_the_emulator_and_for_fal_itself_can_be_open_together(fal: EmulatorHandle) -> None:
+    # Each client points only itself at its base_url: one for fal itself (never used here: no network) opens
+    # beside one for the emulator, and the emulator's keeps working.
     for mode in ("sync", "async"):
-        driver = Driver(mode, provider_for(fal))
-        await driver.generate(photo_request())
-        patched = fal_module.QUEUE_URL_FORMAT
-        await driver.close()
-        assert (patched, fal_module.QUEUE_URL_FORMAT) == (fal.url + "/", original)
+        emulated = Driver(mode, provider_for(fal))
+        real = Driver(mode, FalProvider(key="id:secret"))
+        try:
+            assert len((await emulated.generate(photo_request())).images) == 1
+        finally:
+            await emulated.close()
+            await real.close()
+    assert fal_module.QUEUE_URL_FORMAT == "https://queue.fal.run/"
 
 
 def test_job_tracker_cancels_outstanding_requests_once() -> None:

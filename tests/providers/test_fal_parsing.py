@@ -29,6 +29,7 @@ from photomaker_bridge import (
     RateLimitedError,
 )
 from photomaker_bridge.pricing import estimate_cost
+from photomaker_bridge.providers._fal_client import mapped_errors, status_of
 from photomaker_bridge.providers._fal_flow import FalFetch, FalStatusCheck, FalSubmit
 from photomaker_bridge.providers._fal_parse import (
     FalLogLine,
@@ -41,7 +42,7 @@ from photomaker_bridge.providers._fal_parse import (
     parse_submit,
     total_inference_time,
 )
-from photomaker_bridge.providers.fal import FalProvider, _mapped_errors, _status_of
+from photomaker_bridge.providers.fal import FalProvider
 
 REQUEST_ID = "80e732af-660e-45cd-bd63-580e4f2a94cc"
 BASE = f"https://queue.fal.run/fal-ai/photomaker/requests/{REQUEST_ID}"
@@ -330,7 +331,9 @@ def http_error(status: int, body: Any, headers: dict[str, str] | None = None) ->
 
 def mapped(raised: BaseException, operation: Any = None) -> BaseException:
     operation = operation or FalStatusCheck("fal-ai/photomaker", REQUEST_ID, True)
-    with pytest.raises(Exception) as caught, _mapped_errors(operation, FalProvider()):
+    request_id = getattr(operation, "request_id", None)
+    with pytest.raises(Exception) as caught, mapped_errors(request_id, reads=not isinstance(operation, FalSubmit),
+                                                           handle_for=FalProvider().handle_for):
         raise raised
     assert caught.value.__cause__ is raised
     return caught.value
@@ -395,15 +398,15 @@ def test_seam_maps_fal_client_reading_errors(raised: Exception) -> None:
 
 def test_seam_lets_our_errors_through() -> None:
     ours = ProviderRejectedError("x", provider="fal")
-    with pytest.raises(ProviderRejectedError) as caught, _mapped_errors(None, FalProvider()):
+    with pytest.raises(ProviderRejectedError) as caught, mapped_errors(None, reads=True):
         raise ours
     assert caught.value is ours
 
 
 def test_fal_client_status_objects() -> None:
-    assert _status_of(fal_client.Queued(position=2)) == FalStatus("IN_QUEUE", queue_position=2)
-    assert _status_of(fal_client.InProgress(logs=[LOG])).logs[0].message == "Loading model"
-    assert _status_of(fal_client.InProgress(logs=None)) == FalStatus("IN_PROGRESS")
-    done = _status_of(fal_client.Completed(logs=None, metrics={"inference_time": 1.5}, error="x",
+    assert status_of(fal_client.Queued(position=2)) == FalStatus("IN_QUEUE", queue_position=2)
+    assert status_of(fal_client.InProgress(logs=[LOG])).logs[0].message == "Loading model"
+    assert status_of(fal_client.InProgress(logs=None)) == FalStatus("IN_PROGRESS")
+    done = status_of(fal_client.Completed(logs=None, metrics={"inference_time": 1.5}, error="x",
                                            error_type="runner_disconnected"))
     assert (done.inference_time, done.error, done.error_type) == (1.5, "x", "runner_disconnected")
