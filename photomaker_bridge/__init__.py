@@ -17,10 +17,12 @@ so importing the package never loads a provider SDK it does not need.
 from typing import TYPE_CHECKING, Any
 
 from ._http import Event as ProgressEvent
+from ._retry import RetryPolicy
 from .client import AsyncBridge, Bridge
 from .errors import (
     AuthenticationError,
     BridgeError,
+    ClientClosedError,
     ConfigurationError,
     ContentPolicyError,
     GenerationFailedError,
@@ -32,7 +34,7 @@ from .errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
-from .jobs import JobHandle
+from .jobs import CancelOutcome, JobHandle
 from .plan import FieldMapping, Plan, UploadPlaceholder
 from .providers import explain
 from .request import PhotoMakerRequest, ReferenceImage
@@ -68,6 +70,8 @@ __all__ = [
     "Bridge",
     "BridgeError",
     "BridgeWarning",
+    "CancelOutcome",
+    "ClientClosedError",
     "ConfigurationError",
     "ContentPolicyError",
     "Cost",
@@ -89,6 +93,7 @@ __all__ = [
     "ProviderUnavailableError",
     "RateLimitedError",
     "ReferenceImage",
+    "RetryPolicy",
     "RunwareProvider",
     "Style",
     "Timings",

@@ -111,6 +111,9 @@ class AiohttpTransport:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or (self._loop is not None and self._loop is not loop):
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self._limit))
+            # aiohttp silently sends an idempotent request again when a reused connection drops; the bridge's
+            # retry policy is the one place that decides what is tried again (and counts it). No public option.
+            self._session._retry_connection = False
             self._loop = loop
         elif self._loop is None:
             self._loop = loop

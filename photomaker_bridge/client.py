@@ -1,131 +1,58 @@
 """``Bridge`` (sync, over requests) and ``AsyncBridge`` (async, over aiohttp): thin shells over the providers.
 
-Both do the same four things, the only difference being the driver: validate and translate the request
-(pure, :meth:`Provider.plan`), pick the provider's flow, drive it with the client's one transport (and, for
-fal, the client's one fal_client), and tidy the result (the plan's warnings, total time, optional download).
-No protocol logic lives here; it is written once per provider, in ``photomaker_bridge.providers``.
+Both do the same things, the only difference being the driver: validate and translate the request (pure,
+:meth:`Provider.plan`), pick the provider's flow, drive it with the client's one transport (and, for fal, the
+client's one fal_client) and its one coordinator (provider limits, uploads shared by its calls), and tidy the
+result (the plan's warnings, total time, optional download). No protocol logic lives here; it is written once
+per provider, in ``photomaker_bridge.providers``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-import attrs
-
-from ._http import Event, Flow, arun_flow, run_flow
+from ._client_base import BridgeBase, EventHandler, with_data
+from ._http import Flow, arun_flow, run_flow
+from ._retry import RetryPolicy
 from ._transports import AiohttpTransport, RequestsTransport
 from .errors import ConfigurationError, ProviderError
-from .jobs import JobHandle
+from .jobs import CancelOutcome, JobHandle
 from .plan import Plan
-from .providers import PROVIDER_NAMES, provider_class
-from .providers.base import AsyncPerformer, FlowContext, Provider, SyncPerformer
+from .providers.base import AsyncPerformer, Provider, SyncPerformer
 from .request import PhotoMakerRequest
-from .result import BridgeWarning, GeneratedImage, PhotoMakerResult
+from .result import GeneratedImage, PhotoMakerResult
 
 __all__ = ["AsyncBridge", "Bridge", "EventHandler"]
 
-EventHandler = Callable[[Event], Any]
-"""Receives progress events; in ``AsyncBridge`` it may also be a coroutine function."""
+_MAX_PARALLEL = 32
+"""Requests of one sync ``generate_many`` run side by side (each in a thread; provider limits still apply)."""
 
 
-class _BridgeBase:
-    """What both clients share: the configured providers, the upload cache, planning and result tidying."""
-
-    def __init__(self, providers: Iterable[Provider] | None = None) -> None:
-        configured: dict[str, Provider] = {}
-        for provider in providers or ():
-            if provider.name in configured:
-                raise ConfigurationError(f"provider {provider.name!r} is configured twice")
-            configured[provider.name] = provider
-        for name in PROVIDER_NAMES:
-            if name not in configured:
-                # Unconfigured providers read their key from the environment when first used.
-                configured[name] = provider_class(name)()
-        self._providers = configured
-        self._upload_cache: dict[str, str] = {}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(providers={sorted(self._providers)!r})"
-
-    @property
-    def providers(self) -> dict[str, Provider]:
-        """The configured adapters by name (keys never appear in their reprs)."""
-        return dict(self._providers)
-
-    def provider(self, name: str) -> Provider:
-        """The adapter for ``name``; :class:`ConfigurationError` for an unknown name."""
-        if name not in self._providers:
-            known = ", ".join(sorted(self._providers))
-            raise ConfigurationError(f"unknown provider {name!r}; known providers: {known}")
-        return self._providers[name]
-
-    def explain(self, request: PhotoMakerRequest, provider: str, *, strict: bool = False) -> Plan:
-        """What ``provider`` (as configured here) would be sent for ``request``. No network, no key needed."""
-        return self.provider(provider).plan(request, strict=strict)
-
-    def _prepare(self, request: PhotoMakerRequest, provider: str, strict: bool) -> tuple[Provider, Plan]:
-        adapter = self.provider(provider)
-        adapter.require_key()
-        return adapter, adapter.plan(request, strict=strict)
-
-    def _context(self, *, cancel_on_deadline: bool) -> FlowContext:
-        return FlowContext(upload_cache=self._upload_cache, cancel_on_deadline=cancel_on_deadline)
-
-    @staticmethod
-    def _deadline(timeout: float | None) -> float | None:
-        if timeout is not None and timeout <= 0:
-            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        return None if timeout is None else time.monotonic() + timeout
-
-    @staticmethod
-    def _left(timeout: float | None, started: float) -> float:
-        """Seconds a download may take: what is left of the call's timeout (at least 1 s), else 60 s."""
-        return 60.0 if timeout is None else max(1.0, timeout - (time.monotonic() - started))
-
-    @staticmethod
-    def _finish(result: PhotoMakerResult, plan_warnings: Sequence[Any], started: float) -> PhotoMakerResult:
-        """Make sure the plan's warnings and the total time are on the result."""
-        missing = [warning for warning in plan_warnings if warning not in result.warnings]
-        timings = result.timings
-        if timings.total_seconds is None:
-            timings = attrs.evolve(timings, total_seconds=round(time.monotonic() - started, 6))
-        created = result.created_at or datetime.datetime.now(datetime.UTC)
-        return attrs.evolve(result, warnings=[*missing, *result.warnings], timings=timings, created_at=created)
-
-
-def _with_data(result: PhotoMakerResult, payloads: Sequence[bytes | ProviderError]) -> PhotoMakerResult:
-    images: list[GeneratedImage] = []
-    warnings = list(result.warnings)
-    for index, (image, payload) in enumerate(zip(result.images, payloads, strict=True)):
-        if isinstance(payload, ProviderError):
-            images.append(image)
-            warnings.append(BridgeWarning(field=f"images[{index}]", asked="download", sent=None,
-                                          provider=result.provider, reason=f"the image stays a URL: {payload.message}"))
-        else:
-            images.append(attrs.evolve(image, data=payload))
-    return attrs.evolve(result, images=images, warnings=warnings)
-
-
-class Bridge(_BridgeBase):
+class Bridge(BridgeBase):
     """The sync client. Use it as a context manager; it owns one ``requests`` connection pool.
 
     ``Bridge()`` reads keys from ``RUNWARE_API_KEY``, ``FAL_KEY`` (or ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``) and
     ``EACHLABS_API_KEY`` when a provider is first used; ``Bridge(providers=[RunwareProvider(api_key=...)])``
     configures them explicitly. A missing key is a :class:`ConfigurationError` before any request.
+    ``retry=RetryPolicy(...)`` sets how failed steps are tried again.
+
+    A ``Bridge`` may be shared between threads: its calls share the connection pool, the provider limits (a call
+    beyond a limit waits for a slot) and the uploads (one upload per distinct photo, even when calls ask at once).
+    After :meth:`close` every call raises :class:`~photomaker_bridge.ClientClosedError`.
     """
 
-    def __init__(self, providers: Iterable[Provider] | None = None) -> None:
-        super().__init__(providers)
+    def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None) -> None:
+        super().__init__(providers, retry=retry)
         self._transport = RequestsTransport()
         self._performers: dict[str, SyncPerformer | None] = {}
 
     def __enter__(self) -> Bridge:
+        self._check_open()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -133,58 +60,77 @@ class Bridge(_BridgeBase):
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool and any provider SDK clients."""
-        for performer in self._performers.values():
+        """Close the connection pool and any provider SDK clients, letting background cancels finish within the
+        clean-up grace (5 s at most). Calls after it raise :class:`~photomaker_bridge.ClientClosedError`."""
+        if not self._mark_closed():
+            return
+        with self._lock:
+            performers, self._performers = list(self._performers.values()), {}
+        for performer in performers:
             if performer is not None:
                 performer.close()
-        self._performers.clear()
         self._transport.close()
 
-    def _performer(self, adapter: Provider) -> SyncPerformer | None:
-        if adapter.name not in self._performers:
-            self._performers[adapter.name] = adapter.sync_performer()
-        return self._performers[adapter.name]
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._transport = RequestsTransport()  # the parent's sockets stay the parent's
 
-    def _drive(self, adapter: Provider, flow: Flow[Any], timeout: float | None, on_event: EventHandler | None,
-               *, deadline: float | None = None) -> Any:
+    def _performer(self, adapter: Provider) -> SyncPerformer | None:
+        with self._lock:
+            self._check_open()
+            if adapter.name not in self._performers:
+                self._performers[adapter.name] = adapter.sync_performer()
+            return self._performers[adapter.name]
+
+    def _drive(self, adapter: Provider, flow: Flow[Any], deadline: float | None, on_event: EventHandler | None) -> Any:
         performer = self._performer(adapter)
-        return run_flow(flow, self._transport, perform=performer.perform if performer else None,
-                        deadline=deadline if deadline is not None else self._deadline(timeout), on_event=on_event)
+        return run_flow(flow, self._transport, perform=performer.perform if performer else None, deadline=deadline,
+                        on_event=on_event, coordinator=self._coordinator)
 
     def generate(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
                  on_event: EventHandler | None = None, strict: bool = False,
                  download: bool = False) -> PhotoMakerResult:
         """Generate on ``provider`` and wait for the images.
 
-        ``timeout`` bounds the whole call (uploads and polling included); when it passes, the job is
-        cancelled where the provider allows it and :class:`~photomaker_bridge.GenerationTimeoutError` is
-        raised carrying the job handle. ``download=True`` fetches every image's bytes (concurrently).
+        ``timeout`` (seconds, finite and positive; ``None``: no deadline) bounds the whole call, uploads, waits for
+        a provider slot and polling included; the call returns within it plus the clean-up grace (5 s). When it
+        passes, the job is cancelled where the provider allows it and :class:`~photomaker_bridge.
+        GenerationTimeoutError` says what became of each job and carries the handle; a job that turned out to have
+        finished is collected and returned instead. ``download=True`` fetches every image's bytes.
         """
         started = time.monotonic()
+        deadline = self._deadline(timeout)
         adapter, plan = self._prepare(request, provider, strict)
-        flow = adapter.generate_flow(plan, self._context(cancel_on_deadline=True))
-        result: PhotoMakerResult = self._drive(adapter, flow, timeout, on_event)
-        result = self._finish(result, plan.warnings, started)
-        return self.download(result, timeout=self._left(timeout, started)) if download else result
+        result = self._generate_plan(adapter, plan, deadline, on_event, started)
+        return self.download(result, timeout=self._left(deadline)) if download else result
+
+    def _generate_plan(self, adapter: Provider, plan: Plan, deadline: float | None, on_event: EventHandler | None,
+                       started: float) -> PhotoMakerResult:
+        flow = adapter.generate_flow(plan, self._context(cancel_on_deadline=True, deadline=deadline))
+        result: PhotoMakerResult = self._drive(adapter, flow, deadline, on_event)
+        return self._finish(result, plan.warnings, started)
 
     def submit(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
                on_event: EventHandler | None = None, strict: bool = False) -> JobHandle:
         """Upload and submit, returning as soon as the provider accepted the job."""
+        deadline = self._deadline(timeout)
         adapter, plan = self._prepare(request, provider, strict)
-        handle: JobHandle = self._drive(adapter, adapter.submit_flow(plan, self._context(cancel_on_deadline=False)),
-                                        timeout, on_event)
+        flow = adapter.submit_flow(plan, self._context(cancel_on_deadline=False, deadline=deadline))
+        handle: JobHandle = self._drive(adapter, flow, deadline, on_event)
         return handle
 
     def result(self, handle: JobHandle, *, timeout: float | None = None, on_event: EventHandler | None = None,
                download: bool = False) -> PhotoMakerResult:
         """Wait for a submitted job and collect it. On timeout the job keeps running (resume it later)."""
         started = time.monotonic()
+        deadline = self._deadline(timeout)
+        self._check_open()
         adapter = self.provider(handle.provider)
         adapter.require_key()
-        flow = adapter.result_flow(handle, self._context(cancel_on_deadline=False))
-        result: PhotoMakerResult = self._drive(adapter, flow, timeout, on_event)
+        flow = adapter.result_flow(handle, self._context(cancel_on_deadline=False, deadline=deadline))
+        result: PhotoMakerResult = self._drive(adapter, flow, deadline, on_event)
         result = self._finish(result, handle.warnings, started)
-        return self.download(result, timeout=self._left(timeout, started)) if download else result
+        return self.download(result, timeout=self._left(deadline)) if download else result
 
     def resume(self, provider: str, request_id: str, *, timeout: float | None = None,
                on_event: EventHandler | None = None, download: bool = False) -> PhotoMakerResult:
@@ -192,46 +138,51 @@ class Bridge(_BridgeBase):
         return self.result(self.provider(provider).handle_for(request_id), timeout=timeout, on_event=on_event,
                            download=download)
 
+    def cancel(self, handle: JobHandle, *, timeout: float | None = None) -> tuple[CancelOutcome, ...]:
+        """Cancel every job of ``handle`` where its provider allows it; one :class:`~photomaker_bridge.
+        CancelOutcome` per request id says what became of it (Runware has no cancel: ``not_supported``)."""
+        deadline = self._deadline(timeout)
+        self._check_open()
+        adapter = self.provider(handle.provider)
+        adapter.require_key()
+        flow = adapter.cancel_flow(handle, self._context(cancel_on_deadline=False, deadline=deadline))
+        outcomes: tuple[CancelOutcome, ...] = self._drive(adapter, flow, deadline, None)
+        return outcomes
+
     def generate_many(self, requests: Sequence[PhotoMakerRequest], provider: str = "runware", *,
                       timeout: float | None = None, on_event: EventHandler | None = None,
                       strict: bool = False) -> list[PhotoMakerResult | ProviderError]:
         """Generate several requests; one result or error per request, in order, none lost.
 
-        Runware sends them as one task array and matches results by taskUUID; other providers get every
-        request submitted first, then collected, so their jobs run side by side. ``timeout`` bounds the whole
-        call.
+        Runware sends them as one task array and matches results by taskUUID; other providers get each request
+        generated side by side (threads of this client; a provider limit makes the surplus wait for a slot, and
+        shared photos are uploaded once). ``timeout`` bounds the whole call; ``on_event`` may be called from
+        several threads.
         """
         started = time.monotonic()
+        deadline = self._deadline(timeout)
+        self._check_open()
         adapter = self.provider(provider)
         adapter.require_key()
         plans = [adapter.plan(request, strict=strict) for request in requests]
-        deadline = self._deadline(timeout)
         if adapter.supports_batch:
             outcomes: list[PhotoMakerResult | ProviderError] = self._drive(
-                adapter, adapter.generate_many_flow(plans, self._context(cancel_on_deadline=True)), timeout, on_event,
-                deadline=deadline)
-        else:
-            # Submit every request first (in order, so photos shared between them are uploaded once), then
-            # collect: the jobs run side by side at the provider, all within the one deadline.
-            submitted: list[JobHandle | ProviderError] = []
-            for plan in plans:
-                try:
-                    submitted.append(self._drive(adapter, adapter.submit_flow(
-                        plan, self._context(cancel_on_deadline=True)), timeout, on_event, deadline=deadline))
-                except ProviderError as error:
-                    submitted.append(error)
-            outcomes = []
-            for handle in submitted:
-                if isinstance(handle, ProviderError):
-                    outcomes.append(handle)
-                    continue
-                try:
-                    outcomes.append(self._drive(adapter, adapter.result_flow(
-                        handle, self._context(cancel_on_deadline=True)), timeout, on_event, deadline=deadline))
-                except ProviderError as error:
-                    outcomes.append(error)
-        return [self._finish(outcome, plan.warnings, started) if isinstance(outcome, PhotoMakerResult) else outcome
-                for outcome, plan in zip(outcomes, plans, strict=True)]
+                adapter, adapter.generate_many_flow(plans, self._context(cancel_on_deadline=True, deadline=deadline)),
+                deadline, on_event)
+            return [self._finish(outcome, plan.warnings, started) if isinstance(outcome, PhotoMakerResult)
+                    else outcome for outcome, plan in zip(outcomes, plans, strict=True)]
+
+        def one(plan: Plan) -> PhotoMakerResult | ProviderError:
+            try:
+                return self._generate_plan(adapter, plan, deadline, on_event, started)
+            except ProviderError as error:
+                return error
+
+        if not plans:
+            return []
+        with ThreadPoolExecutor(max_workers=min(len(plans), _MAX_PARALLEL),
+                                thread_name_prefix="photomaker-generate-many") as pool:
+            return list(pool.map(one, plans))
 
     def download(self, result: PhotoMakerResult, *, timeout: float = 60.0) -> PhotoMakerResult:
         """``result`` with every image's bytes fetched, several at a time.
@@ -251,76 +202,112 @@ class Bridge(_BridgeBase):
 
         with ThreadPoolExecutor(max_workers=min(8, max(1, len(pending)))) as pool:
             payloads = list(pool.map(fetch, pending))
-        return _with_data(result, payloads)
+        return with_data(result, payloads)
 
 
-class AsyncBridge(_BridgeBase):
+class AsyncBridge(BridgeBase):
     """The async client. Use it as an async context manager; it owns one ``aiohttp`` connection pool.
 
-    Same configuration and methods as :class:`Bridge`, awaited.
+    Same configuration and methods as :class:`Bridge`, awaited. An ``AsyncBridge`` belongs to the event loop it
+    is first used on (its connection pool and SDK clients live there): using it from another loop raises
+    :class:`~photomaker_bridge.ConfigurationError` — create one per loop, e.g. inside the coroutine passed to
+    ``asyncio.run``. After :meth:`aclose` every call raises :class:`~photomaker_bridge.ClientClosedError`.
     """
 
-    def __init__(self, providers: Iterable[Provider] | None = None) -> None:
-        super().__init__(providers)
+    def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None) -> None:
+        super().__init__(providers, retry=retry)
         self._transport = AiohttpTransport()
         self._performers: dict[str, AsyncPerformer | None] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __aenter__(self) -> AsyncBridge:
+        self._bind()
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         traceback: TracebackType | None) -> None:
         await self.aclose()
 
+    def _bind(self) -> None:
+        """Check that the client is open and bind it to the running loop (or refuse another one)."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise ConfigurationError(
+                "this AsyncBridge belongs to the event loop it was first used on, and its connections live there; "
+                "create one AsyncBridge per event loop (for example inside the coroutine you pass to asyncio.run), "
+                "or use the sync Bridge from threads")
+
     async def aclose(self) -> None:
-        """Close the connection pool and any provider SDK clients."""
-        for performer in self._performers.values():
+        """Close the connection pool and any provider SDK clients, letting background cancels finish within the
+        clean-up grace (5 s at most). Calls after it raise :class:`~photomaker_bridge.ClientClosedError`."""
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            raise ConfigurationError("close this AsyncBridge on the event loop it was used on")
+        if not self._mark_closed():
+            return
+        performers, self._performers = list(self._performers.values()), {}
+        for performer in performers:
             if performer is not None:
                 await performer.aclose()
-        self._performers.clear()
         await self._transport.aclose()
+
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._loop = None  # the parent's loop does not run in the child
+        self._transport = AiohttpTransport()
 
     def _performer(self, adapter: Provider) -> AsyncPerformer | None:
         if adapter.name not in self._performers:
             self._performers[adapter.name] = adapter.async_performer()
         return self._performers[adapter.name]
 
-    async def _drive(self, adapter: Provider, flow: Flow[Any], timeout: float | None,
-                     on_event: EventHandler | None, *, deadline: float | None = None) -> Any:
+    async def _drive(self, adapter: Provider, flow: Flow[Any], deadline: float | None,
+                     on_event: EventHandler | None) -> Any:
         performer = self._performer(adapter)
         return await arun_flow(flow, self._transport, perform=performer.perform if performer else None,
-                               deadline=deadline if deadline is not None else self._deadline(timeout),
-                               on_event=on_event)
+                               deadline=deadline, on_event=on_event, coordinator=self._coordinator)
 
     async def generate(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
                        on_event: EventHandler | None = None, strict: bool = False,
                        download: bool = False) -> PhotoMakerResult:
         """Generate on ``provider`` and wait for the images (see :meth:`Bridge.generate`)."""
         started = time.monotonic()
+        deadline = self._deadline(timeout)
+        self._bind()
         adapter, plan = self._prepare(request, provider, strict)
-        flow = adapter.generate_flow(plan, self._context(cancel_on_deadline=True))
-        result: PhotoMakerResult = await self._drive(adapter, flow, timeout, on_event)
-        result = self._finish(result, plan.warnings, started)
-        return await self.download(result, timeout=self._left(timeout, started)) if download else result
+        result = await self._generate_plan(adapter, plan, deadline, on_event, started)
+        return await self.download(result, timeout=self._left(deadline)) if download else result
+
+    async def _generate_plan(self, adapter: Provider, plan: Plan, deadline: float | None,
+                             on_event: EventHandler | None, started: float) -> PhotoMakerResult:
+        flow = adapter.generate_flow(plan, self._context(cancel_on_deadline=True, deadline=deadline))
+        result: PhotoMakerResult = await self._drive(adapter, flow, deadline, on_event)
+        return self._finish(result, plan.warnings, started)
 
     async def submit(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
                      on_event: EventHandler | None = None, strict: bool = False) -> JobHandle:
         """Upload and submit, returning as soon as the provider accepted the job."""
+        deadline = self._deadline(timeout)
+        self._bind()
         adapter, plan = self._prepare(request, provider, strict)
-        flow = adapter.submit_flow(plan, self._context(cancel_on_deadline=False))
-        handle: JobHandle = await self._drive(adapter, flow, timeout, on_event)
+        flow = adapter.submit_flow(plan, self._context(cancel_on_deadline=False, deadline=deadline))
+        handle: JobHandle = await self._drive(adapter, flow, deadline, on_event)
         return handle
 
     async def result(self, handle: JobHandle, *, timeout: float | None = None, on_event: EventHandler | None = None,
                      download: bool = False) -> PhotoMakerResult:
         """Wait for a submitted job and collect it. On timeout the job keeps running (resume it later)."""
         started = time.monotonic()
+        deadline = self._deadline(timeout)
+        self._bind()
         adapter = self.provider(handle.provider)
         adapter.require_key()
-        flow = adapter.result_flow(handle, self._context(cancel_on_deadline=False))
-        result: PhotoMakerResult = await self._drive(adapter, flow, timeout, on_event)
+        flow = adapter.result_flow(handle, self._context(cancel_on_deadline=False, deadline=deadline))
+        result: PhotoMakerResult = await self._drive(adapter, flow, deadline, on_event)
         result = self._finish(result, handle.warnings, started)
-        return await self.download(result, timeout=self._left(timeout, started)) if download else result
+        return await self.download(result, timeout=self._left(deadline)) if download else result
 
     async def resume(self, provider: str, request_id: str, *, timeout: float | None = None,
                      on_event: EventHandler | None = None, download: bool = False) -> PhotoMakerResult:
@@ -328,46 +315,44 @@ class AsyncBridge(_BridgeBase):
         return await self.result(self.provider(provider).handle_for(request_id), timeout=timeout,
                                  on_event=on_event, download=download)
 
+    async def cancel(self, handle: JobHandle, *, timeout: float | None = None) -> tuple[CancelOutcome, ...]:
+        """Cancel every job of ``handle`` where its provider allows it (see :meth:`Bridge.cancel`)."""
+        deadline = self._deadline(timeout)
+        self._bind()
+        adapter = self.provider(handle.provider)
+        adapter.require_key()
+        flow = adapter.cancel_flow(handle, self._context(cancel_on_deadline=False, deadline=deadline))
+        outcomes: tuple[CancelOutcome, ...] = await self._drive(adapter, flow, deadline, None)
+        return outcomes
+
     async def generate_many(self, requests: Sequence[PhotoMakerRequest], provider: str = "runware", *,
                             timeout: float | None = None, on_event: EventHandler | None = None,
                             strict: bool = False) -> list[PhotoMakerResult | ProviderError]:
         """Generate several requests; one result or error per request, in order, none lost.
 
-        Runware sends them as one task array; other providers get every request submitted first (shared photos
-        are uploaded once), then collected concurrently. ``timeout`` bounds the whole call.
+        Runware sends them as one task array; other providers get each request generated concurrently (a
+        provider limit makes the surplus wait for a slot; shared photos are uploaded once). ``timeout`` bounds the
+        whole call.
         """
         started = time.monotonic()
+        deadline = self._deadline(timeout)
+        self._bind()
         adapter = self.provider(provider)
         adapter.require_key()
         plans = [adapter.plan(request, strict=strict) for request in requests]
-        deadline = self._deadline(timeout)
-        outcomes: list[PhotoMakerResult | ProviderError]
         if adapter.supports_batch:
-            outcomes = await self._drive(adapter, adapter.generate_many_flow(
-                plans, self._context(cancel_on_deadline=True)), timeout, on_event, deadline=deadline)
-        else:
-            # Submit in order (photos shared between requests are uploaded once), then collect concurrently.
-            submitted: list[JobHandle | ProviderError] = []
-            for plan in plans:
-                try:
-                    submitted.append(await self._drive(adapter, adapter.submit_flow(
-                        plan, self._context(cancel_on_deadline=True)), timeout, on_event, deadline=deadline))
-                except ProviderError as error:
-                    submitted.append(error)
+            outcomes: list[PhotoMakerResult | ProviderError] = await self._drive(adapter, adapter.generate_many_flow(
+                plans, self._context(cancel_on_deadline=True, deadline=deadline)), deadline, on_event)
+            return [self._finish(outcome, plan.warnings, started) if isinstance(outcome, PhotoMakerResult)
+                    else outcome for outcome, plan in zip(outcomes, plans, strict=True)]
 
-            async def collect(handle: JobHandle | ProviderError) -> PhotoMakerResult | ProviderError:
-                if isinstance(handle, ProviderError):
-                    return handle
-                try:
-                    result: PhotoMakerResult = await self._drive(adapter, adapter.result_flow(
-                        handle, self._context(cancel_on_deadline=True)), timeout, on_event, deadline=deadline)
-                    return result
-                except ProviderError as error:
-                    return error
+        async def one(plan: Plan) -> PhotoMakerResult | ProviderError:
+            try:
+                return await self._generate_plan(adapter, plan, deadline, on_event, started)
+            except ProviderError as error:
+                return error
 
-            outcomes = list(await asyncio.gather(*(collect(handle) for handle in submitted)))
-        return [self._finish(outcome, plan.warnings, started) if isinstance(outcome, PhotoMakerResult) else outcome
-                for outcome, plan in zip(outcomes, plans, strict=True)]
+        return list(await asyncio.gather(*(one(plan) for plan in plans)))
 
     async def download(self, result: PhotoMakerResult, *, timeout: float = 60.0) -> PhotoMakerResult:
         """``result`` with every image's bytes fetched concurrently (a failed download: see :meth:`Bridge.download`)."""
@@ -381,4 +366,4 @@ class AsyncBridge(_BridgeBase):
                 return error
 
         payloads = await asyncio.gather(*(fetch(image) for image in result.images))
-        return _with_data(result, list(payloads))
+        return with_data(result, list(payloads))
