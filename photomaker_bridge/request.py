@@ -160,7 +160,11 @@ class ReferenceImage:
             return cls._local("data_uri", _describe(text), data, field, max_bytes)
         if _UUID.match(text) and not _exists(Path(text)):
             return cls(kind="runware_uuid", source=text, uuid=text.lower())
-        path = Path(text).expanduser()
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError as error:  # "~someone/..." naming no user on this machine
+            raise InvalidRequestError(field, _describe(text), "an existing file, an http(s) URL, a data URI, "
+                                      "base64 or a Runware image UUID", reason=str(error)) from error
         if len(text) < 4096 and _exists(path):
             return cls._from_path(path, field, max_bytes)
         if len(text) >= 64 and _BASE64.match(text):
@@ -241,8 +245,33 @@ def _to_provider_options(value: Any) -> dict[str, dict[str, Any]]:
                                       "provider names: " + ", ".join(PROVIDER_NAMES), reason="unknown provider")
         if not isinstance(fields, Mapping) or not all(isinstance(key, str) for key in fields):
             raise InvalidRequestError(f"provider_options[{name!r}]", fields, "a mapping of field name to value")
+        for key, item in fields.items():
+            _check_json(item, f"provider_options[{name!r}][{key!r}]")
         options[name] = dict(fields)
     return options
+
+
+def _check_json(value: Any, path: str) -> None:
+    """Refuse what a provider's JSON body cannot carry: ``provider_options`` are sent verbatim, so a set, bytes
+    or a NaN would otherwise fail (or go out as invalid JSON) only after the photos were uploaded."""
+    allowed = "JSON values only: str, int, float (finite), bool, None, lists and mappings with str keys"
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRequestError(path, value, allowed, reason="JSON has no NaN or infinity")
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidRequestError(f"{path}[{key!r}]", key, allowed, reason="JSON object keys are strings")
+            _check_json(item, f"{path}[{key!r}]")
+        return
+    raise InvalidRequestError(path, value, allowed, reason=f"a {type(value).__name__} is not JSON")
 
 
 def _is_int(value: object) -> bool:
