@@ -80,6 +80,10 @@ class Fault:
     """Regular expression searched in the request path; ``None`` matches every route."""
     method: str | None = None
     """HTTP method to match (``"POST"``, ``"GET"``, ...); ``None`` matches every method."""
+    body: str | None = None
+    """HTTP faults only: regular expression searched in the request body (decoded as UTF-8); ``None`` matches
+    every body. Runware's uploads, tasks and polls all go to ``POST /v1``: ``body='"taskType":"getResponse"'``
+    aims at the polls alone."""
     nth: int | None = None
     """Fire on the Nth matching request or job only (1-based)."""
     rate: float | None = None
@@ -118,7 +122,7 @@ class Fault:
                 raise ValueError(f"fault option {item!r} is not key=value")
             key = key.strip()
             converters: dict[str, Callable[[str], object]] = {
-                "status": int, "retry_after": float, "route": str, "method": str.upper, "nth": int,
+                "status": int, "retry_after": float, "route": str, "method": str.upper, "body": str, "nth": int,
                 "rate": float, "times": int, "images": int, "message": str,
             }
             if key not in converters:
@@ -165,10 +169,12 @@ class EmulatorSettings:
     fal.md §3.3); set ``False`` to reproduce that."""
     max_in_flight: int = 10
     """Eachlabs only: non-terminal predictions allowed per key before a 429 (eachlabs.md §2.3)."""
-    per_minute: int | None = 60
+    per_minute: int | None = None
     """Eachlabs only: predictions one key may create in any 60-second window before a 429 with
-    ``Retry-After`` ("Rate limit: 60 requests/minute" on the model's API page, eachlabs.md §2.3, §6);
-    ``None`` turns the limit off. Creates and synchronous runs count, polls do not (eachlabs.md §6.4)."""
+    ``Retry-After``. ``None`` (default): no such limit, as Eachlabs' current contract says ("There is no
+    per-second request limit on predictions. A 429 means an account concurrency cap", eachlabs.md §2.3); set 60
+    to reproduce the older plan table and the model's API page ("Rate limit: 60 requests/minute", §6). Creates
+    and synchronous runs count, polls do not (eachlabs.md §6.4)."""
     cost_per_image: float = 0.0013
     """Runware only: the USD ``cost`` reported per image when ``includeCost`` is true (runware.md §7)."""
     cost_per_second: float = 0.00108
@@ -259,11 +265,13 @@ class EmulatorState:
             self.counters[f"fault:{fault.kind}"] += 1
         return fires
 
-    def _first_firing(self, kinds: frozenset[str], path: str, method: str | None) -> Fault | None:
+    def _first_firing(self, kinds: frozenset[str], path: str, method: str | None, body: bytes = b"") -> Fault | None:
         for index, fault in enumerate(self.settings.faults):
             if fault.kind not in kinds:
                 continue
             if fault.route is not None and not re.search(fault.route, path):
+                continue
+            if fault.body is not None and not re.search(fault.body, body.decode("utf-8", errors="replace")):
                 continue
             if method is not None and fault.method is not None and fault.method.upper() != method.upper():
                 continue
@@ -271,9 +279,9 @@ class EmulatorState:
                 return fault
         return None
 
-    def http_fault(self, path: str, method: str) -> Fault | None:
+    def http_fault(self, path: str, method: str, body: bytes = b"") -> Fault | None:
         """The HTTP fault (status, drop, malformed) that fires for this request, if any."""
-        return self._first_firing(frozenset(HTTP_FAULT_KINDS), path, method)
+        return self._first_firing(frozenset(HTTP_FAULT_KINDS), path, method, body)
 
     def job_fault(self, path: str = "") -> Fault | None:
         """The job fault (fail_job, stuck_job, partial) that fires for a job accepted on ``path``, if any."""
@@ -306,7 +314,7 @@ def fault_middleware(state: EmulatorState, error_response: ErrorResponder,
         await state.delay()
         if any(request.path.startswith(prefix) for prefix in skip):
             return await handler(request)
-        fault = state.http_fault(request.path, request.method)
+        fault = state.http_fault(request.path, request.method, body)
         if fault is None:
             return await handler(request)
         if fault.kind == "status":

@@ -210,8 +210,8 @@ class Emulators:
     def providers(self) -> list[Provider]:
         """The three provider adapters configured for these emulators: ``Bridge(providers=emulators.providers())``.
 
-        The fal adapter points ``fal_client`` at the fal emulator while a client uses it (fal_client's hosts
-        are module constants, fal.md §2), so use one fal-using client at a time per process.
+        Each points only its own clients at its emulator (fal's too: fal_client's process-wide hosts are left
+        alone), and Eachlabs' client-side limit follows the emulator's cap (``settings.max_in_flight``).
         """
         from photomaker_bridge.providers.eachlabs import EachlabsProvider
         from photomaker_bridge.providers.fal import FalProvider
@@ -224,7 +224,8 @@ class Emulators:
             # Seed the poll schedule with the emulator's own job time instead of the real service's ~21 s.
             EachlabsProvider(api_key=self.eachlabs.api_key, base_url=self.eachlabs.url,
                              expected_seconds=_mean(self.eachlabs.settings.queue_time)
-                             + _mean(self.eachlabs.settings.run_time)),
+                             + _mean(self.eachlabs.settings.run_time),
+                             concurrency=self.eachlabs.settings.max_in_flight),
         ]
 
 

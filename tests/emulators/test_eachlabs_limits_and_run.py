@@ -67,8 +67,8 @@ async def client() -> AsyncIterator[Client]:
 
 # ------------------------------------------------------------------------------------------- per minute
 
-async def test_the_documented_limit_is_60_a_minute_by_default() -> None:
-    assert EmulatorSettings().per_minute == 60
+async def test_no_per_minute_limit_by_default_as_in_the_current_contract() -> None:
+    assert EmulatorSettings().per_minute is None  # Eachlabs' current contract has no per-minute limit
 
 
 async def test_creates_beyond_the_per_minute_limit_are_refused_with_retry_after(client: Client) -> None:
