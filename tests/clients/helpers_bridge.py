@@ -24,7 +24,7 @@ import attrs
 import pytest
 import pytest_asyncio
 
-from photomaker_bridge import AsyncBridge, Bridge, PhotoMakerRequest, ProgressEvent
+from photomaker_bridge import AsyncBridge, Bridge, PhotoMakerRequest, ProgressEvent, RetryPolicy
 from photomaker_bridge.emulators import EmulatorHandle, Emulators, EmulatorSettings, LoggedRequest, start_emulators
 from photomaker_bridge.emulators._images import render_image
 from photomaker_bridge.providers.base import Provider
@@ -34,6 +34,7 @@ from photomaker_bridge.providers.runware import RunwareProvider
 
 __all__ = [
     "FACE",
+    "FAST_RETRY",
     "JOB_COUNTER",
     "MODES",
     "OTHER_FACE",
@@ -62,7 +63,7 @@ RUN_TIME = 0.05
 """Seconds an emulator job runs (the emulators' default too): long enough to be polled, short enough to be fast."""
 
 POLICY = attrs.evolve(EachlabsProvider().polling, first_check=0.02, min_interval=0.02, max_interval=0.1,
-                      error_retries=2, request_timeout=5.0)
+                      request_timeout=5.0)
 """Eachlabs' polling schedule scaled down to the emulator's job times (its defaults suit the real service)."""
 
 FACE = render_image(seed=1, style="face", width=64, height=64)
@@ -73,14 +74,16 @@ PROVIDERS: tuple[str, ...] = ("runware", "fal", "eachlabs")
 MODES: tuple[str, ...] = ("sync", "async")
 
 SUBMIT_FAULT_TARGET: dict[str, dict[str, Any]] = {
-    # Runware's uploads and tasks share POST /v1: with a fresh client the first POST is the imageUpload, the
-    # second carries the photoMaker tasks.
-    "runware": {"route": r"^/v1$", "method": "POST", "nth": 2},
+    # Runware's uploads, tasks and polls share POST /v1: the body tells the photoMaker task array apart.
+    "runware": {"route": r"^/v1$", "method": "POST", "body": '"taskType":"photoMaker"'},
     # fal's submit: POST /fal-ai/photomaker (status, result and cancel live under .../requests/<id>).
     "fal": {"route": r"^/fal-ai/photomaker$", "method": "POST"},
     "eachlabs": {"route": r"^/v1/prediction/$", "method": "POST"},
 }
 """Fault rule fields that aim an HTTP fault at the request that submits the job (not the uploads)."""
+
+FAST_RETRY = RetryPolicy(base_delay=0.02, max_delay=0.1)
+"""The default number of tries, with waits scaled down to the emulators' pace (the default suits real services)."""
 
 JOB_COUNTER: dict[str, str] = {"runware": "jobs_created", "fal": "submits", "eachlabs": "predictions_created"}
 """The emulator counter of jobs it accepted."""
@@ -152,15 +155,19 @@ class Client:
     async def download(self, result: Any, **options: Any) -> Any:
         return await self._call("download", result, **options)
 
+    async def cancel(self, handle: Any, **options: Any) -> Any:
+        return await self._call("cancel", handle, **options)
+
 
 @contextlib.asynccontextmanager
-async def open_client(mode: str, providers: Sequence[Provider]) -> AsyncIterator[Client]:
+async def open_client(mode: str, providers: Sequence[Provider], retry: RetryPolicy = FAST_RETRY,
+                      ) -> AsyncIterator[Client]:
     """A :class:`Client` over a fresh ``Bridge`` (``with``) or ``AsyncBridge`` (``async with``)."""
     if mode == "sync":
-        with Bridge(providers=providers) as bridge:
+        with Bridge(providers=providers, retry=retry) as bridge:
             yield Client(mode, bridge)
     else:
-        async with AsyncBridge(providers=providers) as async_bridge:
+        async with AsyncBridge(providers=providers, retry=retry) as async_bridge:
             yield Client(mode, async_bridge)
 
 
