@@ -36,7 +36,7 @@ from .jobs import JobHandle
 from .plan import FieldMapping, Plan, UploadPlaceholder
 from .providers import explain
 from .request import PhotoMakerRequest, ReferenceImage
-from .result import Attempt, BridgeWarning, Cost, GeneratedImage, PhotoMakerResult, Timings
+from .result import Attempt, BridgeWarning, Cost, GeneratedImage, ImageFormatWarning, PhotoMakerResult, Timings
 from .styles import Style, normalize_style
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .providers.runware import RunwareProvider
 
 __version__ = "0.1.0"
+"""The package version (pyproject.toml reads it from here)."""
 
 _LAZY = {
     "EachlabsProvider": "photomaker_bridge.providers.eachlabs",
@@ -77,6 +78,7 @@ __all__ = [
     "GeneratedImage",
     "GenerationFailedError",
     "GenerationTimeoutError",
+    "ImageFormatWarning",
     "InsufficientCreditsError",
     "InvalidRequestError",
     "JobHandle",

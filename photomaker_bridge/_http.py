@@ -26,6 +26,8 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
+from ._logging import log_event
+
 __all__ = [
     "AsyncTransport",
     "DeadlineReached",
@@ -200,6 +202,7 @@ class _Stepper:
             except StopIteration as stop:
                 return "done", stop.value
             if isinstance(operation, Event):
+                log_event(operation)  # INFO on photomaker_bridge.<provider>, for callers without on_event
                 return "event", operation
             remaining = self.remaining()
             if remaining is not None and remaining <= 0 and not self.grace:

@@ -51,20 +51,22 @@ def test_explain_strict_refuses_an_adjustment_with_one_line() -> None:
 @pytest.mark.parametrize(
     ("arguments", "field"),
     [
-        (["--style", "vaporwave"], "style"),
-        (["--style-strength", "5"], "style_strength"),
-        (["--width", "1000"], "width"),
-        (["--image", "/no/such/face.jpg"], "images[0]"),
-        (["--prompt", "img and img"], "prompt"),
+        (["--style", "vaporwave"], "--style:"),
+        (["--style-strength", "5"], "--style-strength: 5"),
+        (["--width", "1000"], "--width: 1000"),
+        (["--image", "/no/such/face.jpg"], "--image 1: '/no/such/face.jpg'"),
+        (["--prompt", "img and img"], "--prompt:"),
         (["--option", "nope"], "--option"),
+        (["--steps", "-5"], "--steps: -5"),
     ],
 )
-def test_bad_input_exits_2_with_one_line_naming_the_field(arguments: list[str], field: str) -> None:
+def test_bad_input_exits_2_with_one_line_naming_the_flag(arguments: list[str], field: str) -> None:
     base = ["explain", "--provider", "runware", "--prompt", "a man img", "--sample-faces", "1"]
     code, out, err = run(*base, *arguments)
     assert code == EXIT_INPUT
     assert out == ""
     assert err.count("\n") == 1 and field in err and "Traceback" not in err
+    assert "None" not in err and "images[" not in err and "style_strength" not in err  # no Python spellings
 
 
 def test_styles_prints_each_provider_spelling_side_by_side() -> None:
