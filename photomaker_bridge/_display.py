@@ -22,10 +22,11 @@ from ``--no-progress``) each event becomes one plain line as it happens, flushed
 ``[  1.52s] fal 8c1e… running``. Colour follows rich's rules, so ``NO_COLOR`` (https://no-color.org) turns it
 off, and it is never used when the stream is not a terminal. ``enabled=False`` shows nothing at all.
 
-**Summary tables** — :func:`print_table` draws any header + rows as aligned columns (never wrapped, the same in
-a terminal, a file or a pipe); :func:`print_results` draws the result table; :func:`result_rows` makes the rows of a result table (provider, images,
-seed, queue/run/total seconds, cost, warnings, request id) so that ``generate``, ``demo`` and ``compare`` print
-the same columns; :func:`image_lines` lists where each image is (saved path or URL).
+**Summary tables** — :func:`print_table` draws any header + rows as aligned columns (never wrapped, the same
+in a terminal, a file or a pipe); :func:`print_results` draws the result table, whose rows :func:`result_rows`
+makes (provider, images, seed, queue/run/total seconds, cost, warnings, request id), so that ``generate``,
+``resume``, ``demo`` and ``compare`` print the same columns; :func:`image_lines` lists where each image is
+(saved path or URL).
 """
 
 from __future__ import annotations

@@ -73,9 +73,14 @@ def log_event(event: Event) -> None:
 
 
 class _RedactingFilter(logging.Filter):
-    """Cuts URL query strings out of every record a CLI handler prints (other libraries log full URLs)."""
+    """Lets through warnings from anywhere, and below that only the records of the loggers the CLI's verbosity
+    is about; cuts URL query strings out of every record it prints (other libraries log full URLs)."""
+
+    _ABOUT = frozenset({ROOT_LOGGER, "httpx", "fal_client"})
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING and record.name.split(".", 1)[0] not in self._ABOUT:
+            return False
         try:
             message = record.getMessage()
         except Exception:  # a broken format string: show it as it is
@@ -101,6 +106,7 @@ def cli_logging(verbosity: int, console: Console) -> Iterator[None]:
         handler = _PlainHandler(console)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_RedactingFilter())
+    handler.setLevel(package_level)
     levels = {ROOT_LOGGER: package_level}
     for name, by_verbosity in _THIRD_PARTY_LEVELS.items():
         levels[name] = by_verbosity[max(0, min(verbosity, 2))] if verbosity >= 0 else logging.ERROR
