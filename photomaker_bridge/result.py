@@ -131,9 +131,10 @@ class GeneratedImage:
     def save(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> Path:
         """Write the image's bytes to ``path`` (downloading them first if needed); returns the path written.
 
-        When the bytes are not what ``path``'s extension says (JPEG bytes for ``out.png``, say: Runware's
-        default output is JPEG), the extension is replaced by the real one and an :class:`ImageFormatWarning`
-        says so; a path without an extension gets the real one silently.
+        When ``path`` has an image extension (``.png``, ``.jpg``/``.jpeg``, ``.webp``) that the bytes are not
+        (JPEG bytes for ``out.png``, say: Runware's default output is JPEG), it is replaced by the real one and
+        an :class:`ImageFormatWarning` says so; a path without an extension gets the real one silently; any
+        other extension is kept as given.
         """
         return _write(Path(path), self.fetch(timeout=timeout))
 
@@ -156,12 +157,12 @@ def _write(path: Path, data: bytes) -> Path:
 
     real = sniff_format(data)
     asked = _SUFFIXES.get(path.suffix.lower())
-    if real is not None and asked != real:
-        target = path.with_suffix("." + extension_of(real)) if path.suffix else path.with_name(
-            f"{path.name}.{extension_of(real)}")
-        if path.suffix:
-            warnings.warn(f"the image is {real.upper()}, not {path.suffix.lstrip('.').upper()}: "
-                          f"saved as {target} instead of {path}", ImageFormatWarning, stacklevel=3)
+    if real is not None and not path.suffix:
+        path = path.with_name(f"{path.name}.{extension_of(real)}")
+    elif real is not None and asked is not None and asked != real:
+        target = path.with_suffix("." + extension_of(real))
+        warnings.warn(f"the image is {real.upper()}, not {path.suffix.lstrip('.').upper()}: "
+                      f"saved as {target} instead of {path}", ImageFormatWarning, stacklevel=3)
         path = target
     path.write_bytes(data)
     return path

@@ -24,6 +24,7 @@ EXPECTED = [
     "GeneratedImage",
     "GenerationFailedError",
     "GenerationTimeoutError",
+    "ImageFormatWarning",
     "InsufficientCreditsError",
     "InvalidRequestError",
     "JobHandle",
