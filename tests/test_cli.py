@@ -127,3 +127,21 @@ def test_generate_saves_images_and_prints_a_summary(provider: str, tmp_path: Pat
         summary = json.loads(out)
         assert summary["provider"] == provider and len(summary["images"]) == 1
         assert handle.api_key not in out + err
+
+
+def test_runware_base_url_may_be_the_root_and_a_wrong_path_gets_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from photomaker_bridge.emulators import EmulatorSettings, start_emulators
+    from photomaker_bridge.providers.runware import RunwareProvider
+
+    assert RunwareProvider(base_url="https://api.runware.ai").base_url == "https://api.runware.ai/v1"
+    assert RunwareProvider(base_url="https://api.runware.ai/v1/").base_url == "https://api.runware.ai/v1"
+    assert RunwareProvider(base_url="https://proxy.example/runware").base_url == "https://proxy.example/runware"
+    with start_emulators(runware=EmulatorSettings(run_time=0.05)) as emulators:
+        monkeypatch.setenv("RUNWARE_API_KEY", emulators.runware.api_key)
+        base = ["generate", "--provider", "runware", "--prompt", "a man img", "--sample-faces", "1", "--json"]
+        code, out, err = run(*base, "--base-url", emulators.runware.url)  # the root, as `emulate` prints it
+        assert code == EXIT_OK, err
+        assert json.loads(out)["provider"] == "runware"
+        code, out, err = run(*base, "--base-url", emulators.runware.url + "/api")
+        assert code == 4 and "HTTP 404" in err
+        assert "hint: Runware answers every task on POST <base>/v1; check --base-url" in err
