@@ -213,10 +213,10 @@ class JobBoard:
         """The row's spinner (one per job, so each turns on its own)."""
         return self._spinners.setdefault(id(job), Spinner("dots", style="cyan"))
 
-    def note(self, text: str) -> None:
-        """A line of its own: above the rows on a terminal, else a plain line (shown even when not
-        ``enabled`` only if the caller prints it elsewhere)."""
-        if not self.enabled:
+    def note(self, text: str, *, always: bool = False) -> None:
+        """A line of its own: above the rows on a terminal, else a plain line. Not shown when the board is not
+        ``enabled``, unless ``always`` (a message the user must see, such as what Ctrl-C will do)."""
+        if not self.enabled and not always:
             return
         if self._live is not None:
             self.console.print(text, markup=False, highlight=False)
