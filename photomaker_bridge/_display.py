@@ -180,13 +180,10 @@ class JobBoard:
         self._spinners: dict[int, Spinner] = {}
         self._started = time.monotonic()
         self._live: Live | None = None
+        self._closed = False
         self._refresh = refresh_per_second
 
     def __enter__(self) -> JobBoard:
-        if self.live_mode:
-            self._live = Live(_Rows(self), console=self.console, refresh_per_second=self._refresh,
-                              transient=False, redirect_stdout=False, redirect_stderr=False)
-            self._live.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -194,8 +191,9 @@ class JobBoard:
         self.close()
 
     def close(self) -> None:
-        """Draw the rows one last time and stop redrawing (idempotent)."""
+        """Draw the rows one last time and stop redrawing (idempotent; rows added later print plain lines)."""
         live, self._live = self._live, None
+        self._closed = True
         if live is not None:
             live.refresh()
             live.stop()
@@ -206,6 +204,11 @@ class JobBoard:
         job = Job(self, provider, label or provider)
         with self.lock:
             self.jobs.append(job)
+        if self.live_mode and self._live is None and not self._closed:
+            # Started with the first job, so that commands without jobs never touch the terminal.
+            self._live = Live(_Rows(self), console=self.console, refresh_per_second=self._refresh,
+                              transient=False, redirect_stdout=False, redirect_stderr=False)
+            self._live.start()
         self._redraw()
         return job
 
