@@ -10,9 +10,6 @@ emulators stamp their logs with, across processes (CLOCK_MONOTONIC), so "shown" 
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import fcntl
 import os
 import pty
@@ -24,9 +21,7 @@ import sys
 import termios
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-
-from aiohttp import web
+from collections.abc import Mapping, Sequence
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]")
 
@@ -116,32 +111,3 @@ class Terminal:
             self.process.kill()
             self.process.wait(timeout=10)
 
-
-@contextlib.contextmanager
-def serve(app: web.Application) -> Iterator[str]:
-    """Serve one emulator application (built with options ``start_emulators`` does not expose) on a loopback
-    port from its own thread; yields its base URL."""
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    ready: concurrent.futures.Future[str] = concurrent.futures.Future()
-
-    async def start() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        ready.set_result(f"http://127.0.0.1:{runner.addresses[0][1]}")
-
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-        loop.create_task(start())
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=main, daemon=True)
-    thread.start()
-    try:
-        yield ready.result(timeout=30)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=30)
