@@ -79,8 +79,8 @@ class Interrupts:
             raise KeyboardInterrupt
         self.requested = True
         if self._holding:
-            self._board.note("Ctrl-C: stopping once the provider has answered the submit, so that the job can be "
-                             "handled (Ctrl-C again to exit at once)")
+            self._board.note("Ctrl-C: stopping once the provider has answered the submit, so that the job's id is "
+                             "known (Ctrl-C again to exit at once)", always=True)
             return
         raise KeyboardInterrupt
 
@@ -213,7 +213,26 @@ def command_generate(arguments: argparse.Namespace, board: JobBoard, out: TextIO
                 _report_unfinished(error.handle, f"timed out after {arguments.timeout:g} s", arguments.base_url,
                                    board, job, err)
                 return EXIT_TIMEOUT
+            except KeyboardInterrupt:  # the second Ctrl-C, during the submit
+                _abandoned_submit(bridge, arguments, board, job, err)
+                raise
             return _run(bridge, handle, board, job, arguments, folder, started, interrupts, out, err)
+
+
+def _abandoned_submit(bridge: Bridge, arguments: argparse.Namespace, board: JobBoard, job: Job,
+                      err: TextIO) -> None:
+    """Exiting at once in the middle of a submit: say what may have happened, with what is known."""
+    job.finish("interrupted", "during the submit")
+    board.close()
+    err.write(f"exiting at once, during the submit: {arguments.provider} may have accepted the job (and will bill "
+              "it)")
+    if not job.request_ids:
+        err.write("; its id is not known yet: check the provider's dashboard\n")
+        return
+    handle = bridge.provider(arguments.provider).handle_for(",".join(job.request_ids))
+    err.write("; if it did, collect it with:\n")
+    for line in resume_lines(handle, getattr(arguments, "base_url", None)):
+        err.write(f"  {line}\n")
 
 
 @contextmanager
