@@ -53,6 +53,7 @@ class Interrupts:
         self._board = board
         self._arguments = arguments
         self._holding = False
+        self._hold_message: str | None = None
         self.requested = False
         """Whether Ctrl-C was pressed (once)."""
         self.forced = False
@@ -79,19 +80,24 @@ class Interrupts:
             raise KeyboardInterrupt
         self.requested = True
         if self._holding:
-            self._board.note("Ctrl-C: stopping once the provider has answered the submit, so that the job's id is "
-                             "known (Ctrl-C again to exit at once)", always=True)
+            if self._hold_message:
+                self._board.note(self._hold_message, always=True)
             return
         raise KeyboardInterrupt
 
     @contextmanager
-    def held(self) -> Iterator[None]:
-        """Inside, a first Ctrl-C only sets :attr:`requested`; the caller checks it afterwards."""
-        self._holding = True
+    def held(self, message: str | None = None) -> Iterator[None]:
+        """Inside, a first Ctrl-C only sets :attr:`requested` (and shows ``message``, which says why it waits);
+        the caller checks it afterwards."""
+        self._holding, self._hold_message = True, message
         try:
             yield
         finally:
-            self._holding = False
+            self._holding, self._hold_message = False, None
+
+
+_HELD_SUBMIT = ("Ctrl-C: stopping once the provider has answered the submit, so that the job's id is known "
+                "(Ctrl-C again to exit at once)")
 
 
 def configured_providers(arguments: argparse.Namespace) -> list[Provider]:
@@ -204,7 +210,7 @@ def command_generate(arguments: argparse.Namespace, board: JobBoard, out: TextIO
         job = board.add(arguments.provider)
         with _marks_failure(job):
             try:
-                with interrupts.held():
+                with interrupts.held(_HELD_SUBMIT):
                     handle = bridge.submit(request, arguments.provider, strict=arguments.strict,
                                            timeout=arguments.timeout, on_event=job.on_event)
             except GenerationTimeoutError as error:
@@ -252,7 +258,8 @@ def command_resume(arguments: argparse.Namespace, board: JobBoard, out: TextIO, 
     folder = check_out_folder(arguments.out) if arguments.out else None
     started = time.monotonic()
     with Bridge(providers=configured_providers(arguments)) as bridge, Interrupts(board, arguments) as interrupts:
-        handle = bridge.provider(arguments.provider).handle_for(arguments.request_id)
-        job = board.add(arguments.provider)
+        with interrupts.held():  # a Ctrl-C from here on is answered with the resume line (checked in _run)
+            handle = bridge.provider(arguments.provider).handle_for(arguments.request_id)
+            job = board.add(arguments.provider)
         with _marks_failure(job):
             return _run(bridge, handle, board, job, arguments, folder, started, interrupts, out, err)

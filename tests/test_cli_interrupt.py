@@ -63,7 +63,9 @@ def interrupted(terminal: Terminal, pattern: str) -> str:
 
 
 def only_resume_line(screen: str, emulators: Emulators, provider: str) -> str:
-    [match] = list(RESUME.finditer(screen))
+    matches = list(RESUME.finditer(screen))
+    assert len(matches) == 1, screen
+    [match] = matches
     assert match.group(1) == provider and match.group(3) == base_url(emulators, provider)
     return match.group(0)
 
