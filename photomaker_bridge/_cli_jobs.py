@@ -7,7 +7,8 @@ the wait — the deadline, Ctrl-C, a failed save — it can say exactly what bec
 
 Ctrl-C (see :class:`Interrupts`): while the job is being submitted, the first Ctrl-C is held until the
 provider has answered (an interrupted submit could leave a billed job nobody knows the id of); while waiting,
-it stops the wait. Either way the job is then handled as on a deadline. A second Ctrl-C exits at once.
+it stops the wait. Either way ``generate`` then cancels the job where the provider allows it, as on a deadline,
+and prints each id's fate (``_cli_cancel``); ``resume`` leaves the job running. A second Ctrl-C exits at once.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from ._cli_cancel import cancel_and_report, resume_lines
 from ._cli_options import request_from
 from ._console import check_out_folder, result_summary, save_result
 from ._display import Job, JobBoard, image_lines, print_results
@@ -34,7 +36,7 @@ from .providers.base import Provider
 from .result import PhotoMakerResult
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "Interrupts", "command_generate", "command_resume",
-           "resume_lines"]
+           "configured_providers"]
 
 EXIT_NOT_SAVED = 6
 """The images were generated (and paid for) but could not be saved; their URLs and the result were printed."""
@@ -96,7 +98,7 @@ class Interrupts:
             self._holding, self._hold_message = False, None
 
 
-_HELD_SUBMIT = ("Ctrl-C: stopping once the provider has answered the submit, so that the job's id is known "
+_HELD_SUBMIT = ("Ctrl-C: stopping once the provider has answered the submit, so that the job can be cancelled "
                 "(Ctrl-C again to exit at once)")
 
 
@@ -108,16 +110,6 @@ def configured_providers(arguments: argparse.Namespace) -> list[Provider]:
 
     # Another endpoint for the provider (a proxy, or `photomaker-bridge emulate`).
     return [provider_class(arguments.provider)(base_url=arguments.base_url)]  # type: ignore[call-arg]
-
-
-def resume_lines(handle: JobHandle, base_url: str | None = None) -> list[str]:
-    """The ``photomaker-bridge resume`` command(s) that collect ``handle``'s job from another shell (fal takes
-    one request id per command; Runware and Eachlabs take them joined with commas)."""
-    suffix = f" --base-url {base_url}" if base_url else ""
-    groups: Sequence[Sequence[str]] = ([[each] for each in handle.request_ids] if handle.provider == "fal"
-                                       else [handle.request_ids])
-    return [f"photomaker-bridge resume --provider {handle.provider} --request-id {','.join(ids)}{suffix}"
-            for ids in groups]
 
 
 def _remaining(timeout: float | None, started: float) -> float | None:
@@ -181,22 +173,34 @@ def _deliver(result: PhotoMakerResult, folder: Path | None, arguments: argparse.
     return 0
 
 
-def _run(bridge: Bridge, handle: JobHandle, board: JobBoard, job: Job, arguments: argparse.Namespace,
-         folder: Path | None, started: float, interrupts: Interrupts, out: TextIO, err: TextIO) -> int:
-    """Collect a submitted job and deliver it; a deadline or Ctrl-C leaves it running, with the resume line."""
+def _stop(bridge: Bridge, handle: JobHandle, why: str, *, cancel: bool, arguments: argparse.Namespace,
+          board: JobBoard, job: Job, err: TextIO) -> None:
+    """The wait ended early: ``generate`` cancels (nobody else would collect the job), ``resume`` leaves it."""
     base_url = getattr(arguments, "base_url", None)
-    if interrupts.requested:
-        _report_unfinished(handle, "interrupted", base_url, board, job, err)
+    if cancel:
+        cancel_and_report(bridge, handle, why, base_url, board, err)
+    else:
+        _report_unfinished(handle, why, base_url, board, job, err)
+
+
+def _run(bridge: Bridge, handle: JobHandle, board: JobBoard, job: Job, arguments: argparse.Namespace,
+         folder: Path | None, started: float, interrupts: Interrupts, out: TextIO, err: TextIO, *,
+         cancel: bool) -> int:
+    """Collect a submitted job and deliver it. A deadline or Ctrl-C ends the wait: the job is cancelled when
+    ``cancel`` (else left running) and its fate printed, with the resume line where it can still be collected."""
+    if interrupts.requested:  # Ctrl-C came while the submit was held
+        _stop(bridge, handle, "interrupted", cancel=cancel, arguments=arguments, board=board, job=job, err=err)
         return EXIT_INTERRUPTED
     try:
         result = _collect(bridge, handle, job, arguments.timeout, started, download=folder is not None)
     except GenerationTimeoutError:
-        _report_unfinished(handle, f"timed out after {arguments.timeout:g} s", base_url, board, job, err)
+        _stop(bridge, handle, f"timed out after {arguments.timeout:g} s", cancel=cancel, arguments=arguments,
+              board=board, job=job, err=err)
         return EXIT_TIMEOUT
     except KeyboardInterrupt:
         if interrupts.forced:
             raise
-        _report_unfinished(handle, "interrupted", base_url, board, job, err)
+        _stop(bridge, handle, "interrupted", cancel=cancel, arguments=arguments, board=board, job=job, err=err)
         return EXIT_INTERRUPTED
     return _deliver(result, folder, arguments, board, job, out, err)
 
@@ -216,13 +220,13 @@ def command_generate(arguments: argparse.Namespace, board: JobBoard, out: TextIO
             except GenerationTimeoutError as error:
                 if error.handle is None:
                     raise
-                _report_unfinished(error.handle, f"timed out after {arguments.timeout:g} s", arguments.base_url,
-                                   board, job, err)
+                _stop(bridge, error.handle, f"timed out after {arguments.timeout:g} s", cancel=True,
+                      arguments=arguments, board=board, job=job, err=err)
                 return EXIT_TIMEOUT
             except KeyboardInterrupt:  # the second Ctrl-C, during the submit
                 _abandoned_submit(bridge, arguments, board, job, err)
                 raise
-            return _run(bridge, handle, board, job, arguments, folder, started, interrupts, out, err)
+            return _run(bridge, handle, board, job, arguments, folder, started, interrupts, out, err, cancel=True)
 
 
 def _abandoned_submit(bridge: Bridge, arguments: argparse.Namespace, board: JobBoard, job: Job,
@@ -262,4 +266,4 @@ def command_resume(arguments: argparse.Namespace, board: JobBoard, out: TextIO, 
             handle = bridge.provider(arguments.provider).handle_for(arguments.request_id)
             job = board.add(arguments.provider)
         with _marks_failure(job):
-            return _run(bridge, handle, board, job, arguments, folder, started, interrupts, out, err)
+            return _run(bridge, handle, board, job, arguments, folder, started, interrupts, out, err, cancel=False)

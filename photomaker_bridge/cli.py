@@ -2,8 +2,9 @@
 
 Commands: ``explain`` (the exact payloads and warnings for a provider, offline), ``styles`` (each provider's
 style names side by side), ``generate`` (run on a provider, with a live display), ``resume`` (collect a job
-submitted earlier), ``demo`` (all three providers against the local emulators) and ``emulate`` (serve the
-emulators). Every command takes ``-v``/``-vv``/``--quiet`` (logging) and ``--no-progress`` (plain lines).
+submitted earlier), ``cancel`` (cancel one), ``demo`` (all three providers against the local emulators) and
+``emulate`` (serve the emulators). Every command takes ``-v``/``-vv``/``--quiet`` (logging) and
+``--no-progress`` (plain lines).
 
 Exit codes: 0 success; 2 bad input (one line naming the flag); 3 configuration (missing key, unknown
 provider); 4 the provider failed; 5 the deadline passed; 6 generated but not saved (the URLs and the result
@@ -20,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from ._cli_cancel import command_cancel
 from ._cli_jobs import EXIT_INTERRUPTED, EXIT_NOT_SAVED, command_generate, command_resume
 from ._cli_options import RangeHelpFormatter, add_request_arguments, cli_error_message, request_from
 from ._display import JobBoard, make_console, print_table
@@ -180,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     _add_job_options(resume, timeout_help="how long to wait, in seconds (default: until the job ends); the job "
                                           "keeps running when it passes")
+    cancel = command("cancel", command_cancel, "cancel a job by its provider and request id (where the provider "
+                                               "allows it), printing what became of each id")
+    cancel.add_argument("--provider", required=True, choices=PROVIDER_NAMES, help="where the job runs")
+    cancel.add_argument("--request-id", required=True, metavar="ID[,ID...]",
+                        help="the provider's id of the job (Runware and Eachlabs: several joined with commas)")
+    cancel.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="how long to wait for the provider's answers (default: no limit)")
+    cancel.add_argument("--base-url", metavar="URL", help="another endpoint for the provider (see generate)")
+    cancel.add_argument("--json", action="store_true", help="print the outcomes as JSON")
     demo = command("demo", _command_demo, "one request to each provider's local emulator, side by side "
                                           "(no keys, no network)")
     demo.add_argument("--out", metavar="DIR",
