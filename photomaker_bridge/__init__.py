@@ -38,7 +38,7 @@ from .jobs import CancelOutcome, JobHandle
 from .plan import FieldMapping, Plan, UploadPlaceholder
 from .providers import explain
 from .request import PhotoMakerRequest, ReferenceImage
-from .result import Attempt, BridgeWarning, Cost, GeneratedImage, PhotoMakerResult, Timings
+from .result import Attempt, BridgeWarning, Cost, GeneratedImage, ImageFormatWarning, PhotoMakerResult, Timings
 from .styles import Style, normalize_style
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .providers.runware import RunwareProvider
 
 __version__ = "0.1.0"
+"""The package version (pyproject.toml reads it from here)."""
 
 _LAZY = {
     "EachlabsProvider": "photomaker_bridge.providers.eachlabs",
@@ -81,6 +82,7 @@ __all__ = [
     "GeneratedImage",
     "GenerationFailedError",
     "GenerationTimeoutError",
+    "ImageFormatWarning",
     "InsufficientCreditsError",
     "InvalidRequestError",
     "JobHandle",

@@ -1,93 +1,67 @@
-"""What the CLI prints: a progress display, a side-by-side summary table, and saved files."""
+"""Where the CLI puts results: the ``--out`` folder, checked before anything is paid for, and the saved files.
+
+A generation is paid for once the provider accepted it, so ``--out`` is checked *before* the first request:
+it must be a folder (or not exist yet), its parent must exist (``mkdir``, not ``mkdir -p``: a typo in the path
+is caught instead of creating a tree somewhere unexpected), and a file must be creatable in it (tried for real:
+permission bits say nothing to root, and a read-only mount says nothing to ``os.access``). If saving still
+fails afterwards (the disk filled up), the caller prints the images' URLs and the result as JSON instead.
+"""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Sequence
+import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import TextIO
+from typing import Any
 
-from ._http import Event
+from .errors import InvalidRequestError
 from .result import PhotoMakerResult
 
-__all__ = ["Progress", "print_summary", "save_result", "summary_rows"]
-
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+__all__ = ["check_out_folder", "result_summary", "save_result"]
 
 
-class Progress:
-    """Prints one line per progress event on ``stream`` (stderr), with the time since the start."""
-
-    def __init__(self, stream: TextIO, *, enabled: bool = True) -> None:
-        self.stream = stream
-        self.enabled = enabled
-        self.started = time.monotonic()
-        self._last: tuple[str, str, str | None] | None = None
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stream.flush()
-
-    def on_event(self, event: Event) -> None:
-        """Print ``event`` (repeated identical states are printed once)."""
-        if not self.enabled:
-            return
-        detail = event.message or (f"position {event.queue_position}" if event.queue_position is not None else "")
-        key = (event.provider, event.kind, detail)
-        if key == self._last and event.kind != "log":
-            return
-        self._last = key
-        elapsed = time.monotonic() - self.started
-        request = f" {event.request_id}" if event.request_id else ""
-        suffix = f": {detail}" if detail else ""
-        self.stream.write(f"[{elapsed:6.2f}s] {event.provider}{request} {event.kind}{suffix}\n")
+def check_out_folder(value: str, flag: str = "--out") -> Path:
+    """The folder ``value`` names, created if missing, once a file could be written in it; else an
+    :class:`InvalidRequestError` naming ``flag``, the path and the reason."""
+    folder = Path(value).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise InvalidRequestError(flag, value, "a folder to write the images into",
+                                  reason="it is an existing file")
+    if not folder.exists():
+        parent = folder.parent
+        if not parent.is_dir():
+            missing = next((each for each in reversed([parent, *parent.parents]) if not each.exists()), parent)
+            raise InvalidRequestError(flag, value, "a folder whose parent exists (only the last part is created)",
+                                      reason=f"{missing} does not exist")
+        try:
+            folder.mkdir()
+        except OSError as error:
+            raise InvalidRequestError(flag, value, "a folder that can be created",
+                                      reason=error.strerror or type(error).__name__) from None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise InvalidRequestError(flag, value, "a folder that files can be written into",
+                                  reason=error.strerror or type(error).__name__) from None
+    return folder
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def summary_rows(results: Sequence[PhotoMakerResult]) -> list[list[str]]:
-    """The summary table, header first: provider, images, seed, queue s, run s, total s, cost, warnings."""
-    rows = [["provider", "images", "seed", "queue s", "run s", "total s", "cost", "warnings", "request id"]]
-    for result in results:
-        cost = "-" if result.cost is None else f"{result.cost.amount} {result.cost.currency} ({result.cost.source})"
-        asked = f"/{result.requested_images}" if result.requested_images else ""
-        rows.append([
-            result.provider, f"{len(result.images)}{asked}", "-" if result.seed is None else str(result.seed),
-            _seconds(result.timings.queue_seconds), _seconds(result.timings.run_seconds),
-            _seconds(result.timings.total_seconds), cost, str(len(result.warnings)), result.request_id or "-",
-        ])
-    return rows
-
-
-def print_summary(results: Sequence[PhotoMakerResult], out: TextIO) -> None:
-    """Print :func:`summary_rows` as an aligned table."""
-    rows = summary_rows(results)
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
-        if index == 0:
-            out.write("  ".join("-" * width for width in widths) + "\n")
-
-
-def save_result(result: PhotoMakerResult, folder: Path) -> list[Path]:
-    """Write the images (bytes already fetched) as ``<provider>_<n>.<ext>`` and ``<provider>.json``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths: list[Path] = []
-    for index, image in enumerate(result.images, start=1):
-        data = image.data if image.data is not None else image.fetch()
-        extension = _EXTENSIONS.get(image.content_type or "", "png")
-        path = folder / f"{result.provider}_{index}.{extension}"
-        path.write_bytes(data)
-        paths.append(path)
+def result_summary(result: PhotoMakerResult, saved: list[Path] | None = None) -> dict[str, Any]:
+    """``result.to_dict()`` without image bytes (they are in the files, or at the URLs), plus ``saved``."""
     summary = result.to_dict()
     for image in summary["images"]:
         image["data"] = None
-    (folder / f"{result.provider}.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    summary["saved"] = [str(path) for path in saved or []]
+    return summary
+
+
+def save_result(result: PhotoMakerResult, folder: Path) -> list[Path]:
+    """Write the images as ``<provider>_<n>.<ext>`` (the extension from the bytes themselves) and
+    ``<provider>.json``; returns the image paths. ``OSError`` when the disk refuses."""
+    paths: list[Path] = []
+    for index, image in enumerate(result.images, start=1):
+        paths.append(image.save(folder / f"{result.provider}_{index}"))
+    text = json.dumps(result_summary(result, paths), indent=2, default=str) + "\n"
+    (folder / f"{result.provider}.json").write_text(text)
     return paths

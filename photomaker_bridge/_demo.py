@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from ._console import Progress, print_summary, save_result
+from ._console import save_result
+from ._display import JobBoard, print_results
 from .client import Bridge
 from .emulators import EmulatorSettings, start_emulators
 from .errors import ProviderError
@@ -40,27 +41,32 @@ def _settings() -> EmulatorSettings:
     return EmulatorSettings(queue_time=0.2, run_time=(0.3, 0.6), seed=7)
 
 
-def run_demo(folder: Path | None, out: TextIO, err: TextIO) -> int:
-    """Run the demo; returns 0 when every provider answered, 4 otherwise."""
+def run_demo(folder: Path | None, board: JobBoard, out: TextIO, err: TextIO) -> int:
+    """Run the demo, showing each job on ``board``; returns 0 when every provider answered, 4 otherwise."""
     folder = folder or Path(tempfile.mkdtemp(prefix="photomaker-demo-", dir="."))
     request = demo_request()
     results: list[PhotoMakerResult] = []
     failures: dict[str, str] = {}
     out.write(f"demo: one request to each provider's local emulator; writing to {folder}\n")
+    out.flush()
     with start_emulators(runware=_settings(), fal=_settings(), eachlabs=_settings()) as emulators, \
             Bridge(providers=emulators.providers()) as bridge:
         for name in DEMO_PROVIDERS:
+            job = board.add(name)
             try:
-                with Progress(err) as progress:
-                    result = bridge.generate(request, name, timeout=60, on_event=progress.on_event, download=True)
-            except ProviderError as error:
+                result = bridge.generate(request, name, timeout=60, on_event=job.on_event, download=True)
+                job.set_state("saving")
+                save_result(result, folder)
+            except (ProviderError, OSError) as error:
                 failures[name] = str(error)
+                job.finish("failed", type(error).__name__)
                 err.write(f"{name} failed: {error}\n")
                 continue
+            job.finish("completed", f"{len(result.images)} images")
             results.append(result)
-            save_result(result, folder)
+    board.close()
     out.write("\n")
-    print_summary(results, out)
+    print_results(out, results)
     summary = {
         "created_at": datetime.datetime.now(datetime.UTC).isoformat(),
         "request": {key: value for key, value in request.to_dict().items() if key != "images"},

@@ -30,6 +30,7 @@ from typing import Any, Protocol, TypeVar
 import attrs
 
 from ._coordination import CoordinationOperation, Coordinator, Scope
+from ._logging import log_event
 
 __all__ = [
     "AsyncTransport",
@@ -215,6 +216,7 @@ class _Stepper:
             except StopIteration as stop:
                 return "done", stop.value
             if isinstance(operation, Event):
+                log_event(operation)  # INFO on photomaker_bridge.<provider>, for callers without on_event
                 return "event", operation
             if isinstance(operation, CoordinationOperation) and not operation.blocking:
                 return "perform", (operation, None)  # bookkeeping: answered at once, even past the deadline

@@ -13,18 +13,25 @@ Two rules protect keys and deadlines:
   to the flow as an answer instead of carrying the key elsewhere.
 * Messages name the method and the URL without its query string (a presigned upload URL's signature stays
   out) and never the headers.
+
+Every exchange is logged at DEBUG on ``photomaker_bridge.<provider>`` (see ``_logging``): method, URL without
+query, status (or the failure), seconds, and the provider's request id when a response header names one —
+never headers or bodies, which carry the keys and the images.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import requests
 
 from ._http import HttpRequest, HttpResponse
+from ._logging import provider_logger
 from .errors import ProviderUnavailableError
 
 __all__ = ["AiohttpTransport", "RequestsTransport"]
@@ -38,6 +45,22 @@ _CHUNK = 64 * 1024
 def _safe_url(url: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+_REQUEST_ID_HEADERS = ("x-fal-request-id", "x-request-id", "request-id", "x-amzn-requestid")
+"""Response headers that carry a provider's id of the request, first found wins."""
+
+
+def _log_exchange(request: HttpRequest, started: float, status: int | None = None,
+                  headers: Mapping[str, str] | None = None, failure: BaseException | None = None) -> None:
+    logger = provider_logger(request.provider)
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    seconds = time.monotonic() - started
+    outcome = f"failed ({type(failure).__name__})" if failure is not None else str(status)
+    request_id = next((headers[name] for name in _REQUEST_ID_HEADERS if headers and headers.get(name)), None)
+    suffix = f" request id {request_id}" if request_id else ""
+    logger.debug("%s %s -> %s in %.3f s%s", request.method, _safe_url(request.url), outcome, seconds, suffix)
 
 
 def _unavailable(request: HttpRequest, code: str, error: BaseException | None) -> ProviderUnavailableError:
@@ -60,17 +83,24 @@ class RequestsTransport:
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send ``request``; any status comes back as a response, network failures as ProviderUnavailableError."""
         timeout = request.timeout if request.timeout is not None else DEFAULT_TIMEOUT
-        ends_at = time.monotonic() + timeout
+        started = time.monotonic()
+        ends_at = started + timeout
         try:
             response = self.session.request(request.method, request.url, headers=dict(request.headers),
                                             data=request.body, timeout=timeout, allow_redirects=False, stream=True)
             with response:
                 body = self._read(response, request, ends_at)
         except requests.Timeout as error:
+            _log_exchange(request, started, failure=error)
             raise _unavailable(request, "timeout", error) from error
         except requests.RequestException as error:  # connection refused, reset, dropped, chunked encoding ...
+            _log_exchange(request, started, failure=error)
             raise _unavailable(request, "connection_error", error) from error
+        except ProviderUnavailableError as error:  # the body trickled in past the timeout
+            _log_exchange(request, started, failure=error)
+            raise
         headers = {name.lower(): value for name, value in response.headers.items()}
+        _log_exchange(request, started, response.status_code, headers)
         return HttpResponse(response.status_code, headers, body, response.url)
 
     @staticmethod
@@ -122,15 +152,19 @@ class AiohttpTransport:
     async def send(self, request: HttpRequest) -> HttpResponse:
         """Send ``request``; any status comes back as a response, network failures as ProviderUnavailableError."""
         timeout = aiohttp.ClientTimeout(total=request.timeout if request.timeout is not None else DEFAULT_TIMEOUT)
+        started = time.monotonic()
         try:
             async with self.session.request(request.method, request.url, headers=dict(request.headers),
                                             data=request.body, timeout=timeout, allow_redirects=False) as response:
                 body = await response.read()
                 headers = {name.lower(): value for name, value in response.headers.items()}
+                _log_exchange(request, started, response.status, headers)
                 return HttpResponse(response.status, headers, body, str(response.url))
         except (TimeoutError, aiohttp.ServerTimeoutError) as error:
+            _log_exchange(request, started, failure=error)
             raise _unavailable(request, "timeout", error) from error
         except aiohttp.ClientError as error:
+            _log_exchange(request, started, failure=error)
             raise _unavailable(request, "connection_error", error) from error
 
     async def aclose(self) -> None:

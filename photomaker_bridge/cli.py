@@ -1,100 +1,59 @@
 """``photomaker-bridge``: a thin shell — parse, build a request, call the library, print.
 
 Commands: ``explain`` (the exact payloads and warnings for a provider, offline), ``styles`` (each provider's
-style names side by side), ``generate`` (run on a provider), ``demo`` (all three providers against the local
-emulators) and ``emulate`` (serve the emulators).
+style names side by side), ``generate`` (run on a provider, with a live display), ``resume`` (collect a job
+submitted earlier), ``cancel`` (cancel one), ``demo`` (all three providers against the local emulators) and
+``emulate`` (serve the emulators). Every command takes ``-v``/``-vv``/``--quiet`` (logging) and
+``--no-progress`` (plain lines).
 
-Exit codes: 0 success; 2 bad input (one line naming the field); 3 configuration (missing key, unknown
-provider); 4 the provider failed; 5 the deadline passed (the job handle is printed to resume it). No tracebacks
-for any of these.
+Exit codes: 0 success; 2 bad input (one line naming the flag); 3 configuration (missing key, unknown
+provider); 4 the provider failed; 5 the deadline passed; 6 generated but not saved (the URLs and the result
+were printed); 130 interrupted (Ctrl-C). For 5 and 130 the job's fate and its ``resume`` line are printed.
+No tracebacks for any of these. More in docs/cli.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from ._convert import structure_request
+from ._cli_cancel import command_cancel
+from ._cli_jobs import EXIT_INTERRUPTED, EXIT_NOT_SAVED, command_generate, command_resume
+from ._cli_options import RangeHelpFormatter, add_request_arguments, cli_error_message, request_from
+from ._display import JobBoard, make_console, print_table
+from ._logging import cli_logging
 from .errors import BridgeError, ConfigurationError, GenerationTimeoutError, InvalidRequestError, ProviderError
 from .plan import Plan
-from .request import PROVIDER_NAMES, PhotoMakerRequest
+from .request import PROVIDER_NAMES
 
-__all__ = ["main"]
+__all__ = ["EXIT_CONFIGURATION", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "EXIT_OK", "EXIT_PROVIDER",
+           "EXIT_TIMEOUT", "build_parser", "main"]
 
 EXIT_OK, EXIT_INPUT, EXIT_CONFIGURATION, EXIT_PROVIDER, EXIT_TIMEOUT = 0, 2, 3, 4, 5
+
+Handler = Callable[[argparse.Namespace, JobBoard, TextIO, TextIO], int]
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit 2."""
 
     def error(self, message: str) -> Any:
-        self.exit(EXIT_INPUT, f"{self.prog}: {message}\n")
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--provider", required=True, choices=PROVIDER_NAMES, help="where to send the request")
-    parser.add_argument("--prompt", required=True, help="what to draw, e.g. 'a photo of a man img on a boat'")
-    parser.add_argument("--image", action="append", default=[], metavar="PATH|URL",
-                        help="a reference photo (1 to 4; repeat the option); see also --sample-faces")
-    parser.add_argument("--sample-faces", type=int, metavar="N", default=0,
-                        help="add N (1-3) of the package's bundled sample faces as reference photos")
-    parser.add_argument("--style", help="a style in any provider's spelling (see `photomaker-bridge styles`)")
-    parser.add_argument("--style-strength", type=int, metavar="15-50")
-    parser.add_argument("--negative-prompt")
-    parser.add_argument("--num-images", type=int, metavar="N")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--guidance-scale", type=float)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--height", type=int)
-    parser.add_argument("--output-format", choices=["png", "jpeg", "jpg", "webp"])
-    parser.add_argument("--safety-check", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--option", action="append", default=[], metavar="PROVIDER.KEY=JSON",
-                        help="a provider-specific wire field, e.g. runware.scheduler='\"Euler\"' (repeatable)")
-    parser.add_argument("--strict", action="store_true", help="refuse any adjustment instead of warning")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
+    from . import __version__
 
-def _provider_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
-    options: dict[str, dict[str, Any]] = {}
-    for item in items:
-        target, separator, raw = item.partition("=")
-        provider, dot, key = target.partition(".")
-        if not separator or not dot or not key:
-            raise InvalidRequestError("--option", item, "PROVIDER.KEY=JSON, e.g. runware.scheduler='\"Euler\"'")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw  # a bare word is taken as a string
-        options.setdefault(provider, {})[key] = value
-    return options
-
-
-def _request_from(arguments: argparse.Namespace) -> PhotoMakerRequest:
-    from .samples import sample_faces
-
-    images: list[str] = list(arguments.image)
-    if arguments.sample_faces:
-        faces = sample_faces()
-        if not 1 <= arguments.sample_faces <= len(faces):
-            raise InvalidRequestError("--sample-faces", arguments.sample_faces, f"1 to {len(faces)}")
-        images += [str(path) for path in faces[: arguments.sample_faces]]
-    if not images:
-        raise InvalidRequestError("--image", None, "at least one reference photo (--image PATH or --sample-faces N)")
-    fields = {
-        "prompt": arguments.prompt, "images": images, "style": arguments.style,
-        "style_strength": arguments.style_strength, "negative_prompt": arguments.negative_prompt,
-        "num_images": arguments.num_images, "steps": arguments.steps, "guidance_scale": arguments.guidance_scale,
-        "seed": arguments.seed, "width": arguments.width, "height": arguments.height,
-        "output_format": arguments.output_format, "safety_check": arguments.safety_check,
-        "provider_options": _provider_options(arguments.option),
-    }
-    # Options not given keep the request's own defaults.
-    return structure_request({key: value for key, value in fields.items() if value is not None})
+    try:
+        return version("photomaker-bridge")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return __version__
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -104,21 +63,12 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
-        if index == 0:
-            out.write("  ".join("-" * width for width in widths) + "\n")
-
-
 def _print_plan(plan: Plan, out: TextIO) -> None:
     out.write(f"{plan.provider}: {plan.target}; {len(plan.payloads)} payload(s), "
               f"images per payload {list(plan.images_per_payload)}\n\n")
-    rows = [["unified field", "provider field", "value sent", "note"]]
-    rows += [[line.unified_field, line.provider_field or "-", "-" if line.value is None else _short(line.value),
-              line.note] for line in plan.mapping]
-    _table(rows, out)
+    rows = [[line.unified_field, line.provider_field or "-", "-" if line.value is None else _short(line.value),
+             line.note] for line in plan.mapping]
+    print_table(out, ["unified field", "provider field", "value sent", "note"], rows)
     if plan.uploads:
         out.write("\nuploaded first (each placeholder becomes the uploaded file's URL or id):\n")
     for upload in plan.uploads:
@@ -130,10 +80,10 @@ def _print_warnings(warnings: Sequence[Any], err: TextIO) -> None:
         err.write(f"warning: {warning}\n")
 
 
-def _command_explain(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _command_explain(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
     from .providers import explain
 
-    plan = explain(_request_from(arguments), arguments.provider, strict=arguments.strict)
+    plan = explain(request_from(arguments), arguments.provider, strict=arguments.strict)
     if arguments.json:
         out.write(json.dumps(plan.to_dict(), indent=2, default=str) + "\n")
     else:
@@ -142,89 +92,145 @@ def _command_explain(arguments: argparse.Namespace, out: TextIO, err: TextIO) ->
     return EXIT_OK
 
 
-def _command_styles(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _command_styles(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
     from .providers import provider_class
     from .styles import Style
 
-    spellings = {name: provider_class(name).style_names() for name in ("runware", "fal", "eachlabs")}
+    spellings = {name: provider_class(name).style_names() for name in PROVIDER_NAMES}
     if arguments.json:
         out.write(json.dumps({style.value: {name: table[style] for name, table in spellings.items()}
                               for style in Style}, indent=2) + "\n")
         return EXIT_OK
-    rows = [["style", "runware", "fal", "eachlabs"]]
-    rows += [[style.value, *(spellings[name][style] for name in ("runware", "fal", "eachlabs"))] for style in Style]
-    _table(rows, out)
+    rows = [[style.value, *(spellings[name][style] for name in PROVIDER_NAMES)] for style in Style]
+    print_table(out, ["style", *PROVIDER_NAMES], rows)
     return EXIT_OK
 
 
-def _command_generate(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ._console import Progress, print_summary, save_result
-    from .client import Bridge
-
-    request = _request_from(arguments)
-    providers = []
-    if arguments.base_url:
-        from .providers import provider_class
-
-        # Another endpoint for the provider (a proxy, or `photomaker-bridge emulate`); the key still comes
-        # from the environment.
-        providers.append(provider_class(arguments.provider)(base_url=arguments.base_url))  # type: ignore[call-arg]
-    with Bridge(providers=providers) as bridge, Progress(err, enabled=not arguments.json) as progress:
-        result = bridge.generate(request, arguments.provider, strict=arguments.strict, timeout=arguments.timeout,
-                                 on_event=progress.on_event, download=bool(arguments.out))
-    paths = save_result(result, Path(arguments.out)) if arguments.out else []
-    if arguments.json:
-        payload = result.to_dict()
-        payload["saved"] = [str(path) for path in paths]
-        for image in payload["images"]:
-            image["data"] = None  # the bytes are in the saved files, not on stdout
-        out.write(json.dumps(payload, indent=2, default=str) + "\n")
-    else:
-        print_summary([result], out)
-        for path in paths:
-            out.write(f"saved {path}\n")
-    _print_warnings(result.warnings, err)
-    return EXIT_OK
-
-
-def _command_demo(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _command_demo(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
+    from ._console import check_out_folder
     from ._demo import run_demo
 
-    return run_demo(Path(arguments.out) if arguments.out else None, out, err)
+    folder = check_out_folder(arguments.out) if arguments.out else None
+    return run_demo(folder, board, out, err)
 
 
-def _command_emulate(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _command_emulate(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
     from .emulators._cli import run_emulate
 
     return run_emulate(arguments, out=out, err=err)
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options every command takes (given after the command name)."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("output")
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="log job state changes (-v), and every request and response (-vv), on stderr")
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress display and no log lines below errors")
+    group.add_argument("--no-progress", action="store_true",
+                       help="plain progress lines instead of the live display (the default when stderr is not "
+                            "a terminal); NO_COLOR is honoured either way")
+    return common
+
+
+def _add_job_options(parser: argparse.ArgumentParser, *, timeout_help: str) -> None:
+    parser.add_argument("--out", metavar="DIR",
+                        help="save the images (extension from their real format) and <provider>.json into DIR; "
+                             "checked before anything is sent: DIR may be new but its parent must exist")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", help=timeout_help)
+    parser.add_argument("--base-url", metavar="URL",
+                        help="another endpoint for the provider: a proxy, or `photomaker-bridge emulate` "
+                             "(which prints ready-to-paste lines); the key still comes from the environment")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``photomaker-bridge``."""
     from .emulators._cli import add_emulate_arguments
 
-    parser = _Parser(prog="photomaker-bridge", description="One PhotoMaker request to Runware, fal or Eachlabs.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    explain = commands.add_parser("explain", help="show the exact payloads and adjustments for a provider (offline)")
-    _add_request_arguments(explain)
-    explain.set_defaults(handler=_command_explain)
-    styles = commands.add_parser("styles", help="each provider's spelling of the 11 styles")
-    styles.add_argument("--json", action="store_true")
-    styles.set_defaults(handler=_command_styles)
-    generate = commands.add_parser("generate", help="generate on a provider (keys from the environment)")
-    _add_request_arguments(generate)
-    generate.add_argument("--out", metavar="DIR", help="save the images (and result.json) into DIR")
-    generate.add_argument("--timeout", type=float, metavar="SECONDS", help="deadline for the whole call")
-    generate.add_argument("--base-url", metavar="URL",
-                          help="another endpoint for the provider (a proxy, or `photomaker-bridge emulate`)")
-    generate.set_defaults(handler=_command_generate)
-    demo = commands.add_parser("demo", help="one request to each provider's local emulator, side by side")
-    demo.add_argument("--out", metavar="DIR", help="where to write images and summary.json (default: a new folder)")
-    demo.set_defaults(handler=_command_demo)
-    emulate = commands.add_parser("emulate", help="serve local emulators of the three providers")
+    common = _common_options()
+    parser = _Parser(prog="photomaker-bridge", description="One PhotoMaker request to Runware, fal or Eachlabs.",
+                     epilog="Keys come from RUNWARE_API_KEY, FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET) and "
+                            "EACHLABS_API_KEY. Exit codes: 0 ok, 2 bad input, 3 configuration, 4 provider error, "
+                            "5 deadline, 6 generated but not saved, 130 interrupted.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name, help=help_text, description=help_text, parents=[common],  # type: ignore[list-item]
+            formatter_class=RangeHelpFormatter)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    explain = command("explain", _command_explain, "show the exact payloads and adjustments for a provider "
+                                                   "(offline, no key)")
+    add_request_arguments(explain)
+    styles = command("styles", _command_styles, "each provider's spelling of the 11 styles")
+    styles.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    generate = command("generate", command_generate, "generate on a provider, with a live progress display "
+                                                      "(keys from the environment)")
+    add_request_arguments(generate)
+    _add_job_options(generate, timeout_help="deadline in seconds for the whole call (default: none); when it "
+                                            "passes, the job's fate and its resume line are printed")
+    resume = command("resume", command_resume, "collect a job submitted earlier (by `generate`, the library or "
+                                               "another process) from its provider and request id")
+    resume.add_argument("--provider", required=True, choices=PROVIDER_NAMES, help="where the job runs")
+    resume.add_argument("--request-id", required=True, metavar="ID[,ID...]",
+                        help="the provider's id of the job: a Runware taskUUID, a fal request_id, an Eachlabs "
+                             "predictionID (Runware and Eachlabs: several joined with commas)")
+    resume.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    _add_job_options(resume, timeout_help="how long to wait, in seconds (default: until the job ends); the job "
+                                          "keeps running when it passes")
+    cancel = command("cancel", command_cancel, "cancel a job by its provider and request id (where the provider "
+                                               "allows it), printing what became of each id")
+    cancel.add_argument("--provider", required=True, choices=PROVIDER_NAMES, help="where the job runs")
+    cancel.add_argument("--request-id", required=True, metavar="ID[,ID...]",
+                        help="the provider's id of the job (Runware and Eachlabs: several joined with commas)")
+    cancel.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="how long to wait for the provider's answers (default: no limit)")
+    cancel.add_argument("--base-url", metavar="URL", help="another endpoint for the provider (see generate)")
+    cancel.add_argument("--json", action="store_true", help="print the outcomes as JSON")
+    demo = command("demo", _command_demo, "one request to each provider's local emulator, side by side "
+                                          "(no keys, no network)")
+    demo.add_argument("--out", metavar="DIR",
+                      help="where to write images and summary.json (default: a new photomaker-demo-* folder "
+                           "here); checked before anything runs")
+    emulate = command("emulate", _command_emulate, "serve local emulators of the three providers")
     add_emulate_arguments(emulate)
-    emulate.set_defaults(handler=_command_emulate)
     return parser
+
+
+def _run(handler: Handler, arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
+    """Run the command; every expected failure becomes one line on ``err`` and an exit code."""
+    try:
+        return handler(arguments, board, out, err)
+    except InvalidRequestError as error:
+        err.write(f"error: {cli_error_message(error, arguments)}\n")
+        return EXIT_INPUT
+    except ConfigurationError as error:
+        err.write(f"configuration error: {error}\n")
+        return EXIT_CONFIGURATION
+    except GenerationTimeoutError as error:
+        err.write(f"timed out: {error}\n")
+        return EXIT_TIMEOUT
+    except ProviderError as error:
+        err.write(f"provider error: {error}{_hint(error)}\n")
+        return EXIT_PROVIDER
+    except BridgeError as error:
+        err.write(f"error: {error}\n")
+        return EXIT_PROVIDER
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+def _hint(error: ProviderError) -> str:
+    """A pointer for answers that usually mean a wrong ``--base-url``."""
+    if error.status in (404, 405) and error.provider == "runware":
+        return ("\nhint: Runware answers every task on POST <base>/v1; check --base-url (the root URL or the "
+                ".../v1 URL both work)")
+    return ""
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -232,29 +238,18 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     out = out or sys.stdout
     err = err or sys.stderr
     arguments = build_parser().parse_args(argv)
-    try:
-        code: int = arguments.handler(arguments, out, err)
-        return code
-    except InvalidRequestError as error:
-        err.write(f"error: {error}\n")
-        return EXIT_INPUT
-    except ConfigurationError as error:
-        err.write(f"configuration error: {error}\n")
-        return EXIT_CONFIGURATION
-    except GenerationTimeoutError as error:
-        err.write(f"timed out: {error}\n")
-        if error.handle is not None:
-            err.write(f"resume with request id(s): {', '.join(error.handle.request_ids)}\n")
-        return EXIT_TIMEOUT
-    except ProviderError as error:
-        err.write(f"provider error: {error}\n")
-        return EXIT_PROVIDER
-    except BridgeError as error:
-        err.write(f"error: {error}\n")
-        return EXIT_PROVIDER
-    except KeyboardInterrupt:
-        err.write("interrupted\n")
-        return 130
+    console = make_console(err)
+    quiet = arguments.quiet
+    verbosity = -1 if quiet else arguments.verbose
+    enabled = not quiet and not getattr(arguments, "json", False)
+    board = JobBoard(err, progress=not arguments.no_progress, enabled=enabled, console=console)
+    with cli_logging(verbosity, console), board:
+        code = _run(arguments.handler, arguments, board, out, err)
+    if code == EXIT_INTERRUPTED and getattr(arguments, "forced_exit", False):
+        out.flush()
+        err.flush()
+        os._exit(code)  # a second Ctrl-C: do not wait for worker threads still blocked in a request
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

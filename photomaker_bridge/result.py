@@ -9,13 +9,16 @@ All classes are frozen attrs values and round-trip through JSON via the package'
 from __future__ import annotations
 
 import datetime
+import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 
-__all__ = ["Attempt", "BridgeWarning", "Cost", "GeneratedImage", "PhotoMakerResult", "Timings"]
+__all__ = ["Attempt", "BridgeWarning", "Cost", "GeneratedImage", "ImageFormatWarning", "PhotoMakerResult", "Timings"]
 
 
 def as_tuple(items: Iterable[Any]) -> tuple[Any, ...]:
@@ -125,18 +128,44 @@ class GeneratedImage:
             raise ValueError("this image has neither data nor a URL")
         return await afetch_bytes(self.url, timeout=timeout)
 
-    def save(self, path: str | Any, *, timeout: float = 60.0) -> None:
-        """Write the image's bytes to ``path`` (downloading them first if needed)."""
-        from pathlib import Path
+    def save(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> Path:
+        """Write the image's bytes to ``path`` (downloading them first if needed); returns the path written.
 
-        Path(path).write_bytes(self.fetch(timeout=timeout))
+        When ``path`` has an image extension (``.png``, ``.jpg``/``.jpeg``, ``.webp``) that the bytes are not
+        (JPEG bytes for ``out.png``, say: Runware's default output is JPEG), it is replaced by the real one and
+        an :class:`ImageFormatWarning` says so; a path without an extension gets the real one silently; any
+        other extension is kept as given.
+        """
+        return _write(Path(path), self.fetch(timeout=timeout))
 
-    async def asave(self, path: str | Any, *, timeout: float = 60.0) -> None:
+    async def asave(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> Path:
         """Async twin of :meth:`save`."""
-        from pathlib import Path
-
         data = await self.afetch(timeout=timeout)
-        Path(path).write_bytes(data)
+        return _write(Path(path), data)
+
+
+class ImageFormatWarning(UserWarning):
+    """:meth:`GeneratedImage.save` wrote to another extension than asked, to match the image's real format."""
+
+
+_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path``, with the extension of its real format (see :meth:`GeneratedImage.save`)."""
+    from .images import extension_of, sniff_format
+
+    real = sniff_format(data)
+    asked = _SUFFIXES.get(path.suffix.lower())
+    if real is not None and not path.suffix:
+        path = path.with_name(f"{path.name}.{extension_of(real)}")
+    elif real is not None and asked is not None and asked != real:
+        target = path.with_suffix("." + extension_of(real))
+        warnings.warn(f"the image is {real.upper()}, not {path.suffix.lstrip('.').upper()}: "
+                      f"saved as {target} instead of {path}", ImageFormatWarning, stacklevel=3)
+        path = target
+    path.write_bytes(data)
+    return path
 
 
 @attrs.frozen

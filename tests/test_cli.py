@@ -51,20 +51,22 @@ def test_explain_strict_refuses_an_adjustment_with_one_line() -> None:
 @pytest.mark.parametrize(
     ("arguments", "field"),
     [
-        (["--style", "vaporwave"], "style"),
-        (["--style-strength", "5"], "style_strength"),
-        (["--width", "1000"], "width"),
-        (["--image", "/no/such/face.jpg"], "images[0]"),
-        (["--prompt", "img and img"], "prompt"),
+        (["--style", "vaporwave"], "--style:"),
+        (["--style-strength", "5"], "--style-strength: 5"),
+        (["--width", "1000"], "--width: 1000"),
+        (["--image", "/no/such/face.jpg"], "--image 1: '/no/such/face.jpg'"),
+        (["--prompt", "img and img"], "--prompt:"),
         (["--option", "nope"], "--option"),
+        (["--steps", "-5"], "--steps: -5"),
     ],
 )
-def test_bad_input_exits_2_with_one_line_naming_the_field(arguments: list[str], field: str) -> None:
+def test_bad_input_exits_2_with_one_line_naming_the_flag(arguments: list[str], field: str) -> None:
     base = ["explain", "--provider", "runware", "--prompt", "a man img", "--sample-faces", "1"]
     code, out, err = run(*base, *arguments)
     assert code == EXIT_INPUT
     assert out == ""
     assert err.count("\n") == 1 and field in err and "Traceback" not in err
+    assert "None" not in err and "images[" not in err and "style_strength" not in err  # no Python spellings
 
 
 def test_styles_prints_each_provider_spelling_side_by_side() -> None:
@@ -125,3 +127,21 @@ def test_generate_saves_images_and_prints_a_summary(provider: str, tmp_path: Pat
         summary = json.loads(out)
         assert summary["provider"] == provider and len(summary["images"]) == 1
         assert handle.api_key not in out + err
+
+
+def test_runware_base_url_may_be_the_root_and_a_wrong_path_gets_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from photomaker_bridge.emulators import EmulatorSettings, start_emulators
+    from photomaker_bridge.providers.runware import RunwareProvider
+
+    assert RunwareProvider(base_url="https://api.runware.ai").base_url == "https://api.runware.ai/v1"
+    assert RunwareProvider(base_url="https://api.runware.ai/v1/").base_url == "https://api.runware.ai/v1"
+    assert RunwareProvider(base_url="https://proxy.example/runware").base_url == "https://proxy.example/runware"
+    with start_emulators(runware=EmulatorSettings(run_time=0.05)) as emulators:
+        monkeypatch.setenv("RUNWARE_API_KEY", emulators.runware.api_key)
+        base = ["generate", "--provider", "runware", "--prompt", "a man img", "--sample-faces", "1", "--json"]
+        code, out, err = run(*base, "--base-url", emulators.runware.url)  # the root, as `emulate` prints it
+        assert code == EXIT_OK, err
+        assert json.loads(out)["provider"] == "runware"
+        code, out, err = run(*base, "--base-url", emulators.runware.url + "/api")
+        assert code == 4 and "HTTP 404" in err
+        assert "hint: Runware answers every task on POST <base>/v1; check --base-url" in err

@@ -26,6 +26,7 @@ EXPECTED = [
     "GeneratedImage",
     "GenerationFailedError",
     "GenerationTimeoutError",
+    "ImageFormatWarning",
     "InsufficientCreditsError",
     "InvalidRequestError",
     "JobHandle",

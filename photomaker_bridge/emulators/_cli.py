@@ -1,7 +1,9 @@
 """``photomaker-bridge emulate``: run the three emulators in the foreground until interrupted.
 
-It prints where they listen and what a client needs to reach them (the emulator API keys, as environment
-lines, and how to point the Runware SDK and fal_client at them), then serves until Ctrl-C or SIGTERM.
+It prints where they listen and what a client needs to reach them — the emulator API keys as ``export`` lines
+to paste into a shell, a ready-to-paste ``photomaker-bridge generate --base-url ...`` per provider, and how to
+point the Runware SDK and fal_client at them — then serves until Ctrl-C or SIGTERM. ``--port`` and
+``--api-key`` fix the ports and the key, so that scripts can hard-code them.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def add_emulate_arguments(parser: argparse.ArgumentParser) -> None:
              "target one emulator (default: all three); repeatable",
     )
     parser.add_argument("--seed", metavar="N", help="seed of every emulator's generator (default 0)")
+    parser.add_argument("--port", metavar="PORT",
+                        help="fixed ports: Runware on PORT, fal on PORT+1, Eachlabs on PORT+2 (default: free ports "
+                             "picked at random)")
+    parser.add_argument("--api-key", metavar="KEY",
+                        help="the key all three emulators accept (default: a new random key per emulator); "
+                             "an emulator key is accepted only by these local emulators")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (URLs, emulator keys, environment) instead of text")
 
@@ -80,6 +88,19 @@ def _faults(specifications: list[str]) -> dict[str, list[Fault]]:
     return faults
 
 
+def _ports(text: str | None) -> dict[str, int]:
+    if text is None:
+        return {}
+    try:
+        first = int(text)
+    except ValueError:
+        raise _UsageError(f"--port: {text!r} is not a port number") from None
+    if not 1 <= first <= 65535 - len(PROVIDER_NAMES) + 1:
+        raise _UsageError(f"--port: {first} is not allowed; 1 to {65535 - len(PROVIDER_NAMES) + 1} "
+                          f"(the emulators use PORT to PORT+{len(PROVIDER_NAMES) - 1})")
+    return {name: first + index for index, name in enumerate(PROVIDER_NAMES)}
+
+
 def _settings(arguments: argparse.Namespace) -> dict[str, EmulatorSettings]:
     latency = _duration("--latency", arguments.latency)
     queue_time = _duration("--queue-time", arguments.queue_time)
@@ -91,9 +112,14 @@ def _settings(arguments: argparse.Namespace) -> dict[str, EmulatorSettings]:
         except ValueError:
             raise _UsageError(f"--seed: {arguments.seed!r} is not an integer") from None
     faults = _faults(arguments.fault)
+    key = arguments.api_key
+    if key is not None and (not key.strip() or any(character.isspace() for character in key)):
+        raise _UsageError("--api-key: the key is empty or contains spaces; a non-empty word is allowed")
     settings: dict[str, EmulatorSettings] = {}
     for name in PROVIDER_NAMES:
         settings[name] = EmulatorSettings(seed=seed, faults=faults[name])
+        if key is not None:
+            settings[name].api_key = key
         if latency is not None:
             settings[name].latency = latency
         if queue_time is not None:
@@ -103,7 +129,18 @@ def _settings(arguments: argparse.Namespace) -> dict[str, EmulatorSettings]:
     return settings
 
 
+def _base_urls(emulators: Emulators) -> dict[str, str]:
+    """What ``generate --base-url`` takes for each emulator."""
+    return {"runware": emulators.runware.rest_url, "fal": emulators.fal.url, "eachlabs": emulators.eachlabs.url}
+
+
+def _generate_example(name: str, base_url: str) -> str:
+    return (f"photomaker-bridge generate --provider {name} --base-url {base_url} "
+            "--prompt 'a portrait of a person img' --sample-faces 1 --out results/")
+
+
 def _description(emulators: Emulators) -> dict[str, object]:
+    base_urls = _base_urls(emulators)
     return {
         "note": "the api_key values are emulator keys: only these local emulators accept them",
         "emulators": {
@@ -116,6 +153,7 @@ def _description(emulators: Emulators) -> dict[str, object]:
             **{_ENVIRONMENT_NAMES[handle.name]: handle.api_key for handle in emulators},
             "NO_PROXY": _NO_PROXY,
         },
+        "generate": {name: _generate_example(name, url) for name, url in base_urls.items()},
     }
 
 
@@ -128,9 +166,12 @@ def _print_text(emulators: Emulators, output: TextIO) -> None:
         f"  fal       {fal.url}",
         f"  eachlabs  {eachlabs.url}",
         "",
-        "# Emulator keys (accepted only by these emulators, not real credentials), as environment lines:",
-        *(f"{_ENVIRONMENT_NAMES[handle.name]}={handle.api_key}" for handle in emulators),
-        f"NO_PROXY={_NO_PROXY}",
+        "# Paste into another shell (emulator keys: accepted only by these emulators, not real credentials):",
+        *(f"export {_ENVIRONMENT_NAMES[handle.name]}={handle.api_key}" for handle in emulators),
+        f"export NO_PROXY={_NO_PROXY}",
+        "",
+        "# Then generate against an emulator (--base-url is what points the CLI here):",
+        *(_generate_example(name, url) for name, url in _base_urls(emulators).items()),
         "",
         "# Runware SDK:  Runware(api_key=os.environ['RUNWARE_API_KEY'], url=" + repr(runware.ws_url) + ")",
         "# Runware REST: POST " + runware.rest_url + " with 'Authorization: Bearer $RUNWARE_API_KEY'",
@@ -162,19 +203,20 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def run_emulate(arguments: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run ``photomaker-bridge emulate``: start the emulators, print how to reach them on ``out`` (default
     stdout), serve until SIGINT or SIGTERM. Returns 0 after a clean stop, 2 (with one line on ``err``,
-    default stderr, naming the option) for a bad option value."""
+    default stderr, naming the option) for a bad option value or a port already taken."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         settings = _settings(arguments)
+        ports = _ports(arguments.port)
     except _UsageError as error:
         err.write(f"photomaker-bridge emulate: error: {error}\n")
         return _EXIT_USAGE
     stop = threading.Event()
     with _stop_on_signals(stop):
         try:
-            with start_emulators(runware=settings["runware"], fal=settings["fal"],
-                                 eachlabs=settings["eachlabs"]) as emulators:
+            with start_emulators(runware=settings["runware"], fal=settings["fal"], eachlabs=settings["eachlabs"],
+                                 ports=ports) as emulators:
                 if arguments.json:
                     out.write(json.dumps(_description(emulators)) + "\n")
                 else:
@@ -183,6 +225,9 @@ def run_emulate(arguments: argparse.Namespace, *, out: TextIO | None = None, err
                 stop.wait()
         except KeyboardInterrupt:
             pass
+        except OSError as error:  # a fixed --port already taken
+            err.write(f"photomaker-bridge emulate: error: --port {arguments.port}: {error.strerror or error}\n")
+            return _EXIT_USAGE
     if not arguments.json:
         out.write("emulators stopped.\n")
     return 0

@@ -233,12 +233,13 @@ class _ServerThread:
     """One thread running one event loop that serves every emulator application."""
 
     def __init__(self, states: Mapping[str, EmulatorState], factories: Mapping[str, ApplicationFactory],
-                 host: str) -> None:
+                 host: str, ports: Mapping[str, int] | None = None) -> None:
         self.states = states
         self.options: dict[str, EmulatorOptions | None] = {}
         """Each emulator's options object, once its application exists."""
         self._factories = factories
         self._host = host
+        self._ports = dict(ports or {})
         self.ready: concurrent.futures.Future[dict[str, int]] = concurrent.futures.Future()
         """Resolves to the port of each emulator once all of them listen (or to the startup error)."""
         self.finished: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -291,7 +292,7 @@ class _ServerThread:
                                        shutdown_timeout=_SHUTDOWN_TIMEOUT)
                 await runner.setup()
                 runners.append(runner)
-                await web.TCPSite(runner, self._host, 0).start()
+                await web.TCPSite(runner, self._host, self._ports.get(name, 0)).start()
                 ports[name] = int(runner.addresses[0][1])
             self.ready.set_result(ports)
             await self._stop.wait()
@@ -316,16 +317,18 @@ def _check_loopback(host: str) -> None:
 class _EmulatorsContext:
     """What :func:`start_emulators` returns: enter it with ``with`` or ``async with``, once."""
 
-    def __init__(self, settings: Mapping[str, EmulatorSettings], host: str) -> None:
+    def __init__(self, settings: Mapping[str, EmulatorSettings], host: str,
+                 ports: Mapping[str, int] | None = None) -> None:
         self._settings = settings
         self._host = host
+        self._ports = ports
         self._server: _ServerThread | None = None
 
     def _begin(self) -> _ServerThread:
         if self._server is not None:
             raise RuntimeError("this start_emulators() context was already used; call it again")
         states = {name: EmulatorState(name=name, settings=self._settings[name]) for name in PROVIDER_NAMES}
-        self._server = _ServerThread(states, _application_factories(), self._host)
+        self._server = _ServerThread(states, _application_factories(), self._host, self._ports)
         self._server.start()
         return self._server
 
@@ -389,14 +392,15 @@ class _EmulatorsContext:
 
 def start_emulators(*, runware: EmulatorSettings | None = None, fal: EmulatorSettings | None = None,
                     eachlabs: EmulatorSettings | None = None, seed: int | None = None,
-                    host: str = "127.0.0.1") -> _EmulatorsContext:
+                    host: str = "127.0.0.1", ports: Mapping[str, int] | None = None) -> _EmulatorsContext:
     """Start the Runware, fal and Eachlabs emulators on free loopback ports; use with ``with`` or
     ``async with``, which yields an :class:`Emulators`.
 
     Each ``*_settings`` object you pass becomes that emulator's live settings (``handle.settings is
     passed``); an emulator you pass nothing for gets default settings with a fresh random API key.
     ``seed``, when given, replaces the seed of all three. ``host`` must be a loopback address (``127.0.0.1``
-    or ``::1``); anything else raises ``ValueError``.
+    or ``::1``); anything else raises ``ValueError``. ``ports`` fixes an emulator's port by name
+    (``{"runware": 8701}``); the others pick a free one.
 
     All three run on one background thread with its own event loop, and leaving the block stops the
     servers, closes the loop and joins the thread.
@@ -407,4 +411,4 @@ def start_emulators(*, runware: EmulatorSettings | None = None, fal: EmulatorSet
     if seed is not None:
         for value in settings.values():
             value.seed = seed
-    return _EmulatorsContext(settings, host)
+    return _EmulatorsContext(settings, host, ports)

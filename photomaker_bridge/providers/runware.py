@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -73,6 +74,15 @@ MAX_RESULTS_PER_TASK: Final = 20  # §5.1 numberResults: 1–20; §7 "numberResu
 MAX_SEED: Final = 2**63 - 1  # §5.1 prints 9223372036854776000, the float rendering of 2**63
 
 
+def _rest_endpoint(url: str) -> str:
+    """``url`` as the endpoint tasks are posted to: a URL without a path (the service's root) gets ``/v1``,
+    where Runware answers every task (§1); any other path is kept as given (a proxy's own route)."""
+    parts = urlsplit(url.strip())
+    if parts.path in ("", "/"):
+        return urlunsplit((parts.scheme, parts.netloc, "/v1", parts.query, parts.fragment))
+    return url.strip().rstrip("/") if parts.path.rstrip("/") == "/v1" else url.strip()
+
+
 def _continue_seed(seed: int, offset: int) -> int:
     """``seed + offset`` kept inside Runware's 1…2**63-1 by wrapping around to 1."""
     return (seed - 1 + offset) % MAX_SEED + 1
@@ -120,8 +130,9 @@ class RunwareProvider(Provider):
 
     api_key: str | None = attrs.field(default=None, repr=False)
     """The API key; ``None`` reads ``RUNWARE_API_KEY`` when a request is sent."""
-    base_url: str = "https://api.runware.ai/v1"
-    """The REST endpoint every task array is posted to (§1)."""
+    base_url: str = attrs.field(default="https://api.runware.ai/v1", converter=_rest_endpoint)
+    """The REST endpoint every task array is posted to (§1). The root URL (``https://api.runware.ai``, or an
+    emulator's) is accepted too and means its ``/v1``."""
     model: str = "civitai:139562@344487"
     """An SDXL model's AIR id; the default is RealVisXL V4.0, first on Runware's recommended list (§5.1)."""
     image_transport: Literal["upload", "inline"] = attrs.field(

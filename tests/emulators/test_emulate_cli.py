@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -46,6 +48,9 @@ def parse(*options: str) -> argparse.Namespace:
         (["--fault", "fal:status:200"], "--fault"),
         (["--fault", "status:429,after=2"], "--fault"),
         (["--fault", "runware:drop", "--fault", "replicate:drop"], "--fault"),
+        (["--port", "http"], "--port"),
+        (["--port", "65534"], "--port"),
+        (["--api-key", "two words"], "--api-key"),
     ],
 )
 def test_a_bad_option_exits_2_with_one_line_naming_it(
@@ -99,13 +104,18 @@ def test_text_output_then_sigint_exits_0() -> None:
     with emulate("--fault", "eachlabs:status:503", "--seed", "3") as process:
         lines = read_until(process, "# Eachlabs:")
         text = "\n".join(lines)
-        variables = dict(line.split("=", 1) for line in lines if re.fullmatch(r"[A-Z_]+=\S+", line))
+        variables = dict(line.removeprefix("export ").split("=", 1) for line in lines
+                         if re.fullmatch(r"export [A-Z_]+=\S+", line))
         assert set(variables) == {"RUNWARE_API_KEY", "FAL_KEY", "EACHLABS_API_KEY", "NO_PROXY"}
-        assert "Emulator keys" in text and "not real credentials" in text
+        assert "Paste into another shell (emulator keys" in text and "not real credentials" in text
         urls = dict(re.findall(r"^  (runware|fal|eachlabs)\s+(?:REST )?(http://127\.0\.0\.1:\d+)", text, re.M))
         assert set(urls) == {"runware", "fal", "eachlabs"}
         assert f"WebSocket ws://{urls['runware'].removeprefix('http://')}/v1" in text
         assert "point_fal_client_at(" in text
+        examples = [line for line in lines if line.startswith("photomaker-bridge generate ")]
+        assert [re.search(r"--provider (\w+)", line).group(1) for line in examples] == [  # type: ignore[union-attr]
+            "runware", "fal", "eachlabs"]
+        assert f"--base-url {urls['runware']}/v1 " in examples[0] and f"--base-url {urls['fal']} " in examples[1]
 
         eachlabs = requests.post(f"{urls['eachlabs']}/v1/prediction/",
                                  headers={"X-API-Key": variables["EACHLABS_API_KEY"]}, json={}, timeout=5)
@@ -148,3 +158,64 @@ def test_json_output_then_sigterm_exits_0() -> None:
     assert output == ""  # --json prints the one object and nothing else
     for emulator in emulators.values():
         assert_refused(emulator["url"])
+
+
+def free_port_range(count: int) -> int:
+    """A first port with ``count`` consecutive free ports after it (bound briefly to check)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                taken = socket.socket()
+                sockets.append(taken)
+                taken.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for taken in sockets:
+                taken.close()
+    raise AssertionError("no free port range")
+
+
+def test_port_and_api_key_fix_what_scripts_need(request: pytest.FixtureRequest,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from photomaker_bridge.cli import main
+
+    conftest = next(plugin for plugin in request.config.pluginmanager.get_plugins()
+                    if hasattr(plugin, "register_secret"))
+    key = conftest.register_secret("fixed-emulator-key-for-scripts")
+    first = free_port_range(3)
+    with emulate("--json", "--port", str(first), "--api-key", key, "--run-time", "0.05") as process:
+        assert process.stdout is not None
+        description = json.loads(process.stdout.readline())
+        emulators = description["emulators"]
+        assert [emulators[name]["url"] for name in ("runware", "fal", "eachlabs")] == [
+            f"http://127.0.0.1:{first + index}" for index in range(3)]
+        assert {emulators[name]["api_key"] for name in emulators} == {key}
+        # The printed example runs as printed, with the printed environment.
+        example = shlex.split(description["generate"]["eachlabs"].replace("--out results/", "--json"))[1:]
+        monkeypatch.setenv("EACHLABS_API_KEY", key)
+        out, err = io.StringIO(), io.StringIO()
+        assert main(example, out=out, err=err) == 0, err.getvalue()
+        assert json.loads(out.getvalue())["provider"] == "eachlabs"
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    assert process.returncode == 0
+
+
+def test_a_port_already_taken_is_one_line_and_exit_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        completed = subprocess.run([sys.executable, "-c", COMMAND, "--port", str(port)], capture_output=True,
+                                   text=True, timeout=30, check=False)
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(f"photomaker-bridge emulate: error: --port {port}: ")
+    assert completed.stderr.count("\n") == 1 and "Traceback" not in completed.stderr
