@@ -2,9 +2,9 @@
 
 Each sends an :class:`~photomaker_bridge._http.HttpRequest` and returns an
 :class:`~photomaker_bridge._http.HttpResponse` for *any* HTTP status (statuses are the flows' business);
-failures without an HTTP answer become :class:`~photomaker_bridge.ProviderUnavailableError` here, at the seam
-(style-guide rule 8): ``code="timeout"`` for a timeout, ``code="connection_error"`` for a refused, reset or
-dropped connection. The original exception is kept as ``__cause__``.
+failures without an HTTP answer become :class:`~photomaker_bridge.ProviderUnavailableError` here, at the seam:
+``code="timeout"`` for a timeout, ``code="connection_refused"`` when no connection could be opened (nothing was
+sent), ``code="connection_error"`` for a reset or dropped one. The original exception is kept as ``__cause__``.
 
 Two rules protect keys and deadlines:
 
@@ -29,9 +29,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import requests
+import urllib3.exceptions
 
 from ._http import HttpRequest, HttpResponse
 from ._logging import provider_logger
+from ._retry import CONNECTION_REFUSED
 from .errors import ProviderUnavailableError
 
 __all__ = ["AiohttpTransport", "RequestsTransport"]
@@ -63,6 +65,21 @@ def _log_exchange(request: HttpRequest, started: float, status: int | None = Non
     logger.debug("%s %s -> %s in %.3f s%s", request.method, _safe_url(request.url), outcome, seconds, suffix)
 
 
+def _never_connected(error: BaseException) -> bool:
+    """Whether requests/urllib3 failed to open a connection at all (``NewConnectionError`` anywhere in the chain
+    it wraps): then nothing was sent, and even a job-creating request may be sent again (``_retry``)."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        if isinstance(link, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError):
+            return True
+        seen.add(id(link))
+        inner = link.args[0] if link.args and isinstance(link.args[0], BaseException) else None
+        inner = inner or getattr(link, "reason", None) or link.__cause__ or link.__context__
+        link = inner if isinstance(inner, BaseException) else None
+    return False
+
+
 def _unavailable(request: HttpRequest, code: str, error: BaseException | None) -> ProviderUnavailableError:
     what = "timed out" if code == "timeout" else "failed"
     detail = f" ({type(error).__name__})" if error is not None else ""
@@ -90,12 +107,16 @@ class RequestsTransport:
                                             data=request.body, timeout=timeout, allow_redirects=False, stream=True)
             with response:
                 body = self._read(response, request, ends_at)
+        except requests.ConnectTimeout as error:  # no connection was opened: nothing was sent
+            _log_exchange(request, started, failure=error)
+            raise _unavailable(request, CONNECTION_REFUSED, error) from error
         except requests.Timeout as error:
             _log_exchange(request, started, failure=error)
             raise _unavailable(request, "timeout", error) from error
-        except requests.RequestException as error:  # connection refused, reset, dropped, chunked encoding ...
+        except requests.RequestException as error:  # refused, reset, dropped, chunked encoding ...
             _log_exchange(request, started, failure=error)
-            raise _unavailable(request, "connection_error", error) from error
+            code = CONNECTION_REFUSED if _never_connected(error) else "connection_error"
+            raise _unavailable(request, code, error) from error
         except ProviderUnavailableError as error:  # the body trickled in past the timeout
             _log_exchange(request, started, failure=error)
             raise
@@ -160,6 +181,9 @@ class AiohttpTransport:
                 headers = {name.lower(): value for name, value in response.headers.items()}
                 _log_exchange(request, started, response.status, headers)
                 return HttpResponse(response.status, headers, body, str(response.url))
+        except aiohttp.ClientConnectorError as error:  # no connection was opened: nothing was sent
+            _log_exchange(request, started, failure=error)
+            raise _unavailable(request, CONNECTION_REFUSED, error) from error
         except (TimeoutError, aiohttp.ServerTimeoutError) as error:
             _log_exchange(request, started, failure=error)
             raise _unavailable(request, "timeout", error) from error
