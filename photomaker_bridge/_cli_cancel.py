@@ -21,9 +21,9 @@ from .errors import BridgeError
 from .jobs import JobHandle
 
 if TYPE_CHECKING:
-    from . import CancelOutcome
     from ._display import JobBoard
     from .client import Bridge
+    from .jobs import CancelOutcome
 
 __all__ = ["EXIT_CANCEL_FAILED", "cancel_and_report", "command_cancel", "report_outcomes", "resume_lines"]
 
@@ -102,7 +102,7 @@ def cancel_and_report(bridge: Bridge, handle: JobHandle, why: str, base_url: str
             err.write(f"  {line}\n")
         raise
     except BridgeError as error:  # the cancel itself could not be sent (configuration ...)
-        from . import CancelOutcome
+        from .jobs import CancelOutcome
 
         outcomes = tuple(CancelOutcome(provider=handle.provider, request_id=request_id, state="failed",
                                        message=str(error)) for request_id in handle.request_ids)
@@ -115,7 +115,7 @@ def cancel_and_report(bridge: Bridge, handle: JobHandle, why: str, base_url: str
 
 def command_cancel(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
     """``photomaker-bridge cancel``: cancel a job by its provider and request id(s); one line per id."""
-    from ._cli_jobs import configured_providers
+    from ._cli_options import configured_providers
     from .client import Bridge
 
     with Bridge(providers=configured_providers(arguments)) as bridge:

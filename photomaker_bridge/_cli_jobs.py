@@ -26,17 +26,15 @@ from types import FrameType
 from typing import TextIO
 
 from ._cli_cancel import cancel_and_report, resume_lines
-from ._cli_options import request_from
+from ._cli_options import configured_providers, request_from
 from ._console import check_out_folder, result_summary, save_result
 from ._display import Job, JobBoard, image_lines, print_results
 from .client import Bridge
 from .errors import GenerationTimeoutError
 from .jobs import JobHandle
-from .providers.base import Provider
 from .result import PhotoMakerResult
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "Interrupts", "command_generate", "command_resume",
-           "configured_providers"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "Interrupts", "command_generate", "command_resume"]
 
 EXIT_NOT_SAVED = 6
 """The images were generated (and paid for) but could not be saved; their URLs and the result were printed."""
@@ -100,16 +98,6 @@ class Interrupts:
 
 _HELD_SUBMIT = ("Ctrl-C: stopping once the provider has answered the submit, so that the job can be cancelled "
                 "(Ctrl-C again to exit at once)")
-
-
-def configured_providers(arguments: argparse.Namespace) -> list[Provider]:
-    """The adapter for ``--base-url`` when given (the key still comes from the environment)."""
-    if not getattr(arguments, "base_url", None):
-        return []
-    from .providers import provider_class
-
-    # Another endpoint for the provider (a proxy, or `photomaker-bridge emulate`).
-    return [provider_class(arguments.provider)(base_url=arguments.base_url)]  # type: ignore[call-arg]
 
 
 def _remaining(timeout: float | None, started: float) -> float | None:

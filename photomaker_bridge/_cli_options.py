@@ -17,9 +17,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._convert import structure_request
 from .errors import InvalidRequestError
-from .request import PROVIDER_NAMES, PhotoMakerRequest
+from .providers.base import Provider
+from .request import PROVIDER_NAMES, PhotoMakerRequest, structure_request
 
 __all__ = ["RangeHelpFormatter", "add_request_arguments", "cli_error_message", "provider_defaults",
            "provider_ranges", "request_from"]
@@ -223,3 +223,13 @@ def cli_error_message(error: InvalidRequestError, arguments: argparse.Namespace 
     if error.field in RANGED_FIELDS:
         message += f"; {'per call ' if error.field == 'num_images' else ''}{ranges_text(error.field)}"
     return message
+
+
+def configured_providers(arguments: argparse.Namespace) -> list[Provider]:
+    """The adapter for ``--base-url`` when given (the key still comes from the environment)."""
+    if not getattr(arguments, "base_url", None):
+        return []
+    from .providers import provider_class
+
+    # Another endpoint for the provider (a proxy, or `photomaker-bridge emulate`).
+    return [provider_class(arguments.provider)(base_url=arguments.base_url)]  # type: ignore[call-arg]

@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 
 import attrs
 
+from ._convert import converter
 from .errors import InvalidRequestError
 from .images import ImageFormat, build_data_uri, content_type_of, image_size, parse_data_uri, sha256_hex, sniff_format
 from .prompts import check_prompts
@@ -30,6 +31,7 @@ __all__ = [
     "OutputFormat",
     "PhotoMakerRequest",
     "ReferenceImage",
+    "structure_request",
 ]
 
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -354,14 +356,33 @@ class PhotoMakerRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; images become their path, URL, UUID or a data URI."""
-        from ._convert import converter
-
         value: dict[str, Any] = converter.unstructure(self)
         return value
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> PhotoMakerRequest:
         """Build a request from a dict (as from JSON). Unknown keys are refused by name."""
-        from ._convert import structure_request
-
         return structure_request(value)
+
+
+_REQUEST_FIELDS = {field.name for field in attrs.fields(PhotoMakerRequest)}
+_REQUIRED = {field.name for field in attrs.fields(PhotoMakerRequest) if field.default is attrs.NOTHING}
+
+
+def structure_request(value: Any) -> PhotoMakerRequest:
+    """A :class:`PhotoMakerRequest` from a dict, refusing unknown or missing keys by name."""
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError("request", value, "a mapping of field names to values")
+    for key in value:
+        if key not in _REQUEST_FIELDS:
+            raise InvalidRequestError(str(key), value[key], "known fields: " + ", ".join(sorted(_REQUEST_FIELDS)),
+                                      reason="unknown field")
+    for key in sorted(_REQUIRED - set(value)):
+        raise InvalidRequestError(key, None, "this field is required", reason="missing")
+    return PhotoMakerRequest(**dict(value))
+
+
+# The converter learns our types where they live (``_convert`` imports none of them).
+converter.register_unstructure_hook(ReferenceImage, lambda image: image.serialize())
+converter.register_structure_hook(ReferenceImage, lambda value, _: ReferenceImage.load(value))
+converter.register_structure_hook(PhotoMakerRequest, lambda value, _: structure_request(value))
