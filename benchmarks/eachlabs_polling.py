@@ -6,7 +6,7 @@ Two parts, clearly apart:
 
 1. **Real runs against the Eachlabs emulator** (about 22 s of wall time, all jobs side by side): the adapter's
    ``generate_flow`` driven by ``run_flow`` + ``RequestsTransport``, next to the seed page's loop (create, then
-   ``GET`` every second until ``success``, copied from ``shared/seeds/002_*``). First one job of exactly 21 s
+   ``GET`` every second until ``success``, copied from docs/protocols/eachlabs.md SEED). First one job of exactly 21 s
    each (emulator ``run_time=21``), then ``--jobs`` jobs each whose run time the emulator draws from
    20.5–21.5 s, so the completion falls at a random point of the 1-second grid. Polls are counted, and the
    lag measured, from the emulator's own request log: lag = arrival of the GET that saw ``success`` minus
@@ -62,7 +62,7 @@ def adaptive_job(emulator: EmulatorHandle) -> str:
 
 
 def seed_page_job(emulator: EmulatorHandle) -> str:
-    """The seed page's client: create, then GET every second until success (shared/seeds/002_*)."""
+    """The seed page's client: create, then GET every second until success (docs/protocols/eachlabs.md SEED)."""
     headers = {"X-API-Key": emulator.api_key, "Content-Type": "application/json"}
     body = {"model": "photomaker-style", "version": "0.0.1",
             "input": {"prompt": "A photo of a person img", "input_image": FACE_URL}}

@@ -1,7 +1,7 @@
 """The I/O seam: request/response values, transport protocols, and the two flow drivers.
 
 A multi-step protocol (upload → submit → poll → fetch) is written once, as a generator — a *flow* — that
-yields what it needs and receives the outcome (style-guide rule 5, httpx ``auth_flow``):
+yields what it needs and receives the outcome (httpx ``auth_flow``):
 
 * an :class:`HttpRequest` → the driver sends it through a transport and sends back the :class:`HttpResponse`
   (or throws the transport's :class:`~photomaker_bridge.ProviderError` into the flow);

@@ -59,7 +59,7 @@ PRICES: tuple[Price, ...] = (
         amount=Decimal("0.001"),
         unit="second",
         source=(
-            "ESTIMATE. shared/providers/fal.md §4.3: a third-party model catalog lists fal-ai/photomaker at "
+            "ESTIMATE. docs/protocols/fal.md §4.3: a third-party model catalog lists fal-ai/photomaker at "
             "'$0.001 / compute-second, roughly 1–3 US cents per image' [UNVERIFIED]; fal's own llms.txt "
             "(https://fal.ai/models/fal-ai/photomaker/llms.txt) shows the placeholder '$0 per compute seconds', "
             "and https://docs.fal.ai/documentation/model-apis/pricing says models without a per-output price "
@@ -76,7 +76,7 @@ PRICES: tuple[Price, ...] = (
         model="photomaker",
         amount=Decimal("0.00108"),
         unit="second",
-        source=("shared/providers/eachlabs.md §5, quoting https://www.eachlabs.ai/tencent/photomaker/photomaker/"
+        source=("docs/protocols/eachlabs.md §5, quoting https://www.eachlabs.ai/tencent/photomaker/photomaker/"
                 "llms.txt: 'Per-second pricing based on provider predict_time. Rate: $0.00108/sec'"),
         recorded_on=datetime.date(2026, 11, 21),
         estimate=False,
@@ -88,7 +88,7 @@ PRICES: tuple[Price, ...] = (
         model="photomaker-style",
         amount=Decimal("0.00108"),
         unit="second",
-        source=("ESTIMATE. shared/providers/eachlabs.md §5: no price page found for photomaker-style; assumed to "
+        source=("ESTIMATE. docs/protocols/eachlabs.md §5: no price page found for photomaker-style; assumed to "
                 "be the photomaker GPU tier, $0.00108/sec [UNVERIFIED]"),
         recorded_on=datetime.date(2026, 11, 21),
         estimate=True,

@@ -36,7 +36,7 @@ def is_data_uri(url: str) -> bool:
 def decode_data_uri(url: str) -> bytes:
     """The bytes carried by a ``data:[<mediatype>][;base64],<data>`` URI.
 
-    fal decodes data URIs for file inputs (seed 004 "Files"); the media type is not checked because the
+    fal decodes data URIs for file inputs (fal.md SEED4 "Files"); the media type is not checked because the
     content is inspected anyway.
     """
     header, separator, data = url[5:].partition(",")

@@ -52,7 +52,7 @@ class FalOptions:
     IN_PROGRESS then COMPLETED like any other (fal.md §1.4, TanStack/ai #396). Capped by the run time."""
     run_prefix: str = RUN_PREFIX
     """Path prefix under which the emulator plays fal's synchronous host ``fal.run``: ``POST
-    /run/fal-ai/photomaker`` answers the app's output directly (seed 003's cURL example), where ``POST
+    /run/fal-ai/photomaker`` answers the app's output directly (fal.md SEED3's cURL example), where ``POST
     /fal-ai/photomaker`` is a queue submit (``queue.fal.run``). fal tells them apart by host; one emulator port
     needs a path. ``point_fal_client_at`` sets fal_client's ``RUN_URL_FORMAT`` to ``<base>/run/``."""
     stream_keepalive_seconds: float = 15.0

@@ -25,7 +25,7 @@ from ._images import render_image, sniff_format
 __all__ = ["FAIL_JOB_DETAIL", "IMAGE_SIZE", "PhotoMakerRunner"]
 
 IMAGE_SIZE = (1024, 1024)
-"""fal-ai/photomaker always answers 1024×1024 PNGs (seed 003 example output)."""
+"""fal-ai/photomaker always answers 1024×1024 PNGs (fal.md SEED3 example output)."""
 FAIL_JOB_DETAIL = "Runner encountered an internal server error"
 """Default message of an injected ``fail_job`` (error type ``runner_server_error``, fal.md §1.4)."""
 
@@ -41,7 +41,7 @@ def _file_issue(field: str, message: str, error_type: str) -> ValidationIssue:
 
 
 def _image_key(request_id: str, index: int) -> str:
-    """A stable 32-hex-digit file name, like the names fal gives generated images (seed 003)."""
+    """A stable 32-hex-digit file name, like the names fal gives generated images (fal.md SEED3)."""
     return hashlib.sha256(f"{request_id}|{index}".encode()).hexdigest()[:32]
 
 
@@ -119,7 +119,7 @@ class PhotoMakerRunner:
         if not url:
             return None
         try:
-            # Data URIs are the documented generic way to pass a file (seed 004 "Files"); only the archive is
+            # Data URIs are the documented generic way to pass a file (fal.md SEED4 "Files"); only the archive is
             # reported to refuse them, so allow_data_uris does not apply here.
             data = self.store.fetch(url, allow_data_uris=True,
                                     external_urls_reachable=self.state.settings.external_urls_reachable)

@@ -1,6 +1,6 @@
 """The ``fal-ai/photomaker`` input schema, checked the way fal's FastAPI/pydantic app checks it.
 
-This module encodes fal's documented rules on its own (fal.md §4.1, seed 003): it must never import the
+This module encodes fal's documented rules on its own (fal.md §4.1, fal.md SEED3): it must never import the
 library's translation code, so that a mistake there shows up as a rejected request.
 
 All field errors are collected in one pass, in declaration order, as FastAPI's ``detail`` list
@@ -38,7 +38,7 @@ STYLES: tuple[str, ...] = (
     "(No style)", "Cinematic", "Disney Character", "Digital Art", "Photographic", "Fantasy art",
     "Neonpunk", "Enhance", "Comic book", "Lowpoly", "Line art",
 )
-"""``StyleEnum`` of fal-ai/photomaker, exact spellings (fal.md §4.1, seed 003)."""
+"""``StyleEnum`` of fal-ai/photomaker, exact spellings (fal.md §4.1, fal.md SEED3)."""
 
 BASE_PIPELINES: tuple[str, ...] = ("photomaker", "photomaker-style")
 """``BasePipelineEnum`` of fal-ai/photomaker (fal.md §4.1)."""

@@ -86,11 +86,11 @@ class Job:
         image_uuid = self.image_uuids[index]
         stored = media.get(image_uuid)
         if stored is None:
-            # outputQuality is the JPG/WEBP compression quality (20-99, seed 001): it changes the bytes.
+            # outputQuality is the JPG/WEBP compression quality (20-99, runware.md SEED): it changes the bytes.
             data = render_image(seed=self.seeds[index], style=spec.style, width=spec.width, height=spec.height,
                                 image_format=_RENDER_FORMATS[spec.output_format], quality=spec.output_quality)
             # "ttl: how long the generated content will be available at the provided URL before being
-            # automatically deleted ... only when outputType is URL" (seed 001, runware.md §5.1).
+            # automatically deleted ... only when outputType is URL" (runware.md SEED, runware.md §5.1).
             expires_at = None
             if spec.ttl is not None and "URL" in spec.output_types:
                 expires_at = self.image_ready_at(index) + spec.ttl * self.ttl_scale

@@ -19,8 +19,8 @@ class RunwareOptions:
     """Behaviour of the Runware emulator where the public sources disagree or say nothing."""
 
     photomaker_prompt_max_length: int = 300
-    """PhotoMaker ``positivePrompt`` upper bound. [CONFLICT] The current docs page (seed 001) says 2–300
-    characters ("limit of 77 tokens"); the older HTML copy (seed 000) says 2–2000 (runware.md §5.1)."""
+    """PhotoMaker ``positivePrompt`` upper bound. [CONFLICT] The current docs page (runware.md SEED) says 2–300
+    characters ("limit of 77 tokens"); the older HTML copy (runware.md SEED-OLD) says 2–2000 (runware.md §5.1)."""
     plain_prompt_max_length: int = 3000
     """``positivePrompt`` upper bound of an ``imageInference`` without PhotoMaker. [UNVERIFIED]: taken to be
     the negative prompt's documented 3000 (runware.md §5.1)."""
@@ -58,4 +58,4 @@ class RunwareOptions:
     [UNVERIFIED]; the emulator retries like its webhooks (250 ms doubling, capped at 8 s, runware.md §4.3)."""
     ttl_scale: float = 1.0
     """Emulator seconds per second of a task's ``ttl`` before its image URLs answer 404. ``ttl`` is at least 60
-    (seed 001), so tests that want to see an expiry set e.g. 0.001 instead of waiting a minute."""
+    (runware.md SEED), so tests that want to see an expiry set e.g. 0.001 instead of waiting a minute."""

@@ -39,7 +39,7 @@ STYLES: tuple[str, ...] = (
     "Enhance", "Comic book", "Lowpoly", "Line art",
 )
 """PhotoMaker styles, spelled exactly as the docs list them (runware.md §5.1)."""
-# The docs' "Default" line writes "No Style" while the list writes "No style" (seed 001); both spellings of
+# The docs' "Default" line writes "No Style" while the list writes "No style" (runware.md SEED); both spellings of
 # the default are accepted, every other style must match the list exactly [UNVERIFIED case rule].
 _STYLE_ALIASES: dict[str, str] = {"No Style": "No style"}
 
@@ -193,7 +193,7 @@ def _safety(fields: Fields, options: RunwareOptions) -> bool:
     if options.reject_unknown_parameters:
         nested.reject_unknown(_SAFETY_PARAMETERS)
     check = nested.boolean("checkContent", False)
-    # "When both checkContent and mode are specified, the mode parameter takes precedence" (seed 001).
+    # "When both checkContent and mode are specified, the mode parameter takes precedence" (runware.md SEED).
     mode = nested.choice("mode", SAFETY_MODES, "fast" if check else "none")
     return mode != "none"
 

@@ -2,7 +2,7 @@
 
 Webhooks (runware.md §4.3): "for batch requests with multiple results, each completed item triggers a separate
 webhook call", and a non-2xx answer is retried with a backoff of 250 ms doubling up to 8 s.
-Uploads (seed 001 ``uploadEndpoint``): "the generated content will be automatically uploaded using the HTTP
+Uploads (runware.md SEED ``uploadEndpoint``): "the generated content will be automatically uploaded using the HTTP
 PUT method. The raw binary data of the media file is sent directly as the request body"; each image is PUT to
 the one URL as soon as it is ready (with several images, each PUT replaces the last, as with a presigned URL),
 with the image's MIME type as ``Content-Type`` and the webhook's retry policy [UNVERIFIED: no retry rule is

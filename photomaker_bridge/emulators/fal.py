@@ -208,7 +208,7 @@ class FalEmulator:
         return json_answer(200, body, {REQUEST_ID_HEADER: job.request_id})
 
     async def run(self, request: web.Request) -> web.StreamResponse:
-        """``POST /run/{owner}/{alias}[/{subpath}]``: fal's synchronous ``fal.run`` host (seed 003).
+        """``POST /run/{owner}/{alias}[/{subpath}]``: fal's synchronous ``fal.run`` host (fal.md SEED3).
 
         The request goes through the same queue and runner, and the answer is the app's own: the output (200) or
         its error, with ``x-fal-request-id``. If the client leaves first, the request is cancelled (fal's

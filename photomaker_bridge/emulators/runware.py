@@ -85,7 +85,7 @@ async def _rest_handler(request: web.Request) -> web.StreamResponse:
     except (ValueError, UnicodeDecodeError):
         return errors_response([error_item("invalidPayload", "The request body is not valid JSON.")], 400)
     if not isinstance(payload, list) or not payload:
-        # "Our API always accepts an array of objects as input" (runware.md §2.1, seed 001).
+        # "Our API always accepts an array of objects as input" (runware.md §2.1, runware.md SEED).
         return errors_response([error_item("invalidPayload", "The request body must be a JSON array of task "
                                            "objects.")], 400)
     tasks, auth_error = _authenticate(emulator, request, payload)

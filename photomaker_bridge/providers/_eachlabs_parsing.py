@@ -1,7 +1,7 @@
 """Eachlabs answers → result pieces or typed errors. Pure: each function takes an HttpResponse (or a parsed
 body) and returns a value or raises; no I/O.
 
-Section numbers (§) refer to ``shared/providers/eachlabs.md``. Eachlabs' HTTP errors are ``{"error": ...}``
+Section numbers (§) refer to ``docs/protocols/eachlabs.md``. Eachlabs' HTTP errors are ``{"error": ...}``
 with an optional integer ``status`` and free-form ``details`` (§2.3, MD-OAS ``Error``); they carry no error
 code, so the exception class (from the HTTP status) is the signal and ``code`` stays ``None``. Failures of an
 accepted prediction are not HTTP errors: they arrive on a 200 poll with ``status: "error"`` and the detail in

@@ -1,10 +1,10 @@
-"""Reading fal's answers (shared/providers/fal.md): queue statuses, results, and every error shape.
+"""Reading fal's answers (docs/protocols/fal.md): queue statuses, results, and every error shape.
 
 Pure functions over JSON values, with no ``fal_client`` import, so they are tested from the reference's own
 bodies. ``providers/fal.py`` feeds them what ``fal_client`` hands over (its status objects, the body of a
 ``FalClientHTTPError``); the flows in ``_fal_flow.py`` turn their output into a result.
 
-Lenient at the provider's edge (style-guide rule 10): only the fields read here must be present, anything
+Lenient at the provider's edge: only the fields read here must be present, anything
 else fal adds is ignored, and a body that cannot be read becomes a :class:`ProviderUnavailableError`
 carrying it as ``raw``.
 """

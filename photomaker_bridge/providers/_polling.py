@@ -2,7 +2,7 @@
 
 Neither Eachlabs nor fal pushes completion to a library client (Eachlabs' webhooks are for Workflows V2 only,
 eachlabs.md §2.10; fal's need a public URL, fal.md §1.12), so the bridge polls. A fixed interval either wastes
-calls or adds lag: the Eachlabs seed page polls every second (seed 002), fal_client ten times a second
+calls or adds lag: the Eachlabs seed page polls every second (eachlabs.md SEED), fal_client ten times a second
 (fal.md §1.8). A PhotoMaker job, though, takes a fairly predictable time: ~21 s for Eachlabs'
 ``photomaker-style`` (seed page), ~73 s for ``photomaker`` (eachlabs.md §5), tens of seconds on fal. So this
 schedule

@@ -1,4 +1,4 @@
-"""Runware's protocols, each written once as a generator (style-guide rule 5) and driven sync or async.
+"""Runware's protocols, each written once as a generator and driven sync or async.
 
 * uploads: every local reference image not yet uploaded by this client goes up in one ``imageUpload`` array
   (§5.4), one upload per distinct content even across concurrent calls; the returned imageUUIDs replace the

@@ -110,7 +110,7 @@ _DEFAULT_OUTPUT_FORMAT: Final = "JPG"  # runware.md §5.1: outputFormat defaults
 @attrs.frozen(kw_only=True)
 class _ResponseItem:
     """One item of ``data`` / ``errors`` (or a singular ``error`` object): only the fields we read, all optional
-    (style-guide rule 10)."""
+    (lenient at the provider's edge)."""
 
     task_type: str | None = None
     task_uuid: str | None = None
@@ -536,7 +536,7 @@ def summarize(collectors: Sequence[TaskCollector], *, requested: int | None) -> 
                                       reason=f"Runware returned {len(images)} of the {requested} images asked for"))
     flagged = [index for index, image in enumerate(images) if image.nsfw]
     if flagged:
-        # NSFWContent flags an image "as potentially sensitive" and still returns it (runware.md §2.2, seed 001
+        # NSFWContent flags an image "as potentially sensitive" and still returns it (runware.md §2.2, runware.md SEED
         # "NSFWContent"): the image is kept with nsfw=True, and the flag is reported here too.
         warnings.append(BridgeWarning(field="safety_check", asked=True, sent=True, provider=PROVIDER,
                                       reason=f"Runware flagged image(s) {flagged} as potentially sensitive "

@@ -1,4 +1,4 @@
-"""Runware's wire classes (style-guide rule 9): the task objects we send, as attrs classes with one converter.
+"""Runware's wire classes: the task objects we send, as attrs classes with one converter.
 
 They never leave the Runware adapter as anything but JSON dicts. Fields without a default are always sent;
 optional ones are left out when ``None`` (cattrs ``omit_if_default``).

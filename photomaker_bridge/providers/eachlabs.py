@@ -1,7 +1,7 @@
 """The Eachlabs adapter: PhotoMaker as an Eachlabs prediction, created, then polled until it finishes.
 
-Section numbers (§) refer to ``shared/providers/eachlabs.md``; "seed page" to Eachlabs' own API page for
-``photomaker-style`` (``shared/seeds/002_*``). The protocol (§1–§2)::
+Section numbers (§) refer to ``docs/protocols/eachlabs.md``; "seed page" to Eachlabs' own API page for
+``photomaker-style`` (docs/protocols/eachlabs.md SEED). The protocol (§1–§2)::
 
     POST /v1/upload/presign        once per distinct local reference image, then PUT the bytes (§2.11)
     POST /v1/prediction/           {"model", "version": "0.0.1", "input": {...}} -> predictionID (§2.1–2.3)

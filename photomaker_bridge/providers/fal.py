@@ -1,17 +1,17 @@
 """The fal adapter: ``fal-ai/photomaker`` through fal's queue, spoken by the official ``fal_client``.
 
-Reference: ``shared/providers/fal.md`` (sections cited as §n). Translation tables first, then the adapter
-(:class:`FalProvider`: pure translation into a :class:`~photomaker_bridge.Plan`), then the two performers
-that run the flows' operations with one ``fal_client.SyncClient`` / ``AsyncClient``. This is the only
-module of the package that imports ``fal_client``; every ``fal_client`` and ``httpx`` exception is mapped
-to the bridge's own errors here (:func:`_mapped_errors`, style-guide rule 8).
+Reference: ``docs/protocols/fal.md`` (sections cited as §n). Translation tables first, then the adapter
+(:class:`FalProvider`: pure translation into a :class:`~photomaker_bridge.Plan`). The flows live in
+``_fal_flow``, the performers that run their operations in ``_fal_performers``, and the seam with
+``fal_client`` (its clients as the bridge configures them, its errors mapped to the bridge's) in
+``_fal_client`` — the only module that knows ``fal_client``'s internals.
 
 Decisions the reference leaves open:
 
 * **Reference photos** go to fal as one zip archive uploaded to fal storage (§3.3: a data-URI zip is
   reportedly refused). Only local photos (paths, bytes, data URIs, base64) can be zipped: a photo given as
   a URL is refused with :class:`~photomaker_bridge.InvalidRequestError` rather than downloaded, because
-  translation does no network I/O and the bridge never fetches arbitrary user URLs (style-guide rule 3).
+  translation does no network I/O and the bridge never fetches arbitrary user URLs.
   Pass the bytes, or your own archive as ``provider_options={"fal": {"image_archive_url": ...}}`` (then the
   photos are not sent at all). A Runware image UUID only means something to Runware: refused too.
 * **WEBP** photos are refused: fal's archive is only known to take PNG and JPEG (§3.4), and converting
@@ -19,7 +19,7 @@ Decisions the reference leaves open:
 * **More than 4 images** are split into submissions of at most 4 (``num_images`` 1–4, §4.1). With a seed,
   submission *k* gets ``seed + (images before it)`` so that no two submissions repeat an image (the
   Runware convention: image *i* has seed ``seed + i``); without one fal draws a seed per submission.
-* **Width/height** are not inputs of fal-ai/photomaker (it makes 1024×1024, seed 003 output): any other
+* **Width/height** are not inputs of fal-ai/photomaker (it makes 1024×1024, fal.md SEED3 output): any other
   size is a warning. **output_format** other than PNG and **safety_check** are warnings too.
 """
 
@@ -64,7 +64,7 @@ from .base import (
 
 __all__ = ["FalAsyncPerformer", "FalProvider", "FalSyncPerformer"]
 
-# -- translation tables (fal.md §4.1; seed 003 StyleEnum, exact spellings) -------------------------------
+# -- translation tables (fal.md §4.1; fal.md SEED3 StyleEnum, exact spellings) -------------------------------
 
 _STYLE_TO_FAL: Final[Mapping[Style, str]] = {
     Style.NO_STYLE: "(No style)",
@@ -81,7 +81,7 @@ _STYLE_TO_FAL: Final[Mapping[Style, str]] = {
 }
 
 _OUTPUT_FORMAT_TO_FAL: Final[Mapping[str, str | None]] = {"png": "png", "jpeg": None, "webp": None}
-"""fal-ai/photomaker has no output format input and always answers PNG (seed 003 output example)."""
+"""fal-ai/photomaker has no output format input and always answers PNG (fal.md SEED3 output example)."""
 
 _STEPS_RANGE: Final = (20, 100)  # num_inference_steps, default 50
 _GUIDANCE_RANGE: Final = (0.1, 10.0)  # guidance_scale, default 5
@@ -98,7 +98,7 @@ Pipeline = Literal["photomaker", "photomaker-style"]
 
 @attrs.frozen(kw_only=True)
 class _PhotoMakerArguments:
-    """The ``fal-ai/photomaker`` input, in the schema's order (seed 003); unset optional fields are left out
+    """The ``fal-ai/photomaker`` input, in the schema's order (fal.md SEED3); unset optional fields are left out
     so that fal applies its own defaults."""
 
     image_archive_url: str

@@ -1,6 +1,6 @@
 """The Runware adapter: a ``PhotoMakerRequest`` as an array of ``photoMaker`` tasks over REST.
 
-Reference: ``shared/providers/runware.md`` (cited below as §n) and Runware's PhotoMaker page (seed 001).
+Reference: ``docs/protocols/runware.md`` (cited below as §n) and Runware's PhotoMaker page (runware.md SEED).
 Translation tables come first, then :class:`RunwareProvider` (translation, then the flows). The wire classes
 live in ``_runware_wire``, the parsing of Runware's answers in ``_runware_parsing``, the flows in
 ``_runware_flows``.
@@ -44,7 +44,7 @@ from .base import (
 
 __all__ = ["RunwareProvider", "generate_many_flow"]
 
-# --- translation tables (spellings exactly as runware.md §5.1 / seed 001 list them) -------------------------
+# --- translation tables (spellings exactly as runware.md §5.1 / runware.md SEED list them) -------------------------
 
 _STYLE_TO_RUNWARE: Final[Mapping[Style, str]] = {
     Style.NO_STYLE: "No style",
@@ -234,7 +234,7 @@ class RunwareProvider(Provider):
                 safety=safety,
             )
             payload = unstructure_task(task)
-            # provider_options go in verbatim, after translation, into every task (style-guide rule 2).
+            # provider_options go in verbatim, after translation, into every task.
             tasks.append(translator.options(payload, options) if index == 0 else deep_merge(payload, options))
         if len({task.get("taskUUID") for task in tasks}) < len(tasks):
             raise InvalidRequestError(

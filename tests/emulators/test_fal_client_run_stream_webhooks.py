@@ -1,6 +1,6 @@
 """fal_client 1.0.3, unchanged, against the fal emulator: ``run`` (the synchronous ``fal.run`` host), the
 ``status/stream`` server-sent events, ``iter_events``, and webhooks delivered to a loopback receiver, signed
-and retried (fal.md §1.1, §1.5, §1.12, seed 003).
+and retried (fal.md §1.1, §1.5, §1.12, fal.md SEED3).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reading fal's answers: every success and error body of fal.md, and what fal_client raises at the seam.
 
-Bodies are copied from shared/providers/fal.md (§1.3 submit, §1.4 statuses and the D-ERR request-error table,
+Bodies are copied from docs/protocols/fal.md (§1.3 submit, §1.4 statuses and the D-ERR request-error table,
 §1.6 results and validation errors, §1.7 cancel, §1.12 webhook payloads, §5 auth).
 """
 

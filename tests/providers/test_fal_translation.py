@@ -1,6 +1,6 @@
 """Golden payloads of the fal adapter: PhotoMakerRequest → fal-ai/photomaker arguments, zip upload, warnings.
 
-Expected arguments are written by hand from fal.md §4.1 and seed 003. Every payload is also checked with
+Expected arguments are written by hand from fal.md §4.1 and fal.md SEED3. Every payload is also checked with
 the fal emulator's schema validator and trigger-word rule (written from the same reference, independently
 of the adapter), so a payload outside a documented range or enum fails even where no golden body pins it.
 """
@@ -77,7 +77,7 @@ def test_minimal_request() -> None:
 
 
 def test_seed_full_example_is_reproduced() -> None:
-    # seed 003 "Full Example", minus the archive (ours is uploaded) and initial_image_strength (no img2img).
+    # fal.md SEED3 "Full Example", minus the archive (ours is uploaded) and initial_image_strength (no img2img).
     made = plan(request(
         prompt="instagram photo, portrait photo of a man img, colorful, perfect face, natural skin, hard shadows, "
                "film grain",

@@ -57,7 +57,7 @@ def _image(task_uuid: str, index: int, **extra: Any) -> dict[str, Any]:
 # --- success bodies -------------------------------------------------------------------------------------------
 
 def test_seed_page_success_body() -> None:
-    # runware.md §2.2 / seed 001 "Response", verbatim.
+    # runware.md §2.2 / runware.md SEED "Response", verbatim.
     body = {"data": [{"taskType": "photoMaker", "taskUUID": TASK, "imageUUID": "77da2d99-a6d3-44d9-b8c0-be0b26a35da6",
                       "imageURL": "https://im.runware.ai/image/ws/0.5/ii/a770f077-f413-47de-9dac-be0b26a35da6.jpg",
                       "inputImagesUUID": ["x"], "seed": 7532114250969985124, "cost": 0.0013}]}

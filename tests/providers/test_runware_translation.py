@@ -116,7 +116,7 @@ def test_full_request_golden() -> None:
     assert sent["images[1]"] == ("inputImages[1]", RUNWARE_IMAGE_UUID)
 
 
-# The spellings exactly as Runware's PhotoMaker page lists them (seed 001, runware.md §5.1).
+# The spellings exactly as Runware's PhotoMaker page lists them (runware.md SEED, runware.md §5.1).
 RUNWARE_STYLES: dict[Style, str] = {
     Style.NO_STYLE: "No style", Style.CINEMATIC: "Cinematic", Style.DISNEY_CHARACTER: "Disney Character",
     Style.DIGITAL_ART: "Digital Art", Style.PHOTOGRAPHIC: "Photographic", Style.FANTASY_ART: "Fantasy art",
