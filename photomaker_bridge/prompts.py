@@ -3,12 +3,14 @@
 TencentARC's PhotoMaker, which fal and Eachlabs run, needs the word ``img`` exactly once, right after the
 class word it personalises ("a man img", "Asian woman img"; eachlabs.md §3.3, fal.md §4.2): it takes the
 token before ``img`` as the class word, so ``img`` at the start of a prompt personalises nothing. Runware's
-PhotoMaker uses ``rwre`` instead, and keeps it where it is written (runware.md §5.1).
+PhotoMaker uses ``rwre`` instead, keeps it where it is written, and prepends ``rwre, `` to a prompt without it
+("If not included, it will be automatically prepended"; the trigger at the start is strongest, runware.md §5.1).
 
-A unified prompt may carry either word, or neither. :func:`apply_trigger` turns it into a provider's own:
-a present trigger is renamed in place (and, for ``img``, moved behind a class word when nothing precedes
-it); a missing one is inserted after the first class word, or the prompt is led with
-"a photo of a person <trigger>". Every insertion or move is reported as a :class:`BridgeWarning`.
+A unified prompt may carry either word, or neither. :func:`apply_trigger` turns it into a provider's own, as
+that provider documents: a present trigger is renamed in place (and, for ``img``, moved behind a class word when
+nothing precedes it); a missing ``img`` is inserted after the first class word, or the prompt is led with
+"a photo of a person img"; a missing ``rwre`` leads the prompt as ``rwre, `` — what Runware itself would run.
+Every change to the prompt (a rename, a move, an insertion) is reported as a :class:`BridgeWarning`.
 """
 
 from __future__ import annotations
@@ -60,7 +62,12 @@ def check_prompts(prompt: str, negative_prompt: str | None) -> None:
 
 
 def _insert(prompt: str, trigger: Trigger) -> tuple[str, str]:
-    """Insert ``trigger`` after the first class word, or lead with the neutral phrase; say what was done."""
+    """Insert ``trigger`` as its provider documents (``rwre``: prepended; ``img``: after the first class word, or
+    a neutral lead); say what was done."""
+    if trigger == "rwre":
+        body = prompt.strip()
+        return (f"rwre, {body}" if body else "rwre"), ("led it with 'rwre, ' as Runware itself does when the "
+                                                        "trigger is missing")
     match = _CLASS_PATTERN.search(prompt)
     if match:
         text = prompt[: match.end()] + " " + trigger + prompt[match.end():]
@@ -115,4 +122,7 @@ def apply_trigger(prompt: str, trigger: Trigger, *, provider: str | None = None)
         reason = f"'img' must follow a class word; {how}"
         return text, [BridgeWarning(field="prompt", asked=prompt, sent=text, reason=reason, provider=provider)]
     text = prompt[: match.start()] + trigger + prompt[match.end():]
-    return text, []
+    if match.group(0) == trigger:
+        return text, []
+    reason = f"renamed the trigger word {match.group(0)!r} to {trigger!r}, the one this provider's PhotoMaker reads"
+    return text, [BridgeWarning(field="prompt", asked=prompt, sent=text, reason=reason, provider=provider)]

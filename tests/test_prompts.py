@@ -96,18 +96,31 @@ def test_the_request_runs_the_same_checks() -> None:
     ("prompt", "trigger", "expected"),
     [
         ("a man img in a spacesuit", "img", "a man img in a spacesuit"),
-        ("a man img in a spacesuit", "rwre", "a man rwre in a spacesuit"),
-        ("a man rwre in a spacesuit", "img", "a man img in a spacesuit"),
         ("a man rwre in a spacesuit", "rwre", "a man rwre in a spacesuit"),
-        ("A MAN IMG", "img", "A MAN img"),
-        ("Asian woman Rwre, smiling", "img", "Asian woman img, smiling"),
         ("portrait of img, oil painting", "img", "portrait of img, oil painting"),  # a word precedes it: kept
-        ("img a man", "rwre", "rwre a man"),  # Runware keeps rwre where it is written
         ("rwre", "rwre", "rwre"),
     ],
 )
-def test_a_present_trigger_is_renamed_in_place_without_warning(prompt: str, trigger: str, expected: str) -> None:
+def test_the_providers_own_trigger_stays_as_written(prompt: str, trigger: str, expected: str) -> None:
     assert apply_trigger(prompt, trigger, provider="x") == (expected, [])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "trigger", "expected"),
+    [
+        ("a man img in a spacesuit", "rwre", "a man rwre in a spacesuit"),
+        ("a man rwre in a spacesuit", "img", "a man img in a spacesuit"),
+        ("A MAN IMG", "img", "A MAN img"),  # even the case: the prompt sent differs
+        ("Asian woman Rwre, smiling", "img", "Asian woman img, smiling"),
+        ("img a man", "rwre", "rwre a man"),  # Runware keeps rwre where it is written
+    ],
+)
+def test_another_trigger_is_renamed_in_place_with_a_warning(prompt: str, trigger: str, expected: str) -> None:
+    text, warnings = apply_trigger(prompt, trigger, provider="x")  # type: ignore[arg-type]
+    assert text == expected
+    assert warnings == [BridgeWarning(field="prompt", asked=prompt, sent=expected, provider="x",
+                                      reason=f"renamed the trigger word {find_triggers(prompt)[0].group(0)!r} to "
+                                             f"{trigger!r}, the one this provider's PhotoMaker reads")]
 
 
 @pytest.mark.parametrize(
@@ -132,45 +145,58 @@ def test_img_with_no_word_before_it_is_moved_behind_a_class_word(prompt: str, ex
 # --- apply_trigger: missing triggers ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("trigger", ["img", "rwre"])
 @pytest.mark.parametrize(
     ("prompt", "expected", "class_word"),
     [
-        ("a woman in a garden", "a woman {t} in a garden", "woman"),
-        ("a boy and a girl at the beach", "a boy {t} and a girl at the beach", "boy"),
-        ("A Man, cinematic", "A Man {t}, cinematic", "Man"),
-        ("a photo of a person", "a photo of a person {t}", "person"),
-        ("a human being, a woman", "a human being, a woman {t}", "woman"),  # "man" inside "human" is no class word
+        ("a woman in a garden", "a woman img in a garden", "woman"),
+        ("a boy and a girl at the beach", "a boy img and a girl at the beach", "boy"),
+        ("A Man, cinematic", "A Man img, cinematic", "Man"),
+        ("a photo of a person", "a photo of a person img", "person"),
+        ("a human being, a woman", "a human being, a woman img", "woman"),  # "man" inside "human" is no class word
     ],
 )
-def test_a_missing_trigger_goes_after_the_first_class_word(
-    prompt: str, expected: str, class_word: str, trigger: str
-) -> None:
-    text, warnings = apply_trigger(prompt, trigger, provider="eachlabs")  # type: ignore[arg-type]
-    sent = expected.format(t=trigger)
-    assert text == sent
+def test_a_missing_img_goes_after_the_first_class_word(prompt: str, expected: str, class_word: str) -> None:
+    text, warnings = apply_trigger(prompt, "img", provider="eachlabs")
+    assert text == expected
     assert warnings == [BridgeWarning(
-        field="prompt", asked=prompt, sent=sent, provider="eachlabs",
-        reason=f"the prompt had no trigger word; inserted {trigger!r} after the class word {class_word!r}",
+        field="prompt", asked=prompt, sent=expected, provider="eachlabs",
+        reason=f"the prompt had no trigger word; inserted 'img' after the class word {class_word!r}",
     )]
 
 
-@pytest.mark.parametrize("trigger", ["img", "rwre"])
 @pytest.mark.parametrize(
     ("prompt", "expected"),
     [
-        ("portrait, cyberpunk city", "a photo of a person {t}, portrait, cyberpunk city"),
-        ("  astronaut on the moon ", "a photo of a person {t}, astronaut on the moon"),
-        ("", "a photo of a person {t}"),
+        ("portrait, cyberpunk city", "a photo of a person img, portrait, cyberpunk city"),
+        ("  astronaut on the moon ", "a photo of a person img, astronaut on the moon"),
+        ("", "a photo of a person img"),
     ],
 )
-def test_without_a_class_word_the_prompt_gets_a_neutral_lead(prompt: str, expected: str, trigger: str) -> None:
-    text, warnings = apply_trigger(prompt, trigger)  # type: ignore[arg-type]
-    assert text == expected.format(t=trigger)
+def test_without_a_class_word_img_gets_a_neutral_lead(prompt: str, expected: str) -> None:
+    text, warnings = apply_trigger(prompt, "img")
+    assert text == expected
     (warning,) = warnings
     assert (warning.field, warning.asked, warning.sent, warning.provider) == ("prompt", prompt, text, None)
-    assert warning.reason == (f"the prompt had no trigger word; no class word (man, woman, person, ...) found: "
-                              f"led the prompt with 'a photo of a person {trigger}'")
+    assert warning.reason == ("the prompt had no trigger word; no class word (man, woman, person, ...) found: "
+                              "led the prompt with 'a photo of a person img'")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("a woman in a garden", "rwre, a woman in a garden"),
+        ("portrait, cyberpunk city", "rwre, portrait, cyberpunk city"),
+        ("  astronaut on the moon ", "rwre, astronaut on the moon"),
+    ],
+)
+def test_a_missing_rwre_leads_the_prompt_as_runware_itself_does(prompt: str, expected: str) -> None:
+    # Runware: "If not included, it will be automatically prepended" as "rwre, <prompt>" (runware.md §5.1).
+    text, warnings = apply_trigger(prompt, "rwre", provider="runware")
+    assert text == expected
+    assert warnings == [BridgeWarning(
+        field="prompt", asked=prompt, sent=expected, provider="runware",
+        reason="the prompt had no trigger word; led it with 'rwre, ' as Runware itself does when the trigger is "
+               "missing")]
 
 
 @pytest.mark.parametrize("word", CLASS_WORDS)

@@ -58,12 +58,13 @@ def request_fields(draw: st.DrawFn) -> dict[str, Any]:
 def check_runware(payloads: list[Any]) -> None:
     assert len(payloads) == 1 and isinstance(payloads[0], list)
     for task in payloads[0]:
-        assert task["taskType"] == "photoMaker"
+        assert task["taskType"] == "imageInference"
         uuid.UUID(task["taskUUID"])
         assert isinstance(task["model"], str) and task["model"]
-        assert 1 <= len(task["inputImages"]) <= 4
-        assert task["style"] in RUNWARE_STYLES
-        assert isinstance(task["strength"], int) and 15 <= task["strength"] <= 50
+        settings = task["photoMaker"]  # the default task shape: imageInference with photoMaker settings
+        assert 1 <= len(settings["images"]) <= 4
+        assert settings["style"] in RUNWARE_STYLES
+        assert isinstance(settings["strength"], int) and 15 <= settings["strength"] <= 50
         assert 2 <= len(task["positivePrompt"]) <= 300
         if "negativePrompt" in task:
             assert 2 <= len(task["negativePrompt"]) <= 3000

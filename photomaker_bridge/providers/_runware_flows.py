@@ -381,13 +381,19 @@ def _read_plan(tasks: Sequence[Mapping[str, Any]], plan: Plan, answer: RunwareAn
     return _result(tasks, summary, plan.warnings, [answer.body], requested, upload_seconds, context)
 
 
+def _delivered_later(plan: Plan) -> bool:
+    """Whether Runware answers the plan's tasks with an acknowledgement only: ``deliveryMethod: "async"`` or a
+    ``webhookURL`` (§4.1, §4.3), set through ``provider_options`` or ``submit(webhook_url=...)``."""
+    return any(task.get("deliveryMethod") == "async" or task.get("webhookURL") for task in _tasks_of(plan))
+
+
 def generate_flow(provider: RunwareProvider, plan: Plan, context: FlowContext) -> Flow[PhotoMakerResult]:
     """One plan with sync delivery: its result, or the first typed error when no image arrived.
 
-    A plan whose tasks ask for ``deliveryMethod: "async"`` (through ``provider_options``) is submitted and
-    polled instead: a sync read of it would only see acknowledgements (§4.1).
+    A plan whose tasks are delivered later (async delivery or a webhook) is submitted and polled instead: a
+    sync read of it would only see acknowledgements (§4.1).
     """
-    if any(task.get("deliveryMethod") == "async" for task in _tasks_of(plan)):
+    if _delivered_later(plan):
         handle = yield from submit_flow(provider, plan, context)
         result: PhotoMakerResult = yield from result_flow(provider, handle, context)
         return result
@@ -400,11 +406,28 @@ def generate_flow(provider: RunwareProvider, plan: Plan, context: FlowContext) -
 
 def generate_many_flow(provider: RunwareProvider, plans: Sequence[Plan], context: FlowContext,
                        ) -> Flow[list[PhotoMakerResult | ProviderError]]:
-    """Several plans' tasks in ONE sync array; one result or error per plan, matched by taskUUID."""
+    """Several plans' tasks in ONE sync array; one result or error per plan, matched by taskUUID. Plans
+    delivered later (async delivery or a webhook) are submitted one by one, then polled."""
     if not plans:
         return []
-    outcomes = yield from _sync_flow(provider, plans, context)
-    return outcomes
+    later = [index for index, plan in enumerate(plans) if _delivered_later(plan)]
+    now = [index for index in range(len(plans)) if index not in later]
+    outcomes: dict[int, PhotoMakerResult | ProviderError] = {}
+    if now:
+        answered = yield from _sync_flow(provider, [plans[index] for index in now], context)
+        outcomes.update(zip(now, answered, strict=True))
+    handles: dict[int, JobHandle] = {}
+    for index in later:
+        try:
+            handles[index] = yield from submit_flow(provider, plans[index], context)
+        except ProviderError as error:
+            outcomes[index] = error
+    for index, handle in handles.items():
+        try:
+            outcomes[index] = yield from result_flow(provider, handle, context)
+        except ProviderError as error:
+            outcomes[index] = error
+    return [outcomes[index] for index in range(len(plans))]
 
 
 def submit_flow(provider: RunwareProvider, plan: Plan, context: FlowContext, *, redo: bool = True,

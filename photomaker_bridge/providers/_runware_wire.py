@@ -12,7 +12,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
-__all__ = ["PhotoMakerTask", "Safety", "get_response_task", "image_upload_task", "unstructure_task"]
+__all__ = ["ImageInferenceTask", "PhotoMakerSettings", "PhotoMakerTask", "Safety", "get_response_task",
+           "image_upload_task", "unstructure_task"]
 
 
 @attrs.frozen(kw_only=True)
@@ -23,17 +24,15 @@ class Safety:
 
 
 @attrs.frozen(kw_only=True)
-class PhotoMakerTask:
-    """One ``photoMaker`` task (§5.1). Fields without a default are always sent; ``None`` ones are left out."""
+class _ImageTask:
+    """What both PhotoMaker task shapes share (§5.1, §5.3). Fields without a default are always sent; ``None``
+    ones are left out."""
 
     task_type: str
     task_uuid: str
     model: str
     positive_prompt: str
     negative_prompt: str | None = None
-    input_images: list[str]
-    style: str
-    strength: int
     width: int
     height: int
     steps: int | None = None
@@ -44,6 +43,31 @@ class PhotoMakerTask:
     output_format: str | None = None
     include_cost: bool
     safety: Safety | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PhotoMakerTask(_ImageTask):
+    """The standalone ``photoMaker`` task (§5.1): the reference images under ``inputImages``."""
+
+    input_images: list[str]
+    style: str
+    strength: int
+
+
+@attrs.frozen(kw_only=True)
+class PhotoMakerSettings:
+    """``photoMaker`` inside ``imageInference`` (§5.3): the reference images under ``images``."""
+
+    images: list[str]
+    style: str
+    strength: int
+
+
+@attrs.frozen(kw_only=True)
+class ImageInferenceTask(_ImageTask):
+    """``imageInference`` with PhotoMaker settings (§5.3): the only PhotoMaker shape of the current SDK."""
+
+    photo_maker: PhotoMakerSettings
 
 
 @attrs.frozen(kw_only=True)
@@ -71,13 +95,18 @@ def _make_converter() -> cattrs.Converter:
 
     made.register_unstructure_hook(Safety, make_dict_unstructure_fn(
         Safety, made, check_content=override(rename="checkContent")))
+    def image_task() -> dict[str, Any]:
+        return {**ids(), "positive_prompt": override(rename="positivePrompt"),
+                "negative_prompt": override(rename="negativePrompt"), "cfg_scale": override(rename="CFGScale"),
+                "number_results": override(rename="numberResults"), "output_type": override(rename="outputType"),
+                "output_format": override(rename="outputFormat"), "include_cost": override(rename="includeCost")}
+
     made.register_unstructure_hook(PhotoMakerTask, make_dict_unstructure_fn(
-        PhotoMakerTask, made, _cattrs_omit_if_default=True, **ids(),
-        positive_prompt=override(rename="positivePrompt"), negative_prompt=override(rename="negativePrompt"),
-        input_images=override(rename="inputImages"), cfg_scale=override(rename="CFGScale"),
-        number_results=override(rename="numberResults"), output_type=override(rename="outputType"),
-        output_format=override(rename="outputFormat"), include_cost=override(rename="includeCost"),
-    ))
+        PhotoMakerTask, made, _cattrs_omit_if_default=True, **image_task(),
+        input_images=override(rename="inputImages")))
+    made.register_unstructure_hook(ImageInferenceTask, make_dict_unstructure_fn(
+        ImageInferenceTask, made, _cattrs_omit_if_default=True, **image_task(),
+        photo_maker=override(rename="photoMaker")))
     made.register_unstructure_hook(_ImageUploadTask, make_dict_unstructure_fn(_ImageUploadTask, made, **ids()))
     made.register_unstructure_hook(_GetResponseTask, make_dict_unstructure_fn(_GetResponseTask, made, **ids()))
     return made
@@ -99,9 +128,7 @@ def get_response_task(task_uuid: str) -> dict[str, Any]:
     return value
 
 
-
-
-def unstructure_task(task: PhotoMakerTask) -> dict[str, Any]:
-    """The wire form (a JSON dict) of one ``photoMaker`` task."""
+def unstructure_task(task: PhotoMakerTask | ImageInferenceTask) -> dict[str, Any]:
+    """The wire form (a JSON dict) of one PhotoMaker task, in either shape."""
     value: dict[str, Any] = _converter.unstructure(task)
     return value

@@ -1,4 +1,4 @@
-"""The Runware adapter: a ``PhotoMakerRequest`` as an array of ``photoMaker`` tasks over REST.
+"""The Runware adapter: a ``PhotoMakerRequest`` as an array of PhotoMaker tasks over REST.
 
 Reference: ``docs/protocols/runware.md`` (cited below as §n) and Runware's PhotoMaker page (runware.md SEED).
 Translation tables come first, then :class:`RunwareProvider` (translation, then the flows). The wire classes
@@ -18,15 +18,23 @@ import attrs
 from .._coordination import Limits
 from .._http import Flow
 from ..errors import ConfigurationError, InvalidRequestError, ProviderError
-from ..images import extension_of
 from ..jobs import JobHandle
-from ..plan import Plan, UploadPlaceholder
-from ..prompts import apply_trigger, find_triggers
+from ..plan import FieldMapping, Plan
 from ..request import OutputFormat, PhotoMakerRequest
 from ..result import PhotoMakerResult
 from ..styles import Style
+from . import _runware_fields as rules
 from . import _runware_flows
-from ._runware_wire import PhotoMakerTask, Safety, unstructure_task
+from ._runware_fields import (
+    CFG_SCALE_RANGE,
+    DIMENSION_RANGE,
+    MAX_RESULTS_PER_TASK,
+    PROMPT_LENGTH,
+    STEPS_RANGE,
+    STRENGTH_RANGE,
+    TRIGGER_WORD,
+)
+from ._runware_wire import ImageInferenceTask, PhotoMakerSettings, PhotoMakerTask, Safety, unstructure_task
 from ._steps import account_of
 from .base import (
     Capability,
@@ -37,12 +45,11 @@ from .base import (
     check_limit,
     deep_merge,
     new_uuid,
-    size_text,
     split_count,
-    upload_placeholder,
 )
 
-__all__ = ["RunwareProvider", "generate_many_flow"]
+__all__ = ["CFG_SCALE_RANGE", "DIMENSION_RANGE", "MAX_RESULTS_PER_TASK", "PROMPT_LENGTH", "STEPS_RANGE",
+           "STRENGTH_RANGE", "TRIGGER_WORD", "RunwareProvider", "TaskShape", "generate_many_flow"]
 
 # --- translation tables (spellings exactly as runware.md §5.1 / runware.md SEED list them) -------------------------
 
@@ -62,16 +69,16 @@ _STYLE_TO_RUNWARE: Final[Mapping[Style, str]] = {
 
 _OUTPUT_FORMAT_TO_RUNWARE: Final[Mapping[OutputFormat, str]] = {"jpeg": "JPG", "png": "PNG", "webp": "WEBP"}
 
-TRIGGER_WORD: Final = "rwre"  # §5.1: Runware's PhotoMaker trigger, kept where it is written
-PROMPT_LENGTH: Final = (2, 300)  # §5.1 positivePrompt: "between 2 and 300 characters"
-NEGATIVE_PROMPT_LENGTH: Final = (2, 3000)  # §5.1 negativePrompt
-STRENGTH_RANGE: Final = (15, 50)  # §5.1 strength: integer 15–50
-STEPS_RANGE: Final = (1, 100)  # §5.1 steps
-CFG_SCALE_RANGE: Final = (0, 50)  # §5.1 CFGScale: float 0–50
-DIMENSION_RANGE: Final = (128, 2048)  # §5.1 width/height: 128–2048, divisible by 64
-DEFAULT_DIMENSION: Final = 1024  # width/height are required by Runware (§5.1); the bridge's default
-MAX_RESULTS_PER_TASK: Final = 20  # §5.1 numberResults: 1–20; §7 "numberResults up to 20 per task"
-MAX_SEED: Final = 2**63 - 1  # §5.1 prints 9223372036854776000, the float rendering of 2**63
+TaskShape = Literal["imageInference", "photoMaker"]
+"""How a PhotoMaker request is sent (§5.1, §5.3): ``imageInference`` with ``photoMaker`` settings, or the older
+standalone ``photoMaker`` task."""
+
+_PHOTOMAKER_FIELDS: Final[Mapping[TaskShape, Mapping[str, str]]] = {
+    "imageInference": {"images": "photoMaker.images", "style": "photoMaker.style",
+                       "strength": "photoMaker.strength"},
+    "photoMaker": {"images": "inputImages", "style": "style", "strength": "strength"},
+}
+"""Where each shape carries the reference images, the style and its strength."""
 
 
 def _rest_endpoint(url: str) -> str:
@@ -83,18 +90,13 @@ def _rest_endpoint(url: str) -> str:
     return url.strip().rstrip("/") if parts.path.rstrip("/") == "/v1" else url.strip()
 
 
-def _continue_seed(seed: int, offset: int) -> int:
-    """``seed + offset`` kept inside Runware's 1…2**63-1 by wrapping around to 1."""
-    return (seed - 1 + offset) % MAX_SEED + 1
-
-
-def _image_description(index: int, image_format: str | None, size: int) -> str:
-    return f"image {index + 1} ({image_format}, {size_text(size)})"
-
-
 @attrs.frozen
 class RunwareProvider(Provider):
-    """Runware (https://runware.ai): ``photoMaker`` tasks sent as one JSON array to ``POST /v1``.
+    """Runware (https://runware.ai): PhotoMaker tasks sent as one JSON array to ``POST /v1``.
+
+    ``task_shape`` picks how: ``imageInference`` with ``photoMaker`` settings (the default: the only PhotoMaker
+    shape of Runware's current SDK, ``runware-sdk``, and of the legacy one since March 2026, §5.3), or the older
+    standalone ``photoMaker`` task (§5.1), which the service still answers.
 
     Sync generation posts the tasks and reads every image from the one answer; ``submit`` posts them with
     ``deliveryMethod: "async"`` and ``result`` polls ``getResponse``. Local reference images are uploaded once
@@ -105,13 +107,14 @@ class RunwareProvider(Provider):
     style_table: ClassVar[Mapping[Style, str]] = _STYLE_TO_RUNWARE
     capabilities: ClassVar[tuple[Capability, ...]] = (
         Capability("prompt", "positivePrompt", "adjusted",
-                   "2–300 characters; trigger word rwre (img is renamed; inserted after the class word when "
-                   "missing, with a warning)"),
-        Capability("images", "inputImages", "adjusted",
+                   "2–300 characters; trigger word rwre kept where written (img renamed; when missing the prompt "
+                   "is led with 'rwre, ' as Runware does), every change with a warning"),
+        Capability("images", "photoMaker.images", "adjusted",
                    "1–4; URLs and Runware image UUIDs as given, local images uploaded once with imageUpload "
-                   "(or inlined as data URIs with image_transport='inline')"),
-        Capability("style", "style", "native", ", ".join(_STYLE_TO_RUNWARE.values())),
-        Capability("style_strength", "strength", "native", "integer 15–50"),
+                   "(or inlined as data URIs with image_transport='inline'); inputImages with "
+                   "task_shape='photoMaker'"),
+        Capability("style", "photoMaker.style", "native", ", ".join(_STYLE_TO_RUNWARE.values())),
+        Capability("style_strength", "photoMaker.strength", "native", "integer 15–50"),
         Capability("negative_prompt", "negativePrompt", "adjusted",
                    "2–3000 characters (shorter: left out; longer: cut, with a warning)"),
         Capability("num_images", "numberResults", "adjusted",
@@ -125,6 +128,10 @@ class RunwareProvider(Provider):
         Capability("output_format", "outputFormat", "native", "JPG, PNG, WEBP (Runware's default: JPG)"),
         Capability("safety_check", "safety.checkContent", "native",
                    "results carry NSFWContent; flagged images are returned with nsfw=True and a warning"),
+        Capability("initial_image", None, "unsupported",
+                   "left out with a warning: Runware documents no start image with PhotoMaker (seedImage is an "
+                   "imageInference field; try it through provider_options)"),
+        Capability("initial_image_strength", None, "unsupported", "left out with the initial image"),
         Capability("provider_options", None, "native", "provider_options['runware'] merged into every task"),
     )
 
@@ -139,6 +146,9 @@ class RunwareProvider(Provider):
         default="upload", validator=attrs.validators.in_(("upload", "inline")))
     """``upload``: local reference images go up once with ``imageUpload`` and are reused by imageUUID (cached
     per client); ``inline``: they are sent inside every task as data URIs."""
+    task_shape: TaskShape = attrs.field(default="imageInference",
+                                        validator=attrs.validators.in_(("imageInference", "photoMaker")))
+    """``imageInference`` (with ``photoMaker`` settings, §5.3) or ``photoMaker`` (the standalone task, §5.1)."""
     poll_interval: float = 0.5
     """Seconds before the second ``getResponse`` poll; the first is immediate, later ones wait 1.5× longer."""
     max_poll_interval: float = 10.0
@@ -186,14 +196,16 @@ class RunwareProvider(Provider):
         word is in, and (``strict``) for any adjustment.
         """
         translator = Translator(self.name, strict=strict)
-        positive_prompt = self._positive_prompt(request, translator)
-        negative_prompt = self._negative_prompt(request, translator)
-        input_images, uploads = self._input_images(request, translator)
-        style = translator.send("style", "style", _STYLE_TO_RUNWARE[request.style])
-        strength = int(translator.clamp("style_strength", "strength", request.style_strength, *STRENGTH_RANGE,
-                                        "15–50"))
-        width = self._dimension("width", request.width, translator)
-        height = self._dimension("height", request.height, translator)
+        positive_prompt = rules.positive_prompt(request, translator)
+        negative_prompt = rules.negative_prompt(request, translator)
+        fields = _PHOTOMAKER_FIELDS[self.task_shape]
+        input_images, uploads = rules.input_images(request, translator, fields["images"],
+                                                       self.image_transport)
+        style = translator.send("style", fields["style"], _STYLE_TO_RUNWARE[request.style])
+        strength = int(translator.clamp("style_strength", fields["strength"], request.style_strength,
+                                        *STRENGTH_RANGE, "15–50"))
+        width = rules.dimension("width", request.width, translator)
+        height = rules.dimension("height", request.height, translator)
         counts = split_count(request.num_images, MAX_RESULTS_PER_TASK)
         note = "" if len(counts) == 1 else (
             f"Runware takes at most {MAX_RESULTS_PER_TASK} per task: {len(counts)} tasks of {counts} "
@@ -210,7 +222,7 @@ class RunwareProvider(Provider):
         else:
             cfg_scale = translator.clamp("guidance_scale", "CFGScale", request.guidance_scale, *CFG_SCALE_RANGE,
                                          "0–50")
-        seeds = self._seeds(request, counts, translator)
+        seeds = rules.seeds(request, counts, translator)
         output_format: str | None = None
         if request.output_format is None:
             translator.default("output_format", "Runware's default: JPG")
@@ -223,16 +235,22 @@ class RunwareProvider(Provider):
         else:
             translator.send("safety_check", "safety.checkContent", request.safety_check)
             safety = Safety(check_content=request.safety_check)
+        rules.leave_out_initial_image(request, translator)
         options = request.provider_options.get(self.name, {})
         tasks: list[dict[str, Any]] = []
         for index, count in enumerate(counts):
-            task = PhotoMakerTask(
-                task_type="photoMaker", task_uuid=new_id(), model=self.model, positive_prompt=positive_prompt,
-                negative_prompt=negative_prompt, input_images=list(input_images), style=style, strength=strength,
-                width=width, height=height, steps=steps, cfg_scale=cfg_scale, seed=seeds[index],
-                number_results=count, output_type="URL", output_format=output_format, include_cost=True,
-                safety=safety,
-            )
+            common: dict[str, Any] = {
+                "task_uuid": new_id(), "model": self.model, "positive_prompt": positive_prompt,
+                "negative_prompt": negative_prompt, "width": width, "height": height, "steps": steps,
+                "cfg_scale": cfg_scale, "seed": seeds[index], "number_results": count, "output_type": "URL",
+                "output_format": output_format, "include_cost": True, "safety": safety}
+            task: PhotoMakerTask | ImageInferenceTask
+            if self.task_shape == "photoMaker":
+                task = PhotoMakerTask(task_type="photoMaker", input_images=list(input_images), style=style,
+                                      strength=strength, **common)
+            else:
+                task = ImageInferenceTask(task_type="imageInference", photo_maker=PhotoMakerSettings(
+                    images=list(input_images), style=style, strength=strength), **common)
             payload = unstructure_task(task)
             # provider_options go in verbatim, after translation, into every task.
             tasks.append(translator.options(payload, options) if index == 0 else deep_merge(payload, options))
@@ -245,105 +263,12 @@ class RunwareProvider(Provider):
                     warnings=translator.warnings, mapping=translator.mapping,
                     images_per_payload=[sum(_number_results(task) for task in tasks)])
 
-    def _positive_prompt(self, request: PhotoMakerRequest, translator: Translator) -> str:
-        text, warnings = apply_trigger(request.prompt, TRIGGER_WORD, provider=self.name)
-        for warning in warnings:
-            translator.warn(warning)
-        # The legacy SDK strips the prompt before sending (§5.2); surrounding blanks carry no meaning.
-        text = text.strip()
-        low, high = PROMPT_LENGTH
-        if not low <= len(text) <= high:
-            raise InvalidRequestError(
-                "prompt", request.prompt,
-                f"Runware accepts a positivePrompt of {low}–{high} characters (about 77 tokens); "
-                "shorten the prompt",
-                reason=f"with the trigger word it is {len(text)} characters, over the limit of {high}")
-        found = find_triggers(request.prompt)
-        note = ""
-        if found and found[0].group(0).lower() == "img":
-            note = "trigger word 'img' renamed to Runware's 'rwre' in place"
-        elif warnings:
-            note = warnings[0].reason
-        translator.send("prompt", "positivePrompt", text, note)
-        return text
-
-    def _negative_prompt(self, request: PhotoMakerRequest, translator: Translator) -> str | None:
-        if request.negative_prompt is None:
-            translator.default("negative_prompt", "none sent")
-            return None
-        text = request.negative_prompt.strip()
-        low, high = NEGATIVE_PROMPT_LENGTH
-        if len(text) < low:
-            translator.unsupported("negative_prompt", request.negative_prompt,
-                                   f"Runware accepts a negativePrompt of {low}–{high} characters; a shorter one "
-                                   "is left out")
-            return None
-        if len(text) > high:
-            sent: str = translator.adjust("negative_prompt", "negativePrompt", request.negative_prompt, text[:high],
-                                          f"Runware accepts a negativePrompt of {low}–{high} characters; sent the "
-                                          f"first {high}")
-            return sent
-        return str(translator.send("negative_prompt", "negativePrompt", text))
-
-    def _input_images(self, request: PhotoMakerRequest, translator: Translator,
-                      ) -> tuple[list[str], list[UploadPlaceholder]]:
-        entries: list[str] = []
-        uploads: dict[str, UploadPlaceholder] = {}
-        for index, image in enumerate(request.images):
-            field = f"images[{index}]"
-            if image.kind == "url" and image.url is not None:
-                # §5.1: "A URL pointing to the image. The image must be accessible publicly."
-                entries.append(translator.send(field, f"inputImages[{index}]", image.url, "URL as given"))
-            elif image.kind == "runware_uuid" and image.uuid is not None:
-                entries.append(translator.send(field, f"inputImages[{index}]", image.uuid,
-                                               "Runware image UUID as given"))
-            elif self.image_transport == "inline":
-                entries.append(translator.send(field, f"inputImages[{index}]", image.data_uri(),
-                                               "inlined as a data URI"))
-            else:
-                if image.sha256 is None or image.data is None or image.content_type is None:
-                    raise InvalidRequestError(field, image.source, "a URL, a Runware image UUID or local image data")
-                known = uploads.get(image.sha256)
-                if known is None:
-                    uploads[image.sha256] = UploadPlaceholder(
-                        kind="image", placeholder=upload_placeholder("image", image.sha256),
-                        description=_image_description(index, image.image_format, len(image.data)),
-                        image_indices=(index,), size=len(image.data), sha256=image.sha256,
-                        content_type=image.content_type,
-                        file_name=f"reference-{image.sha256[:12]}.{extension_of(image.image_format or 'png')}",
-                        data=image.data)
-                else:
-                    uploads[image.sha256] = attrs.evolve(known, image_indices=(*known.image_indices, index))
-                placeholder = upload_placeholder("image", image.sha256)
-                entries.append(translator.send(field, f"inputImages[{index}]", placeholder,
-                                               "uploaded once with imageUpload; the placeholder is "
-                                               "replaced by the returned imageUUID"))
-        return entries, list(uploads.values())
-
-    def _dimension(self, field: str, value: int | None, translator: Translator) -> int:
-        if value is None:
-            translator.send(field, field, DEFAULT_DIMENSION,
-                            f"Runware requires {field}; sent the default {DEFAULT_DIMENSION}")
-            return DEFAULT_DIMENSION
-        # PhotoMakerRequest already holds width/height to 128–2048 in steps of 64, Runware's own rule.
-        return int(translator.clamp(field, field, value, *DIMENSION_RANGE, "128–2048"))
-
-    def _seeds(self, request: PhotoMakerRequest, counts: Sequence[int], translator: Translator,
-               ) -> list[int | None]:
-        if request.seed is None:
-            translator.default("seed", "random: Runware picks one and reports each image's seed")
-            return [None] * len(counts)
-        first = request.seed
-        if first < 1:
-            first = translator.adjust("seed", "seed", request.seed, 1,
-                                      "Runware accepts seed ≥ 1; sent 1")
-        else:
-            # Runware gives image i of a task seed + i (§2.2); later tasks start where the previous one ended,
-            # so the images of a split request never repeat a seed, as if it had been one task.
-            note = "" if len(counts) == 1 else "later tasks continue from seed + the images before them"
-            translator.send("seed", "seed", first, note)
-        offsets = [sum(counts[:index]) for index in range(len(counts))]
-        return [_continue_seed(first, offset) for offset in offsets]
+    def with_webhook(self, plan: Plan, url: str) -> Plan:
+        """``plan`` with ``webhookURL`` in every task: Runware acknowledges at once and POSTs each image's result
+        there as it is ready (§4.3); the bridge still polls ``getResponse`` for ``result``/``generate``."""
+        tasks = [{**task, "webhookURL": url} for task in plan.payloads[0]]
+        return attrs.evolve(plan, payloads=[tasks], mapping=(*plan.mapping, FieldMapping(
+            "webhook_url", "webhookURL", url, "in every task; Runware POSTs each image's result there")))
 
     # --- flows (written once, driven sync or async: see _runware_flows) -----------------------------------------
 

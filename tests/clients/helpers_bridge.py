@@ -75,7 +75,7 @@ MODES: tuple[str, ...] = ("sync", "async")
 
 SUBMIT_FAULT_TARGET: dict[str, dict[str, Any]] = {
     # Runware's uploads, tasks and polls share POST /v1: the body tells the photoMaker task array apart.
-    "runware": {"route": r"^/v1$", "method": "POST", "body": '"taskType":"photoMaker"'},
+    "runware": {"route": r"^/v1$", "method": "POST", "body": '"taskType":"(photoMaker|imageInference)"'},
     # fal's submit: POST /fal-ai/photomaker (status, result and cancel live under .../requests/<id>).
     "fal": {"route": r"^/fal-ai/photomaker$", "method": "POST"},
     "eachlabs": {"route": r"^/v1/prediction/$", "method": "POST"},
@@ -84,6 +84,9 @@ SUBMIT_FAULT_TARGET: dict[str, dict[str, Any]] = {
 
 FAST_RETRY = RetryPolicy(base_delay=0.02, max_delay=0.1)
 """The default number of tries, with waits scaled down to the emulators' pace (the default suits real services)."""
+
+_JOB_TASKS = ("photoMaker", "imageInference")
+"""Runware's task types that create a PhotoMaker job (standalone, or imageInference with photoMaker settings)."""
 
 JOB_COUNTER: dict[str, str] = {"runware": "jobs_created", "fal": "submits", "eachlabs": "predictions_created"}
 """The emulator counter of jobs it accepted."""
@@ -226,7 +229,7 @@ def submitted_payloads(handle: EmulatorHandle) -> list[Any]:
     Eachlabs' create bodies."""
     if handle.name == "runware":
         return [tasks for entry in handle.log if entry.method == "POST" and entry.path == "/v1"
-                if (tasks := [task for task in _tasks(entry) if task.get("taskType") == "photoMaker"])]
+                if (tasks := [task for task in _tasks(entry) if task.get("taskType") in _JOB_TASKS])]
     route = re.compile(SUBMIT_FAULT_TARGET[handle.name]["route"])
     return [entry.json() for entry in handle.log if entry.method == "POST" and route.search(entry.path)]
 
@@ -248,7 +251,7 @@ def job_ids(handle: EmulatorHandle) -> list[str]:
         for entry in handle.log:
             if entry.method == "POST" and entry.path == "/v1":
                 ids += [str(task["taskUUID"]) for task in _tasks(entry)
-                        if task.get("taskType") in ("photoMaker", "getResponse")]
+                        if task.get("taskType") in (*_JOB_TASKS, "getResponse")]
     else:
         pattern = re.compile(r"/requests/([^/]+)" if handle.name == "fal" else r"^/v1/prediction/([^/]+)")
         ids = [match.group(1) for entry in handle.log if (match := pattern.search(entry.path))]

@@ -51,7 +51,7 @@ READ, CREATE, PUT = "read", "create", "put"
 STEPS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
     "runware": {
         "upload": (READ, {"route": r"^/v1$", "method": "POST", "body": '"taskType":"imageUpload"'}),
-        "submit": (CREATE, {"route": r"^/v1$", "method": "POST", "body": '"taskType":"photoMaker"'}),
+        "submit": (CREATE, {"route": r"^/v1$", "method": "POST", "body": '"taskType":"(photoMaker|imageInference)"'}),
     },
     "fal": {
         "token": (READ, {"route": r"^/storage/auth/token$", "method": "POST"}),
@@ -137,7 +137,7 @@ def _accepted_ids(emu: Emulators, provider: str) -> list[str]:
     if provider == "runware":
         return [str(task["taskUUID"]) for entry in emulator.log if entry.path == "/v1"
                 for task in (entry.json() if entry.body.startswith(b"[") else [])  # type: ignore[union-attr]
-                if isinstance(task, dict) and task.get("taskType") == "photoMaker"]
+                if isinstance(task, dict) and task.get("taskType") in ("photoMaker", "imageInference")]
     pattern = re.compile(r"/requests/([^/]+)" if provider == "fal" else r"^/v1/prediction/([0-9a-f-]{36})")
     return [match.group(1) for entry in emulator.log if (match := pattern.search(entry.path))]
 

@@ -24,7 +24,7 @@ emu = helpers_bridge.emu
 mode = helpers_bridge.mode
 
 SUBMIT = {
-    "runware": {"method": "POST", "path": r"^/v1$", "body": '"taskType":"photoMaker"'},
+    "runware": {"method": "POST", "path": r"^/v1$", "body": '"taskType":"(photoMaker|imageInference)"'},
     "fal": {"method": "POST", "path": r"^/fal-ai/photomaker$"},
     "eachlabs": {"method": "POST", "path": r"^/v1/prediction/?$"},
 }

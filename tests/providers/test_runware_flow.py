@@ -62,10 +62,12 @@ def emulator(emulators: Emulators) -> Any:
     return emulators.runware
 
 
-@pytest.fixture
-def provider(emulator: Any) -> RunwareProvider:
+@pytest.fixture(params=["imageInference", "photoMaker"])
+def provider(emulator: Any, request: pytest.FixtureRequest) -> RunwareProvider:
+    """The adapter in each task shape: imageInference with photoMaker settings (the default) and the standalone
+    photoMaker task."""
     return RunwareProvider(api_key=emulator.api_key, base_url=emulator.rest_url, poll_interval=0.02,
-                           max_poll_interval=0.05)
+                           max_poll_interval=0.05, task_shape=request.param)
 
 
 Drive = Callable[..., Any]
@@ -120,6 +122,12 @@ def _task_types(emulator: Any) -> list[list[str]]:
     return [[task["taskType"] for task in tasks] for tasks in _tasks_sent(emulator)]
 
 
+def _images(task: dict[str, Any]) -> list[str]:
+    """A task's reference images, wherever its shape keeps them (inputImages, or photoMaker.images)."""
+    images: list[str] = task["inputImages"] if "inputImages" in task else task["photoMaker"]["images"]
+    return images
+
+
 def _request(**fields: Any) -> PhotoMakerRequest:
     values: dict[str, Any] = {"prompt": "a photo of a woman img at the beach", "images": [FACE]}
     values.update(fields)
@@ -162,8 +170,8 @@ def test_generate_multi_image(drive: Drive, provider: RunwareProvider, emulator:
     (upload, generate) = _tasks_sent(emulator)
     assert [task["taskType"] for task in upload] == ["imageUpload", "imageUpload"]  # one per distinct face
     (task,) = generate
-    assert set(task["inputImages"]) == set(coordinator.uploads.values())  # the imageUUIDs Runware returned
-    assert task["inputImages"][0] == task["inputImages"][2] != task["inputImages"][1]
+    assert set(_images(task)) == set(coordinator.uploads.values())  # the imageUUIDs Runware returned
+    assert _images(task)[0] == _images(task)[2] != _images(task)[1]
     for entry in (entry for entry in emulator.log if entry.method == "POST"):
         assert entry.headers["Authorization"] == f"Bearer {emulator.api_key}"
         assert entry.headers["Content-Type"] == "application/json"
@@ -178,7 +186,7 @@ def test_more_than_20_images_go_as_several_tasks_in_one_request(drive: Drive, pr
     assert sorted(image.seed or 0 for image in result.images) == list(range(100, 123))
     assert len(result.request_ids) == 2
     assert result.cost is not None and result.cost.amount == Decimal("0.0299")
-    assert _task_types(emulator) == [["imageUpload"], ["photoMaker", "photoMaker"]]
+    assert _task_types(emulator) == [["imageUpload"], [provider.task_shape] * 2]
 
 
 def test_uploads_are_cached_per_client(drive: Drive, provider: RunwareProvider, emulator: Any,
@@ -187,10 +195,10 @@ def test_uploads_are_cached_per_client(drive: Drive, provider: RunwareProvider, 
     drive(provider.generate_flow(provider.plan(_request()), context))
     second: PhotoMakerResult = drive(provider.generate_flow(provider.plan(_request(images=[FACE, FACE])), context))
 
-    assert _task_types(emulator) == [["imageUpload"], ["photoMaker"], ["photoMaker"]]
+    assert _task_types(emulator) == [["imageUpload"], [provider.task_shape], [provider.task_shape]]
     assert second.timings.upload_seconds is None  # nothing was uploaded the second time
-    first_images = _tasks_sent(emulator)[1][0]["inputImages"]
-    assert _tasks_sent(emulator)[2][0]["inputImages"] == first_images * 2
+    first_images = _images(_tasks_sent(emulator)[1][0])
+    assert _images(_tasks_sent(emulator)[2][0]) == first_images * 2
     assert list(coordinator.uploads.values()) == first_images
 
 
@@ -198,8 +206,8 @@ def test_inline_images_need_no_upload(drive: Drive, provider: RunwareProvider, e
     inline = _inline(provider)
     result: PhotoMakerResult = drive(inline.generate_flow(inline.plan(_request()), _context()))
     assert len(result.images) == 1
-    assert _task_types(emulator) == [["photoMaker"]]
-    assert _tasks_sent(emulator)[0][0]["inputImages"][0].startswith("data:image/png;base64,")
+    assert _task_types(emulator) == [[provider.task_shape]]
+    assert _images(_tasks_sent(emulator)[0][0])[0].startswith("data:image/png;base64,")
 
 
 def test_partial_job_returns_what_arrived_with_a_warning(drive: Drive, provider: RunwareProvider,
@@ -208,7 +216,7 @@ def test_partial_job_returns_what_arrived_with_a_warning(drive: Drive, provider:
     inline = _inline(provider)
     result: PhotoMakerResult = drive(inline.generate_flow(inline.plan(_request(num_images=3)), _context()))
     assert len(result.images) == 1
-    (warning,) = result.warnings
+    (warning,) = [warning for warning in result.warnings if warning.field == "num_images"]
     assert (warning.field, warning.asked, warning.sent) == ("num_images", 3, 1)
 
 
@@ -220,7 +228,7 @@ def test_partial_success_across_tasks_keeps_the_images(drive: Drive, provider: R
     result: PhotoMakerResult = drive(inline.generate_flow(plan, _context()))
 
     assert len(result.images) == 20
-    (warning,) = result.warnings
+    (warning,) = [warning for warning in result.warnings if warning.field == "num_images"]
     assert plan.payloads[0][1]["taskUUID"] in warning.reason and "second task died" in warning.reason
     assert result.cost is not None and result.cost.amount == Decimal("0.0260")
 
@@ -239,7 +247,7 @@ def test_generate_many_sends_one_array_and_matches_by_task(drive: Drive, provide
     assert first.request_ids == (good.payloads[0][0]["taskUUID"],)
     assert isinstance(third, ProviderRejectedError)
     assert (third.code, third.request_id) == ("invalidSteps", refused.payloads[0][0]["taskUUID"])
-    assert _task_types(emulator) == [["imageUpload", "imageUpload"], ["photoMaker"] * 3]
+    assert _task_types(emulator) == [["imageUpload", "imageUpload"], [provider.task_shape] * 3]
 
 
 def test_generate_many_whole_request_failure_is_every_entry(drive: Drive, provider: RunwareProvider,
@@ -288,7 +296,8 @@ def test_faults_surface_as_typed_errors(drive: Drive, provider: RunwareProvider,
     # first looked up with getResponse, which fails here too (the fault hits every POST): the task is never
     # sent a second time. An answer that settles it (401, 402, a failed job) ends the call at once.
     sends = 4 if status in (429, 503) else 1
-    assert [types for types in _task_types(emulator) if types == ["photoMaker"]] == [["photoMaker"]] * sends
+    shape = [provider.task_shape]
+    assert [types for types in _task_types(emulator) if types == shape] == [shape] * sends
     assert emulator.counters["jobs_created"] == (1 if fault.kind == "fail_job" else 0)
     for text in (str(error), repr(error), json.dumps(error.raw, default=str), *(str(e.message) for e in events)):
         assert emulator.api_key not in text
@@ -317,7 +326,7 @@ def test_one_failed_upload_is_tried_again(drive: Drive, provider: RunwareProvide
     emulator.settings.faults.append(Fault("status", status=503, nth=1))
     result: PhotoMakerResult = drive(provider.generate_flow(provider.plan(_request()), _context()))
     assert len(result.images) == 1
-    assert _task_types(emulator) == [["imageUpload"], ["imageUpload"], ["photoMaker"]]
+    assert _task_types(emulator) == [["imageUpload"], ["imageUpload"], [provider.task_shape]]
 
 
 def test_stuck_sync_job_times_out_with_a_handle_that_resumes(drive: Drive, provider: RunwareProvider,
@@ -351,7 +360,7 @@ def test_sync_task_cut_by_the_deadline_is_collected_later(drive: Drive, provider
     assert handle is not None and handle.details["delivery"] == "sync"
     result: PhotoMakerResult = drive(inline.result_flow(handle, _context()), timeout=5)
     assert [image.seed for image in result.images] == [9, 10]
-    assert _task_types(emulator)[0] == ["photoMaker"] and _task_types(emulator)[-1] == ["getResponse"]
+    assert _task_types(emulator)[0] == [provider.task_shape] and _task_types(emulator)[-1] == ["getResponse"]
 
 
 def test_async_delivery_asked_through_provider_options_is_polled(drive: Drive, provider: RunwareProvider,

@@ -40,8 +40,13 @@ def _ids() -> Callable[[], str]:
     return lambda: f"00000000-0000-4000-8000-{next(counter):012d}"
 
 
+LEGACY = {"task_shape": "photoMaker"}
+"""Most tests here read the standalone photoMaker task (§5.1), whose fields sit at the top of each task; the
+imageInference shape (the default, §5.3) has golden tests of its own below."""
+
+
 def _plan(request: PhotoMakerRequest, provider: RunwareProvider | None = None, *, strict: bool = False) -> Plan:
-    return (provider or RunwareProvider()).plan(request, strict=strict, new_id=_ids())
+    return (provider or RunwareProvider(**LEGACY)).plan(request, strict=strict, new_id=_ids())
 
 
 def _tasks(plan: Plan) -> list[dict[str, Any]]:
@@ -80,13 +85,58 @@ def test_minimal_request_golden() -> None:
     assert plan.warnings == ()
 
 
+def test_minimal_request_golden_in_the_default_image_inference_shape() -> None:
+    # The current SDK's only PhotoMaker shape (§5.3): imageInference with photoMaker {images, style, strength}.
+    plan = RunwareProvider().plan(_request(), new_id=_ids())
+    assert _tasks(plan) == [{
+        "taskType": "imageInference",
+        "taskUUID": "00000000-0000-4000-8000-000000000001",
+        "model": "civitai:139562@344487",
+        "positivePrompt": "a photo of a man rwre in a spacesuit",
+        "width": 1024,
+        "height": 1024,
+        "numberResults": 1,
+        "outputType": "URL",
+        "includeCost": True,
+        "photoMaker": {"images": [URL], "style": "No style", "strength": 20},
+    }]
+    assert plan.warnings == ()
+    sent = {line.unified_field: line.provider_field for line in plan.mapping}
+    assert (sent["images[0]"], sent["style"], sent["style_strength"]) == (
+        "photoMaker.images[0]", "photoMaker.style", "photoMaker.strength")
+
+
+def test_full_request_golden_in_the_default_image_inference_shape() -> None:
+    request = _request(
+        prompt="a woman rwre on a beach, golden hour", images=[URL, FACE], style="cinematic", style_strength=35,
+        negative_prompt="blurry", num_images=22, steps=30, guidance_scale=5.5, seed=42, width=768, height=1280,
+        output_format="webp", safety_check=False)
+    plan = RunwareProvider().plan(request, new_id=_ids())
+    common = {"model": "civitai:139562@344487", "positivePrompt": "a woman rwre on a beach, golden hour",
+              "negativePrompt": "blurry", "width": 768, "height": 1280, "steps": 30, "CFGScale": 5.5,
+              "outputType": "URL", "outputFormat": "WEBP", "includeCost": True, "safety": {"checkContent": False}}
+    settings = {"images": [URL, plan.uploads[0].placeholder], "style": "Cinematic", "strength": 35}
+    assert _tasks(plan) == [
+        {"taskType": "imageInference", "taskUUID": "00000000-0000-4000-8000-000000000001", **common, "seed": 42,
+         "numberResults": 20, "photoMaker": settings},
+        {"taskType": "imageInference", "taskUUID": "00000000-0000-4000-8000-000000000002", **common, "seed": 62,
+         "numberResults": 2, "photoMaker": settings},
+    ]
+    assert plan.warnings == ()
+
+
+def test_the_task_shape_is_checked() -> None:
+    with pytest.raises(ValueError, match="task_shape"):
+        RunwareProvider(task_shape="inference")  # type: ignore[arg-type]
+
+
 def test_full_request_golden() -> None:
     request = _request(
         prompt="a woman img on a beach, golden hour", images=[URL, RUNWARE_IMAGE_UUID.upper()],
         style="Photographic (Default)", style_strength=35, negative_prompt="  blurry, lowres ", num_images=3,
         steps=30, guidance_scale=5.5, seed=42, width=768, height=1280, output_format="png", safety_check=True,
     )
-    plan = _plan(request, RunwareProvider(model="civitai:133005@782002", base_url="http://127.0.0.1:9/v1"))
+    plan = _plan(request, RunwareProvider(model="civitai:133005@782002", base_url="http://127.0.0.1:9/v1", **LEGACY))
 
     assert _tasks(plan) == [{
         "taskType": "photoMaker",
@@ -109,7 +159,8 @@ def test_full_request_golden() -> None:
         "safety": {"checkContent": True},
     }]
     assert plan.target == "POST http://127.0.0.1:9/v1"
-    assert plan.warnings == ()
+    assert [(warning.field, warning.sent) for warning in plan.warnings] == [
+        ("prompt", "a woman rwre on a beach, golden hour")]  # TencentARC's 'img' renamed: a change, so warned
     sent = {line.unified_field: (line.provider_field, line.value) for line in plan.mapping}
     assert sent["guidance_scale"] == ("CFGScale", 5.5)
     assert sent["safety_check"] == ("safety.checkContent", True)
@@ -138,11 +189,13 @@ def test_other_providers_style_spellings_reach_runware_spelling(spelling: str) -
 
 
 @pytest.mark.parametrize(("prompt", "sent", "warned"), [
-    ("a photo of a man img in a spacesuit", "a photo of a man rwre in a spacesuit", False),
+    # Runware's rules (runware.md §5.1): its trigger is kept where written, TencentARC's renamed (a change: warned),
+    # a missing one leads the prompt as "rwre, ", what Runware itself would run.
+    ("a photo of a man img in a spacesuit", "a photo of a man rwre in a spacesuit", True),
     ("a photo of a man rwre in a spacesuit", "a photo of a man rwre in a spacesuit", False),
     ("rwre, wearing a suit, professional photo", "rwre, wearing a suit, professional photo", False),
-    ("a woman in a garden", "a woman rwre in a garden", True),
-    ("portrait, studio light", "a photo of a person rwre, portrait, studio light", True),
+    ("a woman in a garden", "rwre, a woman in a garden", True),
+    ("portrait, studio light", "rwre, portrait, studio light", True),
 ])
 def test_trigger_word(prompt: str, sent: str, warned: bool) -> None:
     plan = _plan(_request(prompt=prompt))
@@ -153,11 +206,11 @@ def test_trigger_word(prompt: str, sent: str, warned: bool) -> None:
         assert plan.warnings[0].provider == "runware"
 
 
-def test_img_rename_is_recorded_in_mapping_without_warning() -> None:
+def test_img_rename_is_recorded_in_mapping_with_its_warning() -> None:
     plan = _plan(_request(prompt="a man img"))
     line = next(line for line in plan.mapping if line.unified_field == "prompt")
     assert line.value == "a man rwre"
-    assert "renamed" in line.note
+    assert "renamed" in line.note and "renamed" in plan.warnings[0].reason
 
 
 def test_missing_trigger_is_refused_in_strict_mode() -> None:
@@ -172,13 +225,13 @@ def test_prompt_of_300_characters_after_trigger_passes() -> None:
 
 
 def test_prompt_over_300_characters_is_refused_naming_length_and_limit() -> None:
-    # 297 characters without a trigger: the inserted "rwre " pushes it over Runware's 300.
+    # 297 characters without a trigger: the "rwre, " Runware prepends pushes it over its 300.
     prompt = "a man " + "y" * 291
     with pytest.raises(InvalidRequestError) as caught:
         _plan(_request(prompt=prompt))
     assert caught.value.field == "prompt"
     message = str(caught.value)
-    assert "302 characters" in message
+    assert "303 characters" in message
     assert "300" in message
 
 
@@ -324,14 +377,14 @@ def test_local_images_are_uploaded_once_per_content() -> None:
 
 
 def test_local_images_inline_as_data_uris() -> None:
-    plan = _plan(_request(images=[FACE, URL]), RunwareProvider(image_transport="inline"))
+    plan = _plan(_request(images=[FACE, URL]), RunwareProvider(image_transport="inline", **LEGACY))
     assert _tasks(plan)[0]["inputImages"] == [build_data_uri(FACE, "image/png"), URL]
     assert plan.uploads == ()
 
 
 def test_runware_image_uuid_is_sent_as_is_whatever_the_transport() -> None:
     for transport in ("upload", "inline"):
-        plan = _plan(_request(images=[RUNWARE_IMAGE_UUID]), RunwareProvider(image_transport=transport))
+        plan = _plan(_request(images=[RUNWARE_IMAGE_UUID]), RunwareProvider(image_transport=transport, **LEGACY))
         assert _tasks(plan)[0]["inputImages"] == [RUNWARE_IMAGE_UUID]
         assert plan.uploads == ()
 
@@ -344,7 +397,7 @@ def test_image_transport_is_checked() -> None:
 def test_explain_reaches_the_adapter_through_the_registry() -> None:
     assert provider_class("runware") is RunwareProvider
     plan = explain(_request(), "runware")
-    assert _tasks(plan)[0]["taskType"] == "photoMaker"
+    assert _tasks(plan)[0]["taskType"] == "imageInference"  # the default shape (§5.3)
 
 
 def test_every_request_field_has_a_capability() -> None:
@@ -413,3 +466,24 @@ def test_no_payload_breaks_a_documented_rule(prompt: str, num_images: int, steps
         assert task["outputType"] in ("URL", "base64Data", "dataURI")
         assert task["includeCost"] is True
     assert len(set(seeds)) == len(seeds)
+
+
+def test_initial_image_is_left_out_with_a_warning_and_refused_when_strict() -> None:
+    start = "https://example.com/start.png"
+    made = RunwareProvider().plan(PhotoMakerRequest(prompt="rwre, a man", images=[URL], initial_image=start,
+                                                    initial_image_strength=0.5))
+    assert [warning.field for warning in made.warnings] == ["initial_image", "initial_image_strength"]
+    assert "seedImage" in made.warnings[0].reason
+    assert not {"seedImage", "strength"} & set(made.payloads[0][0])
+    with pytest.raises(InvalidRequestError) as caught:
+        RunwareProvider().plan(PhotoMakerRequest(prompt="rwre, a man", images=[URL], initial_image=start),
+                               strict=True)
+    assert caught.value.field == "initial_image"
+
+
+@pytest.mark.parametrize("shape", ["imageInference", "photoMaker"])
+def test_a_webhook_goes_into_every_task_as_webhook_url(shape: str) -> None:
+    adapter = RunwareProvider(task_shape=shape)  # type: ignore[arg-type]
+    made = adapter.with_webhook(adapter.plan(PhotoMakerRequest(prompt="rwre, a man", images=[URL],
+                                                               num_images=25)), "https://hooks.example.com/rw")
+    assert [task["webhookURL"] for task in made.payloads[0]] == ["https://hooks.example.com/rw"] * 2
