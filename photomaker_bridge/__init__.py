@@ -33,6 +33,7 @@ from .errors import (
     ProviderRejectedError,
     ProviderUnavailableError,
     RateLimitedError,
+    WebhookVerificationError,
 )
 from .jobs import CancelOutcome, JobHandle
 from .plan import FieldMapping, Plan, UploadPlaceholder
@@ -100,6 +101,7 @@ __all__ = [
     "Style",
     "Timings",
     "UploadPlaceholder",
+    "WebhookVerificationError",
     "explain",
     "normalize_style",
 ]

@@ -20,13 +20,14 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
 from ._coordination import Coordinator
 from ._http import Event
 from ._retry import RetryPolicy
-from .errors import ClientClosedError, ConfigurationError, ProviderError
+from .errors import ClientClosedError, ConfigurationError, InvalidRequestError, ProviderError
 from .plan import Plan
 from .providers import PROVIDER_NAMES, provider_class
 from .providers.base import FlowContext, Provider
@@ -62,6 +63,18 @@ def check_timeout(timeout: object, *, name: str = "timeout") -> float | None:
         raise ConfigurationError(f"{name} must be a finite positive number of seconds (or None for no deadline), "
                                  f"got {timeout!r}")
     return float(timeout)
+
+
+def check_webhook_url(value: object) -> str:
+    """``value`` if it is an absolute ``http(s)`` URL with a host; else :class:`InvalidRequestError` naming
+    ``webhook_url`` (checked before anything is uploaded or submitted)."""
+    allowed = "an absolute http:// or https:// URL the provider can POST to"
+    if not isinstance(value, str):
+        raise InvalidRequestError("webhook_url", value, allowed)
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequestError("webhook_url", value, allowed)
+    return value.strip()
 
 
 class BridgeBase:
@@ -119,9 +132,18 @@ class BridgeBase:
             raise ConfigurationError(f"unknown provider {name!r}; known providers: {known}")
         return self._providers[name]
 
-    def explain(self, request: PhotoMakerRequest, provider: str, *, strict: bool = False) -> Plan:
-        """What ``provider`` (as configured here) would be sent for ``request``. No network, no key needed."""
-        return self.provider(provider).plan(request, strict=strict)
+    def explain(self, request: PhotoMakerRequest, provider: str, *, strict: bool = False,
+                webhook_url: str | None = None) -> Plan:
+        """What ``provider`` (as configured here) would be sent for ``request`` (with ``webhook_url``: as
+        :meth:`submit` would send it). No network, no key needed."""
+        return self._plan(self.provider(provider), request, strict, webhook_url)
+
+    @staticmethod
+    def _plan(adapter: Provider, request: PhotoMakerRequest, strict: bool, webhook_url: str | None) -> Plan:
+        plan = adapter.plan(request, strict=strict)
+        if webhook_url is not None:
+            plan = adapter.with_webhook(plan, check_webhook_url(webhook_url))
+        return plan
 
     # -- for the clients ------------------------------------------------------------------------------------
 
@@ -151,11 +173,12 @@ class BridgeBase:
         self._coordinator = Coordinator()
         self._coordinator.uploads.update(uploads)
 
-    def _prepare(self, request: PhotoMakerRequest, provider: str, strict: bool) -> tuple[Provider, Plan]:
+    def _prepare(self, request: PhotoMakerRequest, provider: str, strict: bool,
+                 webhook_url: str | None = None) -> tuple[Provider, Plan]:
         self._check_open()
         adapter = self.provider(provider)
         adapter.require_key()
-        return adapter, adapter.plan(request, strict=strict)
+        return adapter, self._plan(adapter, request, strict, webhook_url)
 
     def _context(self, *, cancel_on_deadline: bool, deadline: float | None) -> FlowContext:
         return FlowContext(cancel_on_deadline=cancel_on_deadline, retry=self._retry, deadline=deadline)

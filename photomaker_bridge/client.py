@@ -89,7 +89,7 @@ class Bridge(BridgeBase):
 
     def generate(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
                  on_event: EventHandler | None = None, strict: bool = False,
-                 download: bool = False) -> PhotoMakerResult:
+                 download: bool = False, webhook_url: str | None = None) -> PhotoMakerResult:
         """Generate on ``provider`` and wait for the images.
 
         ``timeout`` (seconds, finite and positive; ``None``: no deadline) bounds the whole call, uploads, waits for
@@ -97,10 +97,12 @@ class Bridge(BridgeBase):
         passes, the job is cancelled where the provider allows it and :class:`~photomaker_bridge.
         GenerationTimeoutError` says what became of each job and carries the handle; a job that turned out to have
         finished is collected and returned instead. ``download=True`` fetches every image's bytes.
+        ``webhook_url``: the provider also POSTs the outcome there (fal, Runware; see :meth:`submit`); the call
+        still waits and returns the images.
         """
         started = time.monotonic()
         deadline = self._deadline(timeout)
-        adapter, plan = self._prepare(request, provider, strict)
+        adapter, plan = self._prepare(request, provider, strict, webhook_url)
         result = self._generate_plan(adapter, plan, deadline, on_event, started)
         return self.download(result, timeout=self._left(deadline)) if download else result
 
@@ -111,10 +113,17 @@ class Bridge(BridgeBase):
         return self._finish(result, plan.warnings, started)
 
     def submit(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
-               on_event: EventHandler | None = None, strict: bool = False) -> JobHandle:
-        """Upload and submit, returning as soon as the provider accepted the job."""
+               on_event: EventHandler | None = None, strict: bool = False,
+               webhook_url: str | None = None) -> JobHandle:
+        """Upload and submit, returning as soon as the provider accepted the job.
+
+        ``webhook_url`` (an http(s) URL): the provider POSTs the job's outcome there when it is done — fal
+        (``fal_webhook``, signed) and Runware (``webhookURL``, one call per image); read it with
+        :func:`photomaker_bridge.webhooks.parse_webhook`. Eachlabs documents no webhook for predictions:
+        :class:`~photomaker_bridge.ConfigurationError`. The handle works with :meth:`result` either way.
+        """
         deadline = self._deadline(timeout)
-        adapter, plan = self._prepare(request, provider, strict)
+        adapter, plan = self._prepare(request, provider, strict, webhook_url)
         flow = adapter.submit_flow(plan, self._context(cancel_on_deadline=False, deadline=deadline))
         handle: JobHandle = self._drive(adapter, flow, deadline, on_event)
         return handle
@@ -271,12 +280,12 @@ class AsyncBridge(BridgeBase):
 
     async def generate(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
                        on_event: EventHandler | None = None, strict: bool = False,
-                       download: bool = False) -> PhotoMakerResult:
+                       download: bool = False, webhook_url: str | None = None) -> PhotoMakerResult:
         """Generate on ``provider`` and wait for the images (see :meth:`Bridge.generate`)."""
         started = time.monotonic()
         deadline = self._deadline(timeout)
         self._bind()
-        adapter, plan = self._prepare(request, provider, strict)
+        adapter, plan = self._prepare(request, provider, strict, webhook_url)
         result = await self._generate_plan(adapter, plan, deadline, on_event, started)
         return await self.download(result, timeout=self._left(deadline)) if download else result
 
@@ -287,11 +296,12 @@ class AsyncBridge(BridgeBase):
         return self._finish(result, plan.warnings, started)
 
     async def submit(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
-                     on_event: EventHandler | None = None, strict: bool = False) -> JobHandle:
-        """Upload and submit, returning as soon as the provider accepted the job."""
+                     on_event: EventHandler | None = None, strict: bool = False,
+                     webhook_url: str | None = None) -> JobHandle:
+        """Upload and submit, returning as soon as the provider accepted the job (see :meth:`Bridge.submit`)."""
         deadline = self._deadline(timeout)
         self._bind()
-        adapter, plan = self._prepare(request, provider, strict)
+        adapter, plan = self._prepare(request, provider, strict, webhook_url)
         flow = adapter.submit_flow(plan, self._context(cancel_on_deadline=False, deadline=deadline))
         handle: JobHandle = await self._drive(adapter, flow, deadline, on_event)
         return handle

@@ -6,6 +6,7 @@
     ├── ConfigurationError            missing key, unknown provider, bad client setup; raised before any request
     │   └── ClientClosedError         the client was used after close() / aclose()
     ├── InvalidRequestError           bad input, caught before anything is sent (names field, value, allowed)
+    ├── WebhookVerificationError      a webhook delivery whose signature or timestamp does not check out
     └── ProviderError                 the provider (or the way to it) failed: provider, status, code, message,
         │                             request_id, retryable, raw
         ├── AuthenticationError       the key was refused (401/403, invalidApiKey)
@@ -41,6 +42,7 @@ __all__ = [
     "ProviderRejectedError",
     "ProviderUnavailableError",
     "RateLimitedError",
+    "WebhookVerificationError",
 ]
 
 
@@ -100,6 +102,12 @@ class InvalidRequestError(BridgeError, ValueError):
 
 def _shorten(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class WebhookVerificationError(BridgeError):
+    """A webhook body failed verification (:func:`photomaker_bridge.webhooks.verify_fal_signature`): a missing
+    header, a signature no published key made, or a timestamp outside the tolerance. Answer the delivery with
+    an error status and do not trust its content."""
 
 
 class ProviderError(BridgeError):

@@ -8,7 +8,7 @@ URL the provider's storage returns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -83,6 +83,9 @@ class Plan:
     """Field-by-field account of the translation."""
     images_per_payload: Sequence[int] = attrs.field(default=(), converter=as_tuple)
     """How many images each payload asks for, in the same order as ``payloads``."""
+    submit_options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    """Settings of the submission that travel beside the payloads rather than inside them (fal: ``webhook_url``,
+    ``priority``, ``hint``, ``start_timeout``, which fal_client sends as a query parameter and headers)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (uploads without their bytes)."""
@@ -96,4 +99,5 @@ class Plan:
             "warnings": [converter.unstructure(warning) for warning in self.warnings],
             "mapping": [converter.unstructure(line) for line in self.mapping],
             "images_per_payload": list(self.images_per_payload),
+            "submit_options": dict(self.submit_options),
         }

@@ -129,16 +129,16 @@ class ReferenceImage:
 
     @classmethod
     def load(cls, value: ReferenceImage | str | Path | bytes | bytearray, *, index: int = 0,
-             max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> ReferenceImage:
+             max_bytes: int = DEFAULT_MAX_IMAGE_BYTES, field: str | None = None) -> ReferenceImage:
         """Build a reference image from a path, bytes, an ``http(s)`` URL, a data URI, bare base64 or a
         Runware image UUID.
 
         ``index`` is the image's position in the request, used in error messages. Raises
-        :class:`InvalidRequestError` naming ``images[index]``, the source and why.
+        :class:`InvalidRequestError` naming ``images[index]`` (or ``field``), the source and why.
         """
         if isinstance(value, ReferenceImage):
             return value
-        field = f"images[{index}]"
+        field = field or f"images[{index}]"
         if isinstance(value, bytes | bytearray):
             return cls._local("bytes", f"<{len(value)} bytes>", bytes(value), field, max_bytes)
         if isinstance(value, Path):
@@ -222,6 +222,10 @@ def _to_images(value: Any) -> tuple[ReferenceImage, ...]:
     if not 1 <= len(items) <= 4:
         raise InvalidRequestError("images", f"<{len(items)} images>", "1 to 4 reference images of the person")
     return tuple(ReferenceImage.load(item, index=index) for index, item in enumerate(items))
+
+
+def _to_initial_image(value: Any) -> ReferenceImage | None:
+    return None if value is None else ReferenceImage.load(value, field="initial_image")
 
 
 _OUTPUT_FORMATS: dict[str, OutputFormat] = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
@@ -323,6 +327,12 @@ class PhotoMakerRequest:
     """``png``, ``jpeg`` or ``webp`` (``jpg`` is accepted). ``None``: the provider's default."""
     safety_check: bool | None = None
     """Ask the provider to check outputs for unsafe content. ``None``: the provider's default."""
+    initial_image: ReferenceImage | None = attrs.field(default=None, converter=_to_initial_image)
+    """An image to start from (image-to-image), from the same sources as ``images``. Providers without
+    image-to-image leave it out with a warning. ``None``: generate from noise."""
+    initial_image_strength: float | None = None
+    """How far from ``initial_image`` to go, 0–1 (fal: "how much noise to add"; its default 0.5). Needs
+    ``initial_image``. ``None``: the provider's default."""
     provider_options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, converter=_to_provider_options,
                                                                     hash=False)
     """Extra wire fields per provider (``{"runware": {"scheduler": "..."}}``), merged verbatim into that
@@ -352,6 +362,14 @@ class PhotoMakerRequest:
                 raise InvalidRequestError(field, value, "a multiple of 64 from 128 to 2048, or None")
         if self.safety_check is not None and not isinstance(self.safety_check, bool):
             raise InvalidRequestError("safety_check", self.safety_check, "True, False or None")
+        strength = self.initial_image_strength
+        if strength is not None:
+            if isinstance(strength, bool) or not isinstance(strength, int | float) or not math.isfinite(strength) \
+                    or not 0 <= strength <= 1:
+                raise InvalidRequestError("initial_image_strength", strength, "a number from 0 to 1, or None")
+            if self.initial_image is None:
+                raise InvalidRequestError("initial_image_strength", strength, "None without an initial_image",
+                                          reason="it says how far to go from the initial image, and there is none")
         check_prompts(self.prompt, self.negative_prompt)
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from photomaker_bridge import (
     ProviderRejectedError,
     ProviderUnavailableError,
     RateLimitedError,
+    WebhookVerificationError,
     errors,
 )
 from photomaker_bridge._http import HttpRequest, HttpResponse
@@ -33,6 +34,7 @@ PARENTS = {
     ConfigurationError: BridgeError,
     ClientClosedError: ConfigurationError,
     InvalidRequestError: BridgeError,
+    WebhookVerificationError: BridgeError,
     ProviderError: BridgeError,
     AuthenticationError: ProviderError,
     InsufficientCreditsError: ProviderError,

@@ -44,6 +44,7 @@ EXPECTED = [
     "Style",
     "Timings",
     "UploadPlaceholder",
+    "WebhookVerificationError",
     "explain",
     "normalize_style",
 ]

@@ -51,7 +51,8 @@ def test_defaults() -> None:
 def test_fields_in_order() -> None:
     assert [field.name for field in attrs.fields(PhotoMakerRequest)] == [
         "prompt", "images", "style", "style_strength", "negative_prompt", "num_images", "steps", "guidance_scale",
-        "seed", "width", "height", "output_format", "safety_check", "provider_options",
+        "seed", "width", "height", "output_format", "safety_check", "initial_image", "initial_image_strength",
+        "provider_options",
     ]
 
 
@@ -270,6 +271,8 @@ def test_to_dict_exact() -> None:
         "height": None,
         "output_format": "jpeg",
         "safety_check": None,
+        "initial_image": None,
+        "initial_image_strength": None,
         "provider_options": {"fal": {"sync_mode": True}},
     }
     assert request.to_dict() == converter.unstructure(request)
@@ -281,6 +284,7 @@ def test_round_trip_through_json(tmp_path: Path) -> None:
         images=[path, png_bytes(3, 3), URL, base64.b64encode(png_bytes(5, 5)).decode()],
         style="Disney Charactor", style_strength=15, negative_prompt="lowres", num_images=3, steps=50,
         guidance_scale=2.0, seed=2**40, width=1280, height=704, output_format="webp", safety_check=True,
+        initial_image=URL, initial_image_strength=0.25,
         provider_options={"eachlabs": {"version": "abc", "nested": {"a": [1, 2]}}},
     )
     text = json.dumps(original.to_dict())
@@ -344,3 +348,26 @@ def test_from_dict_validates_like_the_constructor() -> None:
     with pytest.raises(InvalidRequestError) as caught:
         PhotoMakerRequest.from_dict({"prompt": "a man img", "images": ["/no/such/face.jpg"]})
     assert caught.value.field == "images[0]"
+
+
+def test_initial_image_takes_the_sources_of_images_and_is_named_in_errors(tmp_path: Path) -> None:
+    path = write_image(tmp_path, "start.png", png_bytes(8, 8))
+    assert make(initial_image=path).initial_image == make(initial_image=png_bytes(8, 8)).initial_image
+    assert make(initial_image=URL).initial_image is not None
+    with pytest.raises(InvalidRequestError) as caught:
+        make(initial_image=b"not an image")
+    assert caught.value.field == "initial_image"
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan"), True, "0.5"])
+def test_initial_image_strength_is_a_number_from_0_to_1(strength: object) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        make(initial_image=URL, initial_image_strength=strength)
+    assert caught.value.field == "initial_image_strength" and "0 to 1" in str(caught.value)
+
+
+def test_initial_image_strength_needs_an_initial_image() -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        make(initial_image_strength=0.5)
+    assert caught.value.field == "initial_image_strength" and "initial_image" in str(caught.value)
+    assert make(initial_image=URL, initial_image_strength=0).initial_image_strength == 0

@@ -34,8 +34,12 @@ VARIANTS: dict[str, Any] = {
     "height": 768,
     "output_format": "webp",
     "safety_check": True,
+    "initial_image": png_bytes(64, 64, seed=5),
+    "initial_image_strength": 0.8,
     "provider_options": None,  # filled per provider below
 }
+NEEDS: dict[str, dict[str, Any]] = {"initial_image_strength": {"initial_image": png_bytes(64, 64, seed=5)}}
+"""What a variant needs beside it in both requests (a strength means nothing without an initial image)."""
 
 
 def deterministic_ids() -> Any:
@@ -55,8 +59,9 @@ def test_every_request_field_is_covered_by_a_variant() -> None:
 @pytest.mark.parametrize("field", sorted(VARIANTS))
 def test_field_changes_payload_or_warns(provider: str, field: str) -> None:
     value = {provider: {"x_bridge_test": 1}} if field == "provider_options" else VARIANTS[field]
-    base = plan_for(provider, PhotoMakerRequest(**BASE))  # type: ignore[arg-type]
-    changed = plan_for(provider, PhotoMakerRequest(**{**BASE, field: value}))  # type: ignore[arg-type]
+    base_fields = {**BASE, **NEEDS.get(field, {})}
+    base = plan_for(provider, PhotoMakerRequest(**base_fields))  # type: ignore[arg-type]
+    changed = plan_for(provider, PhotoMakerRequest(**{**base_fields, field: value}))  # type: ignore[arg-type]
     payload_changed = list(base.payloads) != list(changed.payloads) or list(base.uploads) != list(changed.uploads)
     warned = any(warning.field == field for warning in changed.warnings)
     assert payload_changed or warned, f"{provider} silently ignores {field}={value!r}"

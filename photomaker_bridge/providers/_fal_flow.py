@@ -134,6 +134,9 @@ class FalSubmit(_Operation):
 
     application: str
     arguments: Mapping[str, Any] = attrs.field(repr=False)
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    """fal_client ``submit`` keywords: ``webhook_url``, ``priority``, ``hint``, ``start_timeout`` (the plan's
+    ``submit_options``)."""
 
 
 @attrs.frozen
@@ -231,7 +234,7 @@ class FalFlows:
             try:
                 url, fresh = yield from upload_once(key, PROVIDER, upload.description, send)
             except DeadlineReached as reached:
-                raise GenerationTimeoutError("the deadline passed while uploading the reference photos to fal "
+                raise GenerationTimeoutError(f"the deadline passed while uploading the {upload.description} to fal "
                                              "(nothing was submitted)", provider=PROVIDER) from reached
             if fresh:
                 upload_seconds = (upload_seconds or 0.0) + (context.clock() - started)
@@ -260,7 +263,8 @@ class FalFlows:
                                                       len(plan.payloads))
                 lease = leases[index] if leases else None
                 body = fill_placeholders(payload, urls)
-                submission: FalSubmission = yield from step(FalSubmit(self.application, body, jobs=jobs), context,
+                submission: FalSubmission = yield from step(FalSubmit(self.application, body, plan.submit_options,
+                                                                      jobs=jobs), context,
                                                             provider=PROVIDER, what="submit")
             except DeadlineReached as reached:
                 if lease is not None and reached.__cause__ is not None:

@@ -153,7 +153,7 @@ class FalSyncPerformer:
             timeout=fal_module.QUEUE_POLL_TIMEOUT))
 
     def _submit(self, client: SyncFalClient, operation: FalSubmit) -> Any:
-        handle = client.submit(operation.application, dict(operation.arguments))
+        handle = client.submit(operation.application, dict(operation.arguments), **operation.options)
         if operation.jobs is not None:
             operation.jobs.hook = self._cancel_later
         return parse_submit({"request_id": handle.request_id})
@@ -275,7 +275,8 @@ class FalAsyncPerformer:
         # driver gives a step that creates a job) or the caller's cancellation stops the wait, fal may still
         # accept it, and nobody would know the id of a job that runs and bills. The task runs on instead, and
         # its request is cancelled once fal answers (fal.md §1.7).
-        task = asyncio.ensure_future(client.submit(operation.application, dict(operation.arguments)))
+        task = asyncio.ensure_future(client.submit(operation.application, dict(operation.arguments),
+                                                   **operation.options))
         try:
             if remaining is None:
                 handle = await asyncio.shield(task)

@@ -294,6 +294,12 @@ class Provider(abc.ABC):
     def require_key(self) -> None:
         """Raise :class:`ConfigurationError` naming both ways to supply a key when none is configured."""
 
+    def with_webhook(self, plan: Plan, url: str) -> Plan:
+        """``plan`` set to have the provider POST the job's outcome to ``url`` (the client checks that it is an
+        http(s) URL). By default the provider documents no webhook: :class:`ConfigurationError`."""
+        raise ConfigurationError(f"{self.name} documents no webhook for this model; leave webhook_url out and "
+                                 "collect the result with result() or generate()")
+
     def submit_flow(self, plan: Plan, context: FlowContext) -> Flow[JobHandle]:
         """Upload what the plan needs, submit its payloads, and return the job's handle."""
         raise ConfigurationError(f"{self.name} does not support submit()")

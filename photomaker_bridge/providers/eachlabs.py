@@ -141,6 +141,8 @@ class EachlabsProvider(Provider):
         Capability("output_format", None, "unsupported", "PNG only"),
         Capability("safety_check", "disable_safety_checker", "adjusted",
                    "disable_safety_checker = not safety_check; flagged images are dropped from the output"),
+        Capability("initial_image", None, "unsupported", "left out with a warning: no start image input"),
+        Capability("initial_image_strength", None, "unsupported", "left out with the initial image"),
         Capability("provider_options", None, "native",
                    "provider_options['eachlabs'] merged verbatim into every body: model inputs into input; model, "
                    "version, webhook_url, webhook_secret at the top level"),
@@ -318,6 +320,14 @@ class EachlabsProvider(Provider):
             elif value is not None:
                 translator.unsupported(field, value, "Eachlabs' PhotoMaker has no size input; it outputs "
                                        "1024×1024 (§3.3)")
+        if request.initial_image is None:
+            translator.default("initial_image", "none: generated from noise")
+            translator.default("initial_image_strength", "not sent: no initial image")
+        else:
+            reason = "Eachlabs' PhotoMaker has no start image input (§3.1); left out"
+            translator.unsupported("initial_image", request.initial_image.source, reason)
+            if request.initial_image_strength is not None:
+                translator.unsupported("initial_image_strength", request.initial_image_strength, reason)
         if request.output_format is None or request.output_format == "png":
             translator.default("output_format", "Eachlabs outputs PNG")
         else:
@@ -349,9 +359,17 @@ class EachlabsProvider(Provider):
     # ------------------------------------------------------------------------------------------- flows
 
     def headers(self) -> dict[str, str]:
-        """The headers of an API request. The key goes in ``X-API-Key`` only, as on the seed page (Bearer also
-        works, §1), and only to the API: never to the presigned storage URL."""
-        return {"X-API-Key": self._key(), "Content-Type": "application/json"}
+        """The headers of an API request. The key goes as ``Authorization: Bearer``, the documented form (§1;
+        the seed page's ``X-API-Key`` still works but is no longer documented), and only to the API: never to
+        the presigned storage URL."""
+        return {"Authorization": f"Bearer {self._key()}", "Content-Type": "application/json"}
+
+    def with_webhook(self, plan: Plan, url: str) -> Plan:
+        """Refused with :class:`ConfigurationError`: Eachlabs' create body takes a ``webhook_url``, but its
+        documentation says "Currently, webhooks are only supported for Workflows V2" — not predictions (§2.10)."""
+        raise ConfigurationError("Eachlabs documents webhooks for Workflows V2 only, not for predictions "
+                                 "(docs/protocols/eachlabs.md §2.10): leave webhook_url out and collect the result "
+                                 "with result() or generate()")
 
     def limits(self) -> Limits:
         """At most ``concurrency`` predictions in flight and ``per_minute`` creates a minute, per client."""

@@ -157,17 +157,17 @@ def test_generate_returns_every_image_with_cost_and_timings(eachlabs: EmulatorHa
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_the_key_goes_in_x_api_key_to_the_api_only(eachlabs: EmulatorHandle, mode: Mode) -> None:
+def test_the_key_goes_as_a_bearer_token_to_the_api_only(eachlabs: EmulatorHandle, mode: Mode) -> None:
     generate(provider_for(eachlabs), request(images=[FACE, OTHER_FACE]), mode)
     assert eachlabs.log
     for entry in eachlabs.log:
-        assert header(entry, "Authorization") is None
+        assert header(entry, "X-API-Key") is None  # the documented form only (docs/protocols/eachlabs.md §1)
         assert eachlabs.api_key not in entry.path + str(entry.query) + entry.body.decode("latin-1")
         if entry.path.startswith("/v1/"):
-            assert header(entry, "X-API-Key") == eachlabs.api_key
+            assert header(entry, "Authorization") == f"Bearer {eachlabs.api_key}"
             assert header(entry, "Content-Type") == "application/json"
         else:  # the presigned storage PUT: signed by its URL and headers, never by the key (§2.11)
-            assert entry.method == "PUT" and header(entry, "X-API-Key") is None
+            assert entry.method == "PUT" and header(entry, "Authorization") is None
 
 
 def test_num_images_above_four_is_split_into_predictions_created_back_to_back(eachlabs: EmulatorHandle) -> None:

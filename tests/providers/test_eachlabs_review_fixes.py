@@ -177,7 +177,7 @@ async def test_cancelling_the_async_task_cancels_the_prediction(eachlabs: Emulat
     finally:
         await transport.aclose()
     cancel = logged(eachlabs, "POST", CANCEL_ROUTE)[0]
-    assert header(cancel, "X-API-Key") == eachlabs.api_key and header(cancel, "Authorization") is None
+    assert header(cancel, "Authorization") == f"Bearer {eachlabs.api_key}" and header(cancel, "X-API-Key") is None
 
 
 def test_an_on_event_that_abandons_a_sync_generate_cancels_in_the_background(eachlabs: EmulatorHandle) -> None:

@@ -85,7 +85,8 @@ def test_golden_minimal_request_leaves_defaults_to_eachlabs() -> None:
                   "style_strength_ratio": 20, "num_outputs": 1},
     }]
     defaults = {line.unified_field for line in made.mapping if line.provider_field is None}
-    assert defaults == {"negative_prompt", "safety_check", "steps", "guidance_scale", "output_format", "seed"}
+    assert defaults == {"negative_prompt", "safety_check", "steps", "guidance_scale", "output_format", "seed",
+                        "initial_image", "initial_image_strength"}
 
 
 def test_numbers_are_json_numbers_not_strings() -> None:
@@ -155,10 +156,11 @@ def test_trigger_img_is_kept_without_warning() -> None:
     assert made.warnings == ()
 
 
-def test_trigger_rwre_becomes_img_in_place() -> None:
+def test_trigger_rwre_becomes_img_in_place_with_a_warning() -> None:
     made = plan(request(prompt="a photo of a woman rwre at the beach"))
     assert made.payloads[0]["input"]["prompt"] == "a photo of a woman img at the beach"
-    assert made.warnings == ()
+    assert warned_fields(made) == ["prompt"]
+    assert made.warnings[0].sent == "a photo of a woman img at the beach" and "rwre" in made.warnings[0].reason
 
 
 def test_missing_trigger_is_inserted_after_the_class_word_with_a_warning() -> None:
@@ -402,3 +404,9 @@ def test_the_key_never_shows_in_repr() -> None:
 def test_capabilities_cover_every_request_field() -> None:
     fields = {field.name for field in attrs.fields(PhotoMakerRequest)}
     assert {capability.field for capability in EachlabsProvider.capabilities} == fields
+
+
+def test_initial_image_is_left_out_with_a_warning() -> None:
+    made = plan(request(initial_image="https://example.com/start.png", initial_image_strength=0.2))
+    assert warned_fields(made) == ["initial_image", "initial_image_strength"]
+    assert "initial" not in str(made.payloads)

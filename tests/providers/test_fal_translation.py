@@ -135,8 +135,8 @@ def test_other_providers_spellings_are_accepted() -> None:
 
 @pytest.mark.parametrize(("prompt", "sent", "warns"), [
     ("a photo of a man img in a spacesuit", "a photo of a man img in a spacesuit", False),
-    ("a photo of a woman rwre at the sea", "a photo of a woman img at the sea", False),
-    ("a photo of a girl IMG, smiling", "a photo of a girl img, smiling", False),
+    ("a photo of a woman rwre at the sea", "a photo of a woman img at the sea", True),  # every change is a warning
+    ("a photo of a girl IMG, smiling", "a photo of a girl img, smiling", True),
     ("portrait of a man, studio light", "portrait of a man img, studio light", True),
     ("img at the beach, a person", "at the beach, a person img", True),
     ("a sunset over the sea", "a photo of a person img, a sunset over the sea", True),
@@ -287,7 +287,7 @@ def test_strict_refuses_every_adjustment(fields: dict[str, Any], field: str) -> 
 
 def test_strict_accepts_what_needs_no_adjustment() -> None:
     made = plan(request(num_images=6, seed=3, steps=30, guidance_scale=4.5, width=1024, output_format="png",
-                        prompt="a photo of a woman rwre"), strict=True)
+                        prompt="a photo of a woman img"), strict=True)
     assert [payload["num_images"] for payload in made.payloads] == [4, 2]
     assert made.warnings == ()
 
@@ -461,3 +461,47 @@ def test_handle_for_builds_a_resumable_handle() -> None:
     assert list(handle.request_ids) == ["80e732af-660e-45cd-bd63-580e4f2a94cc"]
     assert handle.details["application"] == "fal-ai/photomaker"
     assert type(handle).from_dict(handle.to_dict()) == handle
+
+
+# ---------------------------------------------------------------------------------------- image-to-image
+
+
+def test_golden_local_initial_image_is_uploaded_and_its_url_sent() -> None:
+    made = plan(request(initial_image=OTHER_FACE, initial_image_strength=0.35))
+    archive, start = made.uploads
+    assert archive.kind == "zip" and start.kind == "image"
+    assert start.data == OTHER_FACE and start.content_type == "image/jpeg" and start.sha256 == sha256_hex(OTHER_FACE)
+    assert start.image_indices == () and start.file_name.endswith(".jpg")
+    assert list(made.payloads[0]) == ["image_archive_url", "prompt", "base_pipeline", "initial_image_url",
+                                      "initial_image_strength", "style", "style_strength", "num_images"]
+    assert made.payloads[0]["initial_image_url"] == start.placeholder
+    assert made.payloads[0]["initial_image_strength"] == 0.35
+    assert made.warnings == ()
+
+
+def test_initial_image_url_goes_as_given_and_the_strength_default_is_fal_s() -> None:
+    made = plan(request(initial_image=FACE_URL, num_images=6))
+    assert [upload.kind for upload in made.uploads] == ["zip"]
+    assert all(payload["initial_image_url"] == FACE_URL for payload in made.payloads)
+    assert all("initial_image_strength" not in payload for payload in made.payloads)
+    lines = {line.unified_field: line for line in made.mapping}
+    assert lines["initial_image_strength"].provider_field is None and "0.5" in lines["initial_image_strength"].note
+
+
+def test_a_runware_uuid_as_initial_image_is_refused() -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        plan(request(initial_image=RUNWARE_UUID))
+    assert caught.value.field == "initial_image" and "runware" in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------- submit settings
+
+
+def test_submit_settings_and_the_webhook_are_on_the_plan_not_in_the_arguments() -> None:
+    adapter = FalProvider(priority="low", hint="runner-7", start_timeout=45)
+    made = adapter.with_webhook(adapter.plan(request()), "https://hooks.example.com/fal")
+    assert made.submit_options == {"priority": "low", "hint": "runner-7", "start_timeout": 45,
+                                   "webhook_url": "https://hooks.example.com/fal"}
+    assert not set(made.payloads[0]) & {"priority", "hint", "start_timeout", "webhook_url", "fal_webhook"}
+    assert {line.unified_field for line in made.mapping} >= {"priority (FalProvider setting)", "webhook_url"}
+    assert made.to_dict()["submit_options"]["webhook_url"] == "https://hooks.example.com/fal"
