@@ -1,0 +1,73 @@
+"""Everything a batch leaves beside its journal: ``summary.json``, ``summary.csv``, ``report.html`` and, with
+Pillow installed, ``contact_sheet.png``. Each file is written under a temporary name and renamed into place,
+so a reader never sees half a file."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import attrs
+
+from .journal import JOURNAL_NAME, now_iso
+from .report import render_report
+from .sheet import build_sheet
+from .summary import Summary, latest_finished, summarize_journal, summary_csv, summary_json
+
+__all__ = ["CONTACT_SHEET_HINT", "OutputFiles", "write_outputs"]
+
+CONTACT_SHEET_HINT = "contact_sheet.png needs Pillow: pip install 'photomaker-bridge[report]'"
+"""What is said instead of writing the picture when Pillow is missing."""
+
+
+@attrs.frozen
+class OutputFiles:
+    """Where a batch's files are."""
+
+    folder: Path
+    journal: Path
+    summary_json: Path
+    summary_csv: Path
+    report: Path
+    contact_sheet: Path | None
+    """``None`` when Pillow is not installed (see ``notes``)."""
+    summary: Summary
+    notes: tuple[str, ...] = ()
+    """What could not be written, and how to get it."""
+
+
+def _write_text(path: Path, text: str) -> Path:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def pillow_available() -> bool:
+    """Whether Pillow can be imported (the ``report`` extra)."""
+    return importlib.util.find_spec("PIL") is not None
+
+
+def write_outputs(folder: Path, *, title: str = "PhotoMaker batch") -> OutputFiles:
+    """Summarise the journal in ``folder`` and write the summary files, the report and the contact sheet."""
+    journal = folder / JOURNAL_NAME
+    summary = summarize_journal(journal)
+    records = list(latest_finished(journal))
+    json_path = _write_text(folder / "summary.json", summary_json(summary))
+    csv_path = _write_text(folder / "summary.csv", summary_csv(summary))
+    html = render_report(summary, records, title=title, journal=JOURNAL_NAME, generated_at=now_iso())
+    report = _write_text(folder / "report.html", html)
+    sheet_path: Path | None = None
+    notes: list[str] = []
+    if pillow_available():
+        from .contact_sheet import write_contact_sheet
+
+        sheet = build_sheet(records, providers=[item.provider for item in summary.providers])
+        partial = folder / ".contact_sheet.png.partial"
+        write_contact_sheet(sheet, folder, partial)
+        sheet_path = folder / "contact_sheet.png"
+        os.replace(partial, sheet_path)
+    else:
+        notes.append(CONTACT_SHEET_HINT)
+    return OutputFiles(folder, journal, json_path, csv_path, report, sheet_path, summary, tuple(notes))

@@ -1,0 +1,107 @@
+"""Everything checked before the first request of a batch: each job planned for its provider (offline), keys
+given twice, every provider's key present, what earlier runs already did, and what the rest will cost.
+
+Bad jobs become :class:`~photomaker_bridge.batch.jsonl.LineProblem` entries (reported, then skipped); a missing
+key is a :class:`~photomaker_bridge.ConfigurationError`; a cost above the limit an
+:class:`~photomaker_bridge.InvalidRequestError` naming the limit. Nothing is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+
+import attrs
+
+from ..client import AsyncBridge, Bridge
+from ..errors import BridgeError, ConfigurationError, InvalidRequestError
+from .estimate import CostEstimate, CostEstimator, learned_prices
+from .jobs import BatchJob
+from .journal import JOURNAL_NAME, scan_journal
+from .jsonl import LineProblem
+from .summary import summarize_journal
+
+__all__ = ["Preflight", "check_cost", "preflight"]
+
+
+@attrs.frozen
+class Preflight:
+    """What a run will do, known before it sends anything."""
+
+    to_submit: Mapping[str, int]
+    """Jobs to submit per provider."""
+    to_resume: int
+    """Jobs an earlier run left accepted, to collect by handle."""
+    finished: int
+    """Jobs an earlier run finished (skipped)."""
+    problems: tuple[LineProblem, ...]
+    """Jobs that cannot run, with where they are and why (skipped)."""
+    estimate: CostEstimate
+    """What the jobs to submit will cost."""
+
+    @property
+    def jobs(self) -> int:
+        """Every runnable job: to submit, to resume, or finished before."""
+        return sum(self.to_submit.values()) + self.to_resume + self.finished
+
+
+def preflight(items: Iterable[tuple[str, BatchJob | LineProblem]], bridge: Bridge | AsyncBridge, out: Path, *,
+              strict: bool = False) -> Preflight:
+    """Check every job of ``items`` (``(where, job or problem)`` pairs) against ``bridge``'s providers and the
+    journal in ``out``, without sending anything. Raises :class:`ConfigurationError` when a provider with jobs
+    to run has no key."""
+    journal = out / JOURNAL_NAME
+    state = scan_journal(journal)
+    learned = {}
+    if state.finished:
+        summary = summarize_journal(journal)
+        learned = learned_prices((item.provider, item.reported.per_image or item.estimated.per_image)
+                                 for item in summary.providers)
+    estimator = CostEstimator(learned)
+    problems: list[LineProblem] = []
+    first_seen: dict[str, str] = {}
+    to_submit: dict[str, int] = {}
+    finished = resumed = 0
+    for where, item in items:
+        if isinstance(item, LineProblem):
+            problems.append(item)
+            continue
+        if item.key in first_seen:
+            problems.append(LineProblem(where, f"key {item.key!r} is already used by {first_seen[item.key]}"))
+            continue
+        first_seen[item.key] = where
+        if item.key in state.finished:
+            finished += 1
+            continue
+        if item.key in state.pending:
+            resumed += 1
+            continue
+        try:
+            adapter = bridge.provider(item.provider)
+            plan = adapter.plan(item.request, strict=strict)
+        except BridgeError as error:
+            problems.append(LineProblem(where, str(error)))
+            continue
+        to_submit[item.provider] = to_submit.get(item.provider, 0) + 1
+        estimator.add(adapter, plan)
+    resumed += sum(1 for key in state.pending if key not in first_seen)
+    for name in sorted(to_submit):
+        bridge.provider(name).require_key()
+    for name in sorted({pending.provider for pending in state.pending.values()}):
+        try:
+            bridge.provider(name).require_key()
+        except ConfigurationError as error:
+            raise ConfigurationError(f"jobs accepted by {name} in an earlier run wait to be collected: {error}") \
+                from None
+    return Preflight(to_submit, resumed, finished, tuple(problems), estimator.result())
+
+
+def check_cost(estimate: CostEstimate, max_cost: Decimal | None, *, field: str = "max_cost") -> None:
+    """Refuse a run whose estimate is above ``max_cost`` (USD; ``None``: no limit), naming ``field``."""
+    if max_cost is None or estimate.total <= max_cost:
+        return
+    parts = ", ".join(f"{name} {item.jobs} jobs ≈ {item.amount} USD" for name, item in estimate.providers.items())
+    raise InvalidRequestError(field, str(max_cost), f"at least {estimate.total} (USD) to run these jobs",
+                              reason=f"the {estimate.jobs} jobs to submit are estimated at {estimate.total} USD: "
+                                     f"{parts}")

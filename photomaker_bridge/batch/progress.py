@@ -1,0 +1,132 @@
+"""What the runner tells its caller as it goes (:class:`BatchEvent`), and a tally of it (:class:`BatchProgress`)
+that a display draws: per provider done / failed / in flight, spend so far, elapsed and estimated time left.
+
+Pure: the tally is fed events and a clock reading; it never reads the journal or the clock itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Literal
+
+import attrs
+
+__all__ = ["BatchEvent", "BatchEventKind", "BatchProgress", "ProviderProgress"]
+
+BatchEventKind = Literal["skipped", "duplicate", "submitting", "submitted", "resuming", "collecting", "finished",
+                         "unknown", "error"]
+
+
+@attrs.frozen
+class BatchEvent:
+    """One step of one job.
+
+    ``kind``: ``skipped`` (finished in an earlier run), ``duplicate`` (a key given twice: the first one runs),
+    ``submitting``, ``submitted`` (the provider accepted it), ``resuming`` (an earlier run's accepted job,
+    collected by its handle), ``collecting`` (waiting for the result), ``finished`` (``record`` is its journal
+    line), ``unknown`` (its submission was interrupted in an earlier run, so it may or may not exist; it is not
+    sent again), ``error`` (an unexpected failure; the job stays in the journal to resume, ``message`` says
+    what happened).
+    """
+
+    kind: BatchEventKind
+    key: str
+    provider: str
+    record: Mapping[str, Any] | None = None
+    """The ``finished`` journal line, for ``finished`` events."""
+    message: str | None = None
+    """For ``duplicate``, ``unknown`` and ``error``: why."""
+
+
+@attrs.define
+class ProviderProgress:
+    """One provider's counts so far."""
+
+    total: int | None = None
+    """Jobs expected for this provider (``None`` when the caller did not say)."""
+    succeeded: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    skipped: int = 0
+    """Already finished in an earlier run."""
+    left: int = 0
+    """Jobs this run leaves unfinished: unknown submissions and unexpected failures (both resumable)."""
+    images: int = 0
+    spend_reported: Decimal = Decimal(0)
+    """Sum of costs the provider reported, this run."""
+    spend_estimated: Decimal = Decimal(0)
+    """Sum of costs estimated from price tables, this run."""
+    currency: str = "USD"
+
+    @property
+    def done(self) -> int:
+        """Finished this run, either way."""
+        return self.succeeded + self.failed
+
+    @property
+    def remaining(self) -> int | None:
+        """Jobs not yet finished (``None`` without a total)."""
+        if self.total is None:
+            return None
+        return max(0, self.total - self.done - self.skipped - self.left)
+
+
+@attrs.define
+class BatchProgress:
+    """A running tally of :class:`BatchEvent` per provider; ``started`` is a ``time.monotonic()`` reading."""
+
+    started: float
+    providers: dict[str, ProviderProgress] = attrs.field(factory=dict)
+
+    def expect(self, provider: str, total: int) -> None:
+        """Say how many jobs ``provider`` has in all (what the bars count towards)."""
+        self._provider(provider).total = total
+
+    def _provider(self, name: str) -> ProviderProgress:
+        return self.providers.setdefault(name, ProviderProgress())
+
+    def update(self, event: BatchEvent) -> None:
+        """Count ``event``."""
+        tally = self._provider(event.provider)
+        if event.kind == "skipped":
+            tally.skipped += 1
+        elif event.kind in ("submitting", "resuming"):
+            tally.in_flight += 1
+        elif event.kind == "unknown":
+            tally.left += 1
+        elif event.kind == "error":
+            tally.in_flight = max(0, tally.in_flight - 1)
+            tally.left += 1
+        elif event.kind == "finished" and event.record is not None:
+            tally.in_flight = max(0, tally.in_flight - 1)
+            self._count_finished(tally, event.record)
+
+    @staticmethod
+    def _count_finished(tally: ProviderProgress, record: Mapping[str, Any]) -> None:
+        if record.get("outcome") == "success":
+            tally.succeeded += 1
+            tally.images += len(record.get("images") or ())
+        else:
+            tally.failed += 1
+        cost = record.get("cost")
+        if isinstance(cost, Mapping):
+            amount = Decimal(str(cost.get("amount", "0")))
+            tally.currency = str(cost.get("currency", tally.currency))
+            if cost.get("source") == "estimated":
+                tally.spend_estimated += amount
+            else:
+                tally.spend_reported += amount
+
+    def elapsed(self, now: float) -> float:
+        """Seconds since the start."""
+        return max(0.0, now - self.started)
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left at this run's pace so far; ``None`` before the first job finishes or without totals."""
+        done = sum(tally.done for tally in self.providers.values())
+        remaining = [tally.remaining for tally in self.providers.values()]
+        if done == 0 or any(value is None for value in remaining):
+            return None
+        left = sum(value for value in remaining if value is not None)
+        return left * self.elapsed(now) / done

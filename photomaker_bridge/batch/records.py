@@ -1,0 +1,104 @@
+"""The ``finished`` journal line of a job, built from its result or its error (pure: no I/O).
+
+A line holds: ``key``, ``provider``, ``request_ids``, ``outcome`` (``success``, ``failed`` or ``timeout``),
+``error`` (``class``, ``status``, ``code``, ``message``, ``retryable``), ``images`` (``url``, saved ``path``
+relative to the output folder, ``seed``, size, content type), ``seed``, ``cost`` (``amount`` as an exact
+decimal string, ``currency``, ``source``: ``reported`` or ``estimated``), ``queue_seconds``, ``run_seconds``,
+``upload_seconds``, ``total_seconds``, ``warnings`` (as text), ``attempts``, ``labels``, ``started_at``,
+``finished_at``, ``resumed`` and, for a deadline that passed while the job still ran, ``resumable`` with the
+``handle`` to collect it by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ..errors import BridgeError, GenerationTimeoutError, ProviderError
+from ..jobs import JobHandle
+from ..result import PhotoMakerResult
+from .jobs import JobLabels
+from .journal import now_iso
+
+__all__ = ["JobTiming", "error_fields", "failure_record", "success_record"]
+
+
+@attrs.frozen
+class JobTiming:
+    """When a job was worked on in this run, and whether it was collected from an earlier run's handle."""
+
+    started_at: str
+    """ISO 8601 UTC: when this run began submitting (or, when resumed, collecting) it."""
+    total_seconds: float | None
+    """Submission to collection, measured by the runner; ``None`` for a resumed job (its submission happened
+    in an earlier run, so no wall time covers it whole)."""
+    resumed: bool = False
+    """Collected by a handle written by an earlier run."""
+
+
+def error_fields(error: BaseException) -> dict[str, Any]:
+    """The journal's description of an error: class, HTTP status, provider code, message, retryable."""
+    if isinstance(error, ProviderError):
+        return {"class": type(error).__name__, "status": error.status, "code": error.code,
+                "message": error.message, "retryable": error.retryable}
+    message = str(error) if isinstance(error, BridgeError) else f"{type(error).__name__}: {error}"
+    return {"class": type(error).__name__, "status": None, "code": None, "message": message, "retryable": False}
+
+
+def _base(key: str, provider: str, labels: JobLabels, timing: JobTiming) -> dict[str, Any]:
+    return {"type": "finished", "key": key, "provider": provider, "labels": labels.to_dict(),
+            "started_at": timing.started_at, "finished_at": now_iso(), "resumed": timing.resumed}
+
+
+def success_record(key: str, labels: JobLabels, result: PhotoMakerResult, paths: Sequence[str | None],
+                   timing: JobTiming) -> dict[str, Any]:
+    """The line of a job that produced ``result``; ``paths`` are where its images were saved (``None``: not
+    saved), relative to the output folder."""
+    timings = result.timings
+    cost = None if result.cost is None else {"amount": str(result.cost.amount), "currency": result.cost.currency,
+                                             "source": result.cost.source}
+    images = [{"url": image.url if image.url and not image.url.startswith("data:") else None, "path": path,
+               "seed": image.seed, "width": image.width, "height": image.height,
+               "content_type": image.content_type, "nsfw": image.nsfw}
+              for image, path in zip(result.images, paths, strict=True)]
+    return {
+        **_base(key, result.provider, labels, timing),
+        "outcome": "success", "resumable": False, "handle": None, "request_ids": list(result.request_ids),
+        "error": None, "images": images, "seed": result.seed, "requested_images": result.requested_images,
+        "cost": cost, "queue_seconds": timings.queue_seconds, "run_seconds": timings.run_seconds,
+        "upload_seconds": timings.upload_seconds, "total_seconds": timing.total_seconds,
+        "warnings": [str(warning) for warning in result.warnings],
+        "attempts": [attrs.asdict(attempt) for attempt in result.attempts],
+    }
+
+
+def failure_record(key: str, provider: str, labels: JobLabels, error: BaseException, timing: JobTiming,
+                   handle: JobHandle | None = None) -> dict[str, Any]:
+    """The line of a job that ended in ``error``. A deadline that passed while the provider still ran the job
+    (a :class:`GenerationTimeoutError` with a handle) is ``resumable``: the next run collects it by handle."""
+    timed_out = isinstance(error, GenerationTimeoutError)
+    if isinstance(error, GenerationTimeoutError) and error.handle is not None:
+        handle = error.handle
+    resumable = timed_out and handle is not None
+    request_ids: list[str] = list(handle.request_ids) if handle is not None else []
+    if not request_ids and isinstance(error, ProviderError) and error.request_id:
+        request_ids = [error.request_id]
+    warnings = [str(warning) for warning in handle.warnings] if handle is not None else []
+    return {
+        **_base(key, provider, labels, timing),
+        "outcome": "timeout" if timed_out else "failed", "resumable": resumable,
+        "handle": handle.to_dict() if resumable and handle is not None else None, "request_ids": request_ids,
+        "error": error_fields(error), "images": [], "seed": None, "requested_images": None, "cost": None,
+        "queue_seconds": None, "run_seconds": None, "upload_seconds": None, "total_seconds": timing.total_seconds,
+        "warnings": warnings, "attempts": [],
+    }
+
+
+def record_cost(record: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """``(amount, currency, source)`` of a finished line, or ``None`` when it has no cost."""
+    cost = record.get("cost")
+    if not isinstance(cost, Mapping):
+        return None
+    return str(cost.get("amount")), str(cost.get("currency", "USD")), str(cost.get("source", "reported"))

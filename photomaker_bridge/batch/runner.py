@@ -1,0 +1,327 @@
+"""The batch runner: many jobs through one client, a bounded number at a time, every step in the journal.
+
+Each job is submitted (``AsyncBridge.submit``), its handle written to the journal the moment the provider
+accepts it, then collected (``AsyncBridge.result``), its images saved and its outcome written. A fixed set of
+workers pulls jobs from the caller's iterable one at a time, so a batch of any size holds only the jobs in
+flight; nothing about a finished job stays in memory (the summary reads the journal back as a stream).
+
+Interruption: when the run is cancelled (Ctrl-C under ``asyncio.run``, or the caller cancelling the task),
+submissions already on their way are given ``BatchOptions.submit_grace`` seconds to be accepted and journaled,
+and collections stop at once (the jobs keep running at the provider; their handles are in the journal). The
+next run over the same output folder skips finished keys, collects accepted jobs by handle, and never submits
+a job twice: see :mod:`.journal` for the one case it cannot decide alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+
+from ..client import AsyncBridge
+from ..errors import BridgeError, ConfigurationError, GenerationTimeoutError
+from ..jobs import JobHandle
+from ..providers.base import Provider
+from .jobs import BatchJob, JobLabels
+from .journal import JOURNAL_NAME, JournalState, JournalWriter, PendingJob, now_iso, scan_journal
+from .output import prepare_output, save_images
+from .progress import BatchEvent, BatchEventKind
+from .records import JobTiming, failure_record, success_record
+
+__all__ = ["BatchOptions", "BatchOutcome", "EventCallback", "arun_batch", "run_batch", "submit_job"]
+
+EventCallback = Callable[[BatchEvent], Any]
+"""Receives every :class:`BatchEvent` (on the runner's event-loop thread; keep it quick)."""
+
+_T = TypeVar("_T")
+_MINIMUM_COLLECT_SECONDS = 1.0
+"""A collection always gets at least this long, even when the submission used up the job's timeout."""
+
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{attribute.name} must be a positive number of seconds or None, got {value!r}")
+
+
+def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{attribute.name} must be an integer of at least 1, got {value!r}")
+
+
+@attrs.frozen
+class BatchOptions:
+    """How a batch runs."""
+
+    concurrency: int = attrs.field(default=8, validator=_at_least_one)
+    """Jobs in flight at once (submitting or waiting for their result). Provider limits, such as Eachlabs'
+    concurrent predictions, are the client's to respect within this."""
+    timeout: float | None = attrs.field(default=900.0, validator=_positive_or_none)
+    """Seconds one job may take from submission to collection. When it passes while the provider still runs
+    the job, the outcome is ``timeout`` and the next run collects it by handle."""
+    download: bool = True
+    """Fetch every image and save it under ``images/`` in the output folder (else keep URLs only)."""
+    resubmit_unknown: bool = False
+    """Submit again the jobs whose submission an earlier run left undecided (see :mod:`.journal`); the
+    provider may then run such a job twice."""
+    submit_grace: float = attrs.field(default=30.0, validator=_positive_or_none)
+    """Seconds a submission already on its way may take to be accepted and journaled after the run is
+    cancelled."""
+    strict: bool = False
+    """Refuse any adjustment of a request instead of warning (see ``Bridge.submit``)."""
+    fsync: bool = False
+    """Force every journal line to the disk (survives a power cut, not only a killed process)."""
+
+
+@attrs.frozen
+class BatchOutcome:
+    """What one run did."""
+
+    out: Path
+    """The output folder."""
+    journal: Path
+    """The journal file."""
+    succeeded: int
+    """Jobs that finished with images in this run."""
+    failed: int
+    """Jobs that finished with an error in this run (a passed deadline included)."""
+    skipped: int
+    """Jobs finished by an earlier run."""
+    resumed: int
+    """Jobs accepted in an earlier run and collected (or tried) in this one."""
+    left: tuple[str, ...]
+    """Keys this run leaves unfinished: undecided submissions of an earlier run, unexpected failures, and
+    deadlines passed while the provider still ran the job. A later run picks up the resumable ones."""
+
+    @property
+    def finished(self) -> int:
+        """Jobs finished in this run, either way."""
+        return self.succeeded + self.failed
+
+
+async def submit_job(bridge: AsyncBridge, job: BatchJob, *, timeout: float | None, strict: bool) -> JobHandle:
+    """Send ``job`` to its provider and return the accepted job's handle.
+
+    The one place a job meets a provider: a route across providers will be chosen here.
+    """
+    return await bridge.submit(job.request, job.provider, timeout=timeout, strict=strict)
+
+
+@attrs.frozen
+class _Resume:
+    pending: PendingJob
+
+
+@attrs.frozen
+class _Submit:
+    job: BatchJob
+
+
+class _Run:
+    """One run over one output folder."""
+
+    def __init__(self, bridge: AsyncBridge, out: Path, options: BatchOptions, on_event: EventCallback | None,
+                 state: JournalState, journal: JournalWriter) -> None:
+        self.bridge = bridge
+        self.out = out
+        self.options = options
+        self.on_event = on_event
+        self.state = state
+        self.journal = journal
+        self.seen: set[str] = set()
+        self.left: list[str] = []
+        self.counts = {"succeeded": 0, "failed": 0, "skipped": 0, "resumed": 0}
+
+    def emit(self, kind: BatchEventKind, key: str, provider: str, record: dict[str, Any] | None = None,
+             message: str | None = None) -> None:
+        if self.on_event is not None:
+            self.on_event(BatchEvent(kind, key, provider, record=record, message=message))
+
+    def work(self, jobs: Iterable[BatchJob]) -> Iterator[_Resume | _Submit]:
+        """What to do, lazily: first collect what earlier runs left accepted, then the caller's jobs."""
+        while self.state.pending:
+            key, pending = next(iter(self.state.pending.items()))
+            del self.state.pending[key]
+            self.seen.add(key)
+            yield _Resume(pending)
+        for job in jobs:
+            if job.key in self.seen:
+                self.emit("duplicate", job.key, job.provider, message="this key was already given; the first runs")
+                continue
+            self.seen.add(job.key)
+            if job.key in self.state.finished:
+                self.counts["skipped"] += 1
+                self.emit("skipped", job.key, job.provider)
+                continue
+            if job.key in self.state.unknown and not self.options.resubmit_unknown:
+                self.left.append(job.key)
+                self.emit("unknown", job.key, job.provider, message=(
+                    "an earlier run was stopped while submitting this job, so the provider may have accepted it; "
+                    "it is not sent again (check the provider's dashboard, or resubmit it explicitly)"))
+                continue
+            yield _Submit(job)
+        for key, (provider, _labels) in self.state.unknown.items():
+            if key not in self.seen:  # undecided jobs no longer in the input are still reported
+                self.left.append(key)
+                self.emit("unknown", key, provider, message="an earlier run was stopped while submitting this job")
+
+    async def worker(self, work: Iterator[_Resume | _Submit]) -> None:
+        for item in work:
+            if isinstance(item, _Resume):
+                await self.resume(item.pending)
+            else:
+                await self.submit(item.job)
+
+    def finish(self, record: dict[str, Any]) -> None:
+        self.journal.write(record)
+        if record["outcome"] == "success":
+            self.counts["succeeded"] += 1
+        else:
+            self.counts["failed"] += 1
+            if record.get("resumable"):
+                self.left.append(record["key"])
+        self.emit("finished", record["key"], record["provider"], record=record)
+
+    async def submit(self, job: BatchJob) -> None:
+        started_at, started = now_iso(), time.monotonic()
+        self.journal.intent(job.key, job.provider, job.labels)
+        self.emit("submitting", job.key, job.provider)
+        submission = asyncio.ensure_future(submit_job(self.bridge, job, timeout=self.options.timeout,
+                                                      strict=self.options.strict))
+        try:
+            handle = await asyncio.shield(submission)
+        except asyncio.CancelledError:
+            await self._settle(job, submission)
+            raise
+        except ConfigurationError:
+            self.journal.withdrawn(job.key)  # raised before any request: nothing can exist at the provider
+            raise
+        except BridgeError as error:
+            timing = JobTiming(started_at, round(time.monotonic() - started, 6))
+            self.finish(failure_record(job.key, job.provider, job.labels, error, timing))
+            return
+        except Exception as error:  # a bug, not a provider's answer: the job may exist, so it stays undecided
+            self.left.append(job.key)
+            self.emit("error", job.key, job.provider, message=f"{type(error).__name__}: {error}")
+            return
+        self.journal.submitted(job.key, job.provider, handle.to_dict(), job.labels)
+        self.emit("submitted", job.key, job.provider)
+        deadline = None if self.options.timeout is None else started + self.options.timeout
+        await self.collect(job.key, job.provider, job.labels, handle, started_at, started, deadline, resumed=False)
+
+    async def _settle(self, job: BatchJob, submission: asyncio.Future[JobHandle]) -> None:
+        """The run was cancelled while ``job`` was being submitted: let the submission end (within the grace)
+        so that an accepted job's handle reaches the journal."""
+        try:
+            handle = await asyncio.wait_for(submission, self.options.submit_grace)
+        except GenerationTimeoutError as error:
+            if error.handle is not None:
+                self.journal.submitted(job.key, job.provider, error.handle.to_dict(), job.labels)
+            else:
+                self.journal.withdrawn(job.key)
+            return
+        except BridgeError:  # the provider refused it: nothing was accepted, so the next run may send it
+            self.journal.withdrawn(job.key)
+            return
+        except (Exception, asyncio.CancelledError):  # out of time or a bug: the intent stays undecided
+            return
+        self.journal.submitted(job.key, job.provider, handle.to_dict(), job.labels)
+
+    async def resume(self, pending: PendingJob) -> None:
+        started_at, started = now_iso(), time.monotonic()
+        self.counts["resumed"] += 1
+        self.emit("resuming", pending.key, pending.provider)
+        try:
+            handle = JobHandle.from_dict(pending.handle)
+        except Exception as error:  # a damaged handle: keep it for a person to look at
+            self.left.append(pending.key)
+            self.emit("error", pending.key, pending.provider, message=f"unreadable handle in the journal: {error}")
+            return
+        deadline = None if self.options.timeout is None else started + self.options.timeout
+        await self.collect(pending.key, pending.provider, pending.labels, handle, started_at, started, deadline,
+                           resumed=True)
+
+    async def collect(self, key: str, provider: str, labels: JobLabels, handle: JobHandle, started_at: str,
+                      started: float, deadline: float | None, *, resumed: bool) -> None:
+        self.emit("collecting", key, provider)
+        left = None if deadline is None else max(_MINIMUM_COLLECT_SECONDS, deadline - time.monotonic())
+        try:
+            result = await self.bridge.result(handle, timeout=left, download=self.options.download)
+        except ConfigurationError:
+            raise
+        except BridgeError as error:
+            total = None if resumed else round(time.monotonic() - started, 6)
+            self.finish(failure_record(key, provider, labels, error, JobTiming(started_at, total, resumed),
+                                       handle=handle))
+            return
+        except Exception as error:  # a bug: the handle is in the journal, so a later run can collect the job
+            self.left.append(key)
+            self.emit("error", key, provider, message=f"{type(error).__name__}: {error}")
+            return
+        total = None if resumed else round(time.monotonic() - started, 6)
+        paths = save_images(result.images, self.out, key) if self.options.download else [None] * len(result.images)
+        self.finish(success_record(key, labels, result, paths, JobTiming(started_at, total, resumed)))
+
+    async def run(self, jobs: Iterable[BatchJob]) -> BatchOutcome:
+        self.journal.run_started()
+        work = self.work(jobs)
+        workers = [asyncio.ensure_future(self.worker(work)) for _ in range(self.options.concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        return BatchOutcome(out=self.out, journal=self.journal.path, succeeded=self.counts["succeeded"],
+                            failed=self.counts["failed"], skipped=self.counts["skipped"],
+                            resumed=self.counts["resumed"], left=tuple(self.left))
+
+
+async def arun_batch(jobs: Iterable[BatchJob], out: Path | str, *, bridge: AsyncBridge | None = None,
+                     providers: Iterable[Provider] | None = None, options: BatchOptions | None = None,
+                     on_event: EventCallback | None = None) -> BatchOutcome:
+    """Run ``jobs`` through ``bridge`` (or a new ``AsyncBridge(providers)``), journaling into ``out``.
+
+    ``out`` is created if needed and checked before anything is sent; its ``journal.jsonl`` decides what an
+    earlier run already did (see the module docstring). Images go to ``out/images/``. Returns counts; the
+    summary and report are written by :func:`~photomaker_bridge.batch.write_outputs`.
+    """
+    options = options or BatchOptions()
+    folder = prepare_output(out)
+    state = scan_journal(folder / JOURNAL_NAME)
+    if bridge is None:
+        async with AsyncBridge(providers=providers) as own:
+            return await arun_batch(jobs, folder, bridge=own, options=options, on_event=on_event)
+    with JournalWriter(folder / JOURNAL_NAME, fsync=options.fsync) as journal:
+        return await _Run(bridge, folder, options, on_event, state, journal).run(jobs)
+
+
+def run_in_new_loop(make: Callable[[], Awaitable[_T]]) -> _T:
+    """Run the coroutine ``make()`` on a fresh event loop: in this thread when no loop runs here (Ctrl-C then
+    cancels it gracefully, as ``asyncio.run`` does), else in a helper thread."""
+    async def main() -> _T:
+        return await make()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+def run_batch(jobs: Iterable[BatchJob], out: Path | str, *, providers: Iterable[Provider] | None = None,
+              options: BatchOptions | None = None, on_event: EventCallback | None = None) -> BatchOutcome:
+    """The sync entry point of :func:`arun_batch`: the same run on a private event loop, through an
+    ``AsyncBridge`` over ``providers`` (default: every provider, keys from the environment).
+
+    Ctrl-C stops it gracefully (submissions in flight are journaled) and raises ``KeyboardInterrupt``.
+    """
+    return run_in_new_loop(lambda: arun_batch(jobs, out, providers=providers, options=options,
+                                              on_event=on_event))
