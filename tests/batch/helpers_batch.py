@@ -93,22 +93,23 @@ def finished_by_key(lines: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str
     return latest
 
 
-def open_intents(lines: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Keys whose latest submission step is an intent (the provider's answer never reached the journal)."""
-    state: dict[str, str] = {}
+def _latest_steps(lines: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each key's latest submission step: ``intent``, ``submitted``, ``withdrawn`` or ``finished``."""
+    steps: dict[str, str] = {}
     for line in lines:
         if line["type"] in ("intent", "submitted", "withdrawn", "finished"):
-            state[line["key"]] = line["type"]
-    return {key for key, kind in state.items() if kind == "intent"}
+            steps[line["key"]] = line["type"]
+    return steps
+
+
+def open_intents(lines: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Keys whose latest step is an intent (the provider's answer never reached the journal)."""
+    return {key for key, step in _latest_steps(lines).items() if step == "intent"}
 
 
 def accepted_unfinished(lines: Sequence[Mapping[str, Any]]) -> set[str]:
     """Keys with a handle in the journal and no outcome after it."""
-    state: dict[str, str] = {}
-    for line in lines:
-        if line["type"] in ("intent", "submitted", "withdrawn", "finished"):
-            state[line["key"]] = line["type"]
-    return {key for key, kind in state.items() if kind == "submitted"}
+    return {key for key, step in _latest_steps(lines).items() if step == "submitted"}
 
 
 def created(emulators: Emulators) -> dict[str, int]:
