@@ -34,6 +34,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from overhead import timed as gathered  # a semaphore and asyncio.gather: the plain loop to compare with
+
 from photomaker_bridge import AsyncBridge, PhotoMakerRequest
 from photomaker_bridge.batch import BatchEvent, BatchJob, BatchOptions, JobFile, arun_batch
 from photomaker_bridge.batch.output import save_images
@@ -48,18 +50,6 @@ PROVIDERS = ("runware", "fal", "eachlabs")
 def jobs_for(provider: str, count: int) -> list[BatchJob]:
     return [BatchJob(PhotoMakerRequest(prompt=f"a photo of a man img in a spacesuit, take {index}", images=[FACE],
                                        seed=index), provider=provider) for index in range(count)]
-
-
-async def gathered(count: int, concurrency: int, job: Callable[[int], Awaitable[Any]]) -> float:
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(index: int) -> None:
-        async with gate:
-            await job(index)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(index) for index in range(count)))
-    return time.perf_counter() - started
 
 
 async def overhead(provider: str, count: int, concurrency: int, repeat: int, emulators: Any,
