@@ -39,6 +39,8 @@ class Preflight:
     """Jobs that cannot run, with where they are and why (skipped)."""
     estimate: CostEstimate
     """What the jobs to submit will cost."""
+    per_provider: Mapping[str, int] = attrs.field(factory=dict)
+    """Every runnable job per provider (to submit, to resume, finished before): what progress counts towards."""
 
     @property
     def jobs(self) -> int:
@@ -62,6 +64,7 @@ def preflight(items: Iterable[tuple[str, BatchJob | LineProblem]], bridge: Bridg
     problems: list[LineProblem] = []
     first_seen: dict[str, str] = {}
     to_submit: dict[str, int] = {}
+    per_provider: dict[str, int] = {}
     finished = resumed = 0
     for where, item in items:
         if isinstance(item, LineProblem):
@@ -71,6 +74,8 @@ def preflight(items: Iterable[tuple[str, BatchJob | LineProblem]], bridge: Bridg
             problems.append(LineProblem(where, f"key {item.key!r} is already used by {first_seen[item.key]}"))
             continue
         first_seen[item.key] = where
+        if item.key in state.finished or item.key in state.pending:
+            per_provider[item.provider] = per_provider.get(item.provider, 0) + 1
         if item.key in state.finished:
             finished += 1
             continue
@@ -84,8 +89,12 @@ def preflight(items: Iterable[tuple[str, BatchJob | LineProblem]], bridge: Bridg
             problems.append(LineProblem(where, str(error)))
             continue
         to_submit[item.provider] = to_submit.get(item.provider, 0) + 1
+        per_provider[item.provider] = per_provider.get(item.provider, 0) + 1
         estimator.add(adapter, plan)
-    resumed += sum(1 for key in state.pending if key not in first_seen)
+    for key, pending in state.pending.items():
+        if key not in first_seen:  # accepted in an earlier run and no longer in the input: still collected
+            resumed += 1
+            per_provider[pending.provider] = per_provider.get(pending.provider, 0) + 1
     for name in sorted(to_submit):
         bridge.provider(name).require_key()
     for name in sorted({pending.provider for pending in state.pending.values()}):
@@ -94,7 +103,7 @@ def preflight(items: Iterable[tuple[str, BatchJob | LineProblem]], bridge: Bridg
         except ConfigurationError as error:
             raise ConfigurationError(f"jobs accepted by {name} in an earlier run wait to be collected: {error}") \
                 from None
-    return Preflight(to_submit, resumed, finished, tuple(problems), estimator.result())
+    return Preflight(to_submit, resumed, finished, tuple(problems), estimator.result(), per_provider)
 
 
 def check_cost(estimate: CostEstimate, max_cost: Decimal | None, *, field: str = "max_cost") -> None:

@@ -15,7 +15,7 @@ import attrs
 __all__ = ["BatchEvent", "BatchEventKind", "BatchProgress", "ProviderProgress"]
 
 BatchEventKind = Literal["skipped", "duplicate", "submitting", "submitted", "resuming", "collecting", "finished",
-                         "unknown", "error"]
+                         "unknown", "error", "stopping"]
 
 
 @attrs.frozen
@@ -27,7 +27,8 @@ class BatchEvent:
     collected by its handle), ``collecting`` (waiting for the result), ``finished`` (``record`` is its journal
     line), ``unknown`` (its submission was interrupted in an earlier run, so it may or may not exist; it is not
     sent again), ``error`` (an unexpected failure; the job stays in the journal to resume, ``message`` says
-    what happened).
+    what happened), ``stopping`` (the run was cancelled; ``key`` and ``provider`` are empty, ``message`` says
+    what happens to the jobs in flight).
     """
 
     kind: BatchEventKind
@@ -36,7 +37,7 @@ class BatchEvent:
     record: Mapping[str, Any] | None = None
     """The ``finished`` journal line, for ``finished`` events."""
     message: str | None = None
-    """For ``duplicate``, ``unknown`` and ``error``: why."""
+    """For ``duplicate``, ``unknown``, ``error`` and ``stopping``: why, or what happens now."""
 
 
 @attrs.define
@@ -88,6 +89,8 @@ class BatchProgress:
 
     def update(self, event: BatchEvent) -> None:
         """Count ``event``."""
+        if event.kind == "stopping":
+            return
         tally = self._provider(event.provider)
         if event.kind == "skipped":
             tally.skipped += 1

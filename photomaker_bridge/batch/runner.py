@@ -273,9 +273,16 @@ class _Run:
         workers = [asyncio.ensure_future(self.worker(work)) for _ in range(self.options.concurrency)]
         try:
             await asyncio.gather(*workers)
-        except BaseException:
-            for task in workers:
-                task.cancel()
+        except BaseException as error:
+            self.emit("stopping", "", "", message=(
+                f"stopping: submissions on the wire get up to {self.options.submit_grace:g} s to be accepted and "
+                "journaled; accepted jobs keep running and are collected by the next run"))
+            if not isinstance(error, asyncio.CancelledError):
+                # One worker failed (a missing key): gather leaves the others running, so stop them once. When
+                # the run itself is cancelled, gather has already cancelled each worker, and cancelling again
+                # would cut short the grace a worker gives its submission on the wire.
+                for task in workers:
+                    task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             raise
         return BatchOutcome(out=self.out, journal=self.journal.path, succeeded=self.counts["succeeded"],

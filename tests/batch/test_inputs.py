@@ -96,7 +96,7 @@ def test_preflight_reports_problems_and_duplicates_and_sends_nothing(emulators: 
     out = prepare_output(tmp_path / "out")
     with Bridge(providers=adapters(emulators)) as bridge:
         checked = preflight(JobFile(path).numbered(), bridge, out)
-    assert dict(checked.to_submit) == {"fal": 1, "runware": 1}
+    assert dict(checked.to_submit) == {"fal": 1, "runware": 1} == dict(checked.per_provider)
     problems = {problem.where: problem.message for problem in checked.problems}
     assert set(problems) == {"line 2", "line 3", "line 5"}
     assert "already used by line 1" in problems["line 2"]

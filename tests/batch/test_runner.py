@@ -142,12 +142,16 @@ def test_cancelling_a_run_journals_the_submissions_on_the_wire(emu: Emulators, t
     emu.eachlabs.settings.latency = 0.3  # every answer takes a while: the submissions are on the wire
     jobs = [job(prompt=f"a photo of a woman img reading book {number}") for number in range(3)]
 
+    stopping: list[BatchEvent] = []
+
     async def scenario() -> None:
         started = asyncio.Event()
 
         def on_event(event: BatchEvent) -> None:
             if event.kind == "submitting":
                 started.set()
+            if event.kind == "stopping":
+                stopping.append(event)
 
         task = asyncio.create_task(arun_batch(jobs, tmp_path, providers=adapters(emu), on_event=on_event))
         await started.wait()
@@ -156,6 +160,8 @@ def test_cancelling_a_run_journals_the_submissions_on_the_wire(emu: Emulators, t
             await task
 
     asyncio.run(scenario())
+    (stopped,) = stopping
+    assert stopped.message is not None and "30 s" in stopped.message
     lines = journal_lines(tmp_path)
     assert not open_intents(lines)
     assert created(emu)["eachlabs"] == sum(1 for line in lines if line["type"] == "submitted") >= 1
