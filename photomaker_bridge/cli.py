@@ -2,9 +2,9 @@
 
 Commands: ``explain`` (the exact payloads and warnings for a provider, offline), ``styles`` (each provider's
 style names side by side), ``generate`` (run on a provider, with a live display), ``resume`` (collect a job
-submitted earlier), ``cancel`` (cancel one), ``demo`` (all three providers against the local emulators) and
-``emulate`` (serve the emulators). Every command takes ``-v``/``-vv``/``--quiet`` (logging) and
-``--no-progress`` (plain lines).
+submitted earlier), ``cancel`` (cancel one), ``demo`` (all three providers against the local emulators),
+``compare`` and ``batch`` (many jobs, resumably, with a report: ``batch/_cli.py``) and ``emulate`` (serve the
+emulators). Every command takes ``-v``/``-vv``/``--quiet`` (logging) and ``--no-progress`` (plain lines).
 
 Exit codes: 0 success; 2 bad input (one line naming the flag); 3 configuration (missing key, unknown
 provider); 4 the provider failed; 5 the deadline passed; 6 generated but not saved (the URLs and the result
@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", metavar="DIR",
                       help="where to write images and summary.json (default: a new photomaker-demo-* folder "
                            "here); checked before anything runs")
+    from .batch._cli import add_commands as add_batch_commands
+
+    add_batch_commands(command)  # compare and batch
     emulate = command("emulate", _command_emulate, "serve local emulators of the three providers")
     add_emulate_arguments(emulate)
     return parser

@@ -1,24 +1,21 @@
-"""Everything a batch leaves beside its journal: ``summary.json``, ``summary.csv``, ``report.html`` and, with
-Pillow installed, ``contact_sheet.png``. Each file is written under a temporary name and renamed into place,
-so a reader never sees half a file."""
+"""Everything a batch leaves beside its journal: ``summary.json``, ``summary.csv``, ``report.html`` and
+``contact_sheet.png``. Each file is written under a temporary name and renamed into place, so a reader never
+sees half a file."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import attrs
 
+from .contact_sheet import write_contact_sheet
 from .journal import JOURNAL_NAME, now_iso
 from .report import render_report
 from .sheet import build_sheet
 from .summary import Summary, latest_finished, summarize_journal, summary_csv, summary_json
 
-__all__ = ["CONTACT_SHEET_HINT", "OutputFiles", "write_outputs"]
-
-CONTACT_SHEET_HINT = "contact_sheet.png needs Pillow: pip install 'photomaker-bridge[report]'"
-"""What is said instead of writing the picture when Pillow is missing."""
+__all__ = ["OutputFiles", "write_outputs"]
 
 
 @attrs.frozen
@@ -30,11 +27,8 @@ class OutputFiles:
     summary_json: Path
     summary_csv: Path
     report: Path
-    contact_sheet: Path | None
-    """``None`` when Pillow is not installed (see ``notes``)."""
+    contact_sheet: Path
     summary: Summary
-    notes: tuple[str, ...] = ()
-    """What could not be written, and how to get it."""
 
 
 def _write_text(path: Path, text: str) -> Path:
@@ -42,11 +36,6 @@ def _write_text(path: Path, text: str) -> Path:
     partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
     return path
-
-
-def pillow_available() -> bool:
-    """Whether Pillow can be imported (the ``report`` extra)."""
-    return importlib.util.find_spec("PIL") is not None
 
 
 def write_outputs(folder: Path, *, title: str = "PhotoMaker batch") -> OutputFiles:
@@ -58,16 +47,9 @@ def write_outputs(folder: Path, *, title: str = "PhotoMaker batch") -> OutputFil
     csv_path = _write_text(folder / "summary.csv", summary_csv(summary))
     html = render_report(summary, records, title=title, journal=JOURNAL_NAME, generated_at=now_iso())
     report = _write_text(folder / "report.html", html)
-    sheet_path: Path | None = None
-    notes: list[str] = []
-    if pillow_available():
-        from .contact_sheet import write_contact_sheet
-
-        sheet = build_sheet(records, providers=[item.provider for item in summary.providers])
-        partial = folder / ".contact_sheet.png.partial"
-        write_contact_sheet(sheet, folder, partial)
-        sheet_path = folder / "contact_sheet.png"
-        os.replace(partial, sheet_path)
-    else:
-        notes.append(CONTACT_SHEET_HINT)
-    return OutputFiles(folder, journal, json_path, csv_path, report, sheet_path, summary, tuple(notes))
+    sheet = build_sheet(records, providers=[item.provider for item in summary.providers])
+    partial = folder / ".contact_sheet.png.partial"
+    write_contact_sheet(sheet, folder, partial)
+    sheet_path = folder / "contact_sheet.png"
+    os.replace(partial, sheet_path)
+    return OutputFiles(folder, journal, json_path, csv_path, report, sheet_path, summary)

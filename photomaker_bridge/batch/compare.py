@@ -178,7 +178,7 @@ def compare(matrix: CompareMatrix, out: Path | str, *, providers: Iterable[Provi
             on_plan: PlanCallback | None = None, on_event: EventCallback | None = None,
             title: str | None = None) -> CompareOutcome:
     """Run every job of ``matrix`` (see :func:`~photomaker_bridge.batch.run_batch`) into ``out`` and write
-    ``summary.json``, ``summary.csv``, ``report.html`` and, with Pillow installed, ``contact_sheet.png``.
+    ``summary.json``, ``summary.csv``, ``report.html`` and ``contact_sheet.png``.
 
     Raises :class:`~photomaker_bridge.InvalidRequestError` naming ``max_cost`` before any request when the
     estimated cost of the jobs left to run is above ``max_cost`` USD (``None``: no limit).

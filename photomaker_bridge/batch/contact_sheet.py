@@ -2,8 +2,7 @@
 
 The grid is the same as the report's (:mod:`.sheet`): a row per prompt × style, a column per provider, each
 cell the row's images on that provider as thumbnails with seed, cost and seconds under them; a failed job is
-a red tile naming its error class. Pillow is an optional dependency (the ``report`` extra); without it
-:func:`write_contact_sheet` is not called and the report says how to get the picture.
+a red tile naming its error class.
 """
 
 from __future__ import annotations

@@ -1,0 +1,286 @@
+"""``photomaker-bridge compare`` and ``photomaker-bridge batch``: parse, check, show progress, summarise.
+
+Both run through the batch runner into ``--out`` (journal, images, summary files, report), after a preflight
+that needs no network: every job planned, bad lines reported by number, keys checked, the cost estimated and
+refused above ``--max-cost``. Running the same command again finishes what an earlier run left (see
+docs/compare-and-batch.md). ``cli.py`` registers the two commands with :func:`add_commands`.
+
+Exit codes: 0 every job succeeded; 2 bad input (lines skipped, a bad flag, a cost above ``--max-cost``);
+3 configuration (a missing key); 4 some jobs failed; 5 some jobs are unfinished (run again); 6 images could not
+be written (make room, run again); 130 interrupted (run again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TextIO
+
+from .._console import check_out_folder
+from .._display import JobBoard, print_table
+from ..client import Bridge
+from ..errors import InvalidRequestError
+from ..providers import provider_class
+from ..providers.base import Provider
+from ..request import PROVIDER_NAMES
+from .artifacts import OutputFiles, write_outputs
+from .compare import DEFAULT_MAX_COST, CompareMatrix
+from .display import BatchDisplay
+from .jobs import BatchJob
+from .jsonl import JobFile, LineProblem
+from .output import prepare_output
+from .preflight import Preflight, check_cost, preflight
+from .progress import BatchProgress
+from .runner import BatchOptions, run_batch
+from .tables import COMPACT_COLUMNS, summary_rows
+
+__all__ = ["add_commands", "command_batch", "command_compare"]
+
+EXIT_OK, EXIT_INPUT, EXIT_PROVIDER, EXIT_UNFINISHED, EXIT_NOT_SAVED, EXIT_INTERRUPTED = 0, 2, 4, 5, 6, 130
+
+Handler = Callable[[argparse.Namespace, JobBoard, TextIO, TextIO], int]
+Command = Callable[[str, Handler, str], argparse.ArgumentParser]
+"""``cli.py``'s way to add a sub-command: name, handler, help text → its parser."""
+
+Items = Callable[[], Iterable[tuple[str, BatchJob | LineProblem]]]
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _providers_flag(values: list[str]) -> list[str]:
+    names = [name for value in values for name in _comma_list(value)] or list(PROVIDER_NAMES)
+    for name in names:
+        if name not in PROVIDER_NAMES:
+            raise InvalidRequestError("--provider", name, "one of " + ", ".join(PROVIDER_NAMES),
+                                      reason="unknown provider")
+    return list(dict.fromkeys(names))
+
+
+def _seeds_flag(text: str | None) -> list[int | None]:
+    if text is None:
+        return [None]
+    seeds: list[int | None] = []
+    for part in _comma_list(text):
+        try:
+            seeds.append(int(part))
+        except ValueError:
+            raise InvalidRequestError("--seeds", text, "integers joined by commas, e.g. 42,43") from None
+    return seeds or [None]
+
+
+def _money_flag(text: str | None) -> Decimal | None:
+    if text is None:
+        return DEFAULT_MAX_COST
+    if text.lower() in ("none", "off"):
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise InvalidRequestError("--max-cost", text, "an amount in USD such as 5 or 0.50, or 'none'") from None
+    if not value.is_finite() or value < 0:
+        raise InvalidRequestError("--max-cost", text, "an amount in USD of at least 0, or 'none'")
+    return value
+
+
+def _options_from(arguments: argparse.Namespace) -> BatchOptions:
+    if arguments.concurrency < 1:
+        raise InvalidRequestError("--concurrency", arguments.concurrency, "an integer of at least 1")
+    if not arguments.timeout > 0:
+        raise InvalidRequestError("--timeout", arguments.timeout, "a positive number of seconds")
+    return BatchOptions(concurrency=arguments.concurrency, timeout=arguments.timeout,
+                        download=not arguments.no_download, resubmit_unknown=arguments.resubmit_unknown)
+
+
+def _base_urls(values: list[str]) -> list[Provider]:
+    adapters: list[Provider] = []
+    for value in values:
+        name, separator, url = value.partition("=")
+        if not separator or name not in PROVIDER_NAMES or not url:
+            raise InvalidRequestError("--base-url", value, "PROVIDER=URL with PROVIDER one of "
+                                      + ", ".join(PROVIDER_NAMES))
+        # Another endpoint for the provider (a proxy, or `photomaker-bridge emulate`); the key still comes
+        # from the environment.
+        adapters.append(provider_class(name)(base_url=url))  # type: ignore[call-arg]
+    return adapters
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="where the journal, images, summary.json/.csv, report.html and contact_sheet.png go; "
+                             "checked before anything is sent (DIR may be new but its parent must exist); run the "
+                             "same command with the same DIR to finish an interrupted run")
+    parser.add_argument("--concurrency", type=int, default=8, metavar="N",
+                        help="jobs in flight at once, default 8 (provider limits such as Eachlabs' are the "
+                             "client's to respect within this)")
+    parser.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS",
+                        help="per job, submission to collection, default 900; a job still running then is "
+                             "collected by the next run")
+    parser.add_argument("--max-cost", metavar="USD",
+                        help=f"refuse to start when the jobs left to submit are estimated above this, default "
+                             f"{DEFAULT_MAX_COST} ('none': no limit); the estimate is printed first")
+    parser.add_argument("--resubmit-unknown", action="store_true",
+                        help="send again the jobs an earlier run was killed while submitting (the provider may "
+                             "then run them twice); without it they are listed and left alone")
+    parser.add_argument("--no-download", action="store_true",
+                        help="keep the images' URLs instead of downloading them (the report then shows none)")
+    parser.add_argument("--base-url", action="append", default=[], metavar="PROVIDER=URL",
+                        help="another endpoint for a provider, e.g. fal=http://127.0.0.1:8001 (repeatable); "
+                             "keys still come from the environment")
+    parser.add_argument("--title", help="the report's title")
+
+
+def add_commands(command: Command) -> None:
+    """Declare ``compare`` and ``batch`` with ``cli.py``'s ``command(name, handler, help)``."""
+    compare = command("compare", command_compare,
+                      "the same jobs on several providers side by side: reference sets × prompts × styles × seeds "
+                      "× providers, with a report")
+    compare.add_argument("--provider", action="append", default=[], metavar="P[,P...]",
+                         help="providers to compare, e.g. runware,fal,eachlabs (repeatable); default: all three")
+    compare.add_argument("--prompt", action="append", required=True, metavar="TEXT",
+                         help="a prompt with the trigger word after the class word, e.g. 'a man img on a boat' "
+                              "(repeat for several)")
+    compare.add_argument("--style", action="append", default=[], metavar="STYLE",
+                         help="a style in any provider's spelling (repeat for several); default: no style")
+    compare.add_argument("--seeds", metavar="N[,N...]", help="seeds, e.g. 42,43; default: one random seed")
+    compare.add_argument("--faces", action="append", default=[], metavar="PATH[,PATH...]",
+                         help="one reference set: 1 to 4 photos of one person joined by commas (repeat for more "
+                              "sets)")
+    compare.add_argument("--image", action="append", default=[], metavar="PATH|URL",
+                         help="a photo of one reference set made of all the --image photos (repeat the option, "
+                              "1 to 4 photos)")
+    compare.add_argument("--sample-faces", type=int, default=0, metavar="N",
+                         help="one more reference set of N (1-3) of the package's bundled sample faces")
+    compare.add_argument("--num-images", type=int, metavar="1-100", help="images per job, default 1")
+    compare.add_argument("--steps", type=int, metavar="N", help="denoising steps; default: each provider's")
+    compare.add_argument("--guidance-scale", type=float, metavar="X", help="guidance; default: each provider's")
+    compare.add_argument("--style-strength", type=int, metavar="15-50", help="style strength, default 20")
+    compare.add_argument("--negative-prompt", metavar="TEXT", help="what to avoid; default: each provider's")
+    _add_run_options(compare)
+    batch = command("batch", command_batch,
+                    "run the jobs of a JSONL file (one request per line), resumably, with a report")
+    batch.add_argument("jobs", metavar="JOBS.jsonl",
+                       help="one PhotoMakerRequest.to_dict() object per line, plus optional \"provider\" and "
+                            "\"key\"; bad lines are reported by number and skipped")
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument("--provider", choices=PROVIDER_NAMES,
+                       help="the provider of lines that name none")
+    _add_run_options(batch)
+
+
+def _face_sets(arguments: argparse.Namespace) -> list[list[str]]:
+    from ..samples import sample_faces
+
+    sets = [_comma_list(value) for value in arguments.faces]
+    if arguments.image:
+        sets.append(list(arguments.image))
+    if arguments.sample_faces:
+        faces = sample_faces()
+        if not 1 <= arguments.sample_faces <= len(faces):
+            raise InvalidRequestError("--sample-faces", arguments.sample_faces, f"1 to {len(faces)}")
+        sets.append([str(path) for path in faces[: arguments.sample_faces]])
+    if not sets:
+        raise InvalidRequestError("--faces", None, "at least one reference set: --faces, --image or --sample-faces")
+    return sets
+
+
+def matrix_from(arguments: argparse.Namespace) -> CompareMatrix:
+    """The compare matrix the flags describe."""
+    options = {field: getattr(arguments, field) for field in ("num_images", "steps", "guidance_scale",
+                                                               "style_strength", "negative_prompt")
+               if getattr(arguments, field) is not None}
+    return CompareMatrix(face_sets=_face_sets(arguments), prompts=arguments.prompt,
+                         providers=_providers_flag(arguments.provider), styles=arguments.style or [None],
+                         seeds=_seeds_flag(arguments.seeds), options=options)
+
+
+def command_compare(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO,
+                    providers: list[Provider] | None = None) -> int:
+    """``photomaker-bridge compare``; ``providers`` replaces the configured adapters (the demo's emulators)."""
+    max_cost = _money_flag(arguments.max_cost)
+    matrix = matrix_from(arguments)
+    adapters = providers if providers is not None else _base_urls(arguments.base_url)
+    return run_command(arguments, board, out, err, items=matrix.numbered, jobs=lambda: matrix,
+                       providers=adapters, max_cost=max_cost, title=arguments.title or "PhotoMaker compare")
+
+
+def command_batch(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
+    """``photomaker-bridge batch``."""
+    max_cost = _money_flag(arguments.max_cost)
+    path = Path(arguments.jobs)
+    if not path.is_file():
+        raise InvalidRequestError("JOBS.jsonl", arguments.jobs, "a JSONL file, one request per line",
+                                  reason="no such file")
+    source = JobFile(path, default_provider=arguments.provider)
+    return run_command(arguments, board, out, err, items=source.numbered, jobs=lambda: source,
+                       providers=_base_urls(arguments.base_url), max_cost=max_cost,
+                       title=arguments.title or f"PhotoMaker batch: {path.name}")
+
+
+def _plan_lines(checked: Preflight) -> Iterator[str]:
+    estimate = checked.estimate
+    parts = ", ".join(f"{name} {count}" for name, count in sorted(checked.per_provider.items()))
+    yield (f"{checked.jobs} jobs ({parts or 'none'}): {sum(checked.to_submit.values())} to submit, "
+           f"{checked.to_resume} accepted earlier to collect, {checked.finished} finished earlier")
+    if estimate.jobs:
+        yield f"estimated cost of the jobs to submit: {estimate.total} USD"
+        for name, item in sorted(estimate.providers.items()):
+            unpriced = f" ({item.unpriced} with no estimate)" if item.unpriced else ""
+            yield f"  {name}: {item.jobs} jobs ≈ {item.amount} USD{unpriced} — {item.basis}"
+    for problem in checked.problems:
+        yield f"skipped {problem}"
+
+
+def run_command(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO, *, items: Items,
+                jobs: Callable[[], Iterable[BatchJob]], providers: list[Provider], max_cost: Decimal | None,
+                title: str) -> int:
+    """What ``compare`` and ``batch`` share: preflight, the cost limit, the run with its display, the outputs."""
+    options = _options_from(arguments)
+    folder = prepare_output(check_out_folder(arguments.out), field="--out")
+    with Bridge(providers=providers) as bridge:
+        checked = preflight(items(), bridge, folder)
+    for line in _plan_lines(checked):
+        err.write(line + "\n")
+    err.flush()
+    check_cost(checked.estimate, max_cost, field="--max-cost")
+    progress = BatchProgress(started=time.monotonic())
+    for name, total in checked.per_provider.items():
+        progress.expect(name, total)
+    try:
+        with BatchDisplay(board, progress) as display:
+            run = run_batch(jobs(), folder, providers=providers, options=options, on_event=display.on_event)
+    except OSError as error:  # the disk filled up, the folder went away: paid jobs wait in the journal
+        err.write(f"error: cannot write into {folder}: {error.strerror or error}; every accepted job's handle is "
+                  "in the journal: make room and run the same command again to collect them\n")
+        return EXIT_NOT_SAVED
+    except KeyboardInterrupt:
+        files = write_outputs(folder, title=title)
+        _print_outputs(files, out)
+        err.write(f"interrupted: accepted jobs keep running and their handles are in {files.journal}; run the same "
+                  "command again to collect them and finish the rest\n")
+        return EXIT_INTERRUPTED
+    files = write_outputs(folder, title=title)
+    _print_outputs(files, out)
+    for key in run.left:
+        err.write(f"unfinished: {key} (run the same command again)\n")
+    if checked.problems:
+        return EXIT_INPUT
+    if files.summary.unfinished or run.left:
+        return EXIT_UNFINISHED
+    if any(item.successes < item.jobs for item in files.summary.providers):
+        return EXIT_PROVIDER
+    return EXIT_OK
+
+
+def _print_outputs(files: OutputFiles, out: TextIO) -> None:
+    rows = summary_rows(files.summary, COMPACT_COLUMNS)
+    print_table(out, rows[0], rows[1:])
+    out.write("\n")
+    for label, path in (("summary", files.summary_json), ("summary", files.summary_csv),
+                        ("contact sheet", files.contact_sheet), ("journal", files.journal),
+                        ("images", files.folder / "images"), ("report", files.report)):
+        out.write(f"{label}: {path}\n")
