@@ -37,7 +37,7 @@ from .progress import BatchProgress
 from .runner import BatchOptions, run_batch
 from .tables import COMPACT_COLUMNS, summary_rows
 
-__all__ = ["add_commands", "command_batch", "command_compare"]
+__all__ = ["add_commands", "command_batch", "command_compare", "run_command"]
 
 EXIT_OK, EXIT_INPUT, EXIT_PROVIDER, EXIT_UNFINISHED, EXIT_NOT_SAVED, EXIT_INTERRUPTED = 0, 2, 4, 5, 6, 130
 
@@ -198,26 +198,30 @@ def matrix_from(arguments: argparse.Namespace) -> CompareMatrix:
                          seeds=_seeds_flag(arguments.seeds), options=options)
 
 
-def command_compare(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO,
-                    providers: list[Provider] | None = None) -> int:
-    """``photomaker-bridge compare``; ``providers`` replaces the configured adapters (the demo's emulators)."""
-    max_cost = _money_flag(arguments.max_cost)
+def _folder(arguments: argparse.Namespace) -> Path:
+    return prepare_output(check_out_folder(arguments.out), field="--out")
+
+
+def command_compare(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
+    """``photomaker-bridge compare``."""
+    max_cost, options = _money_flag(arguments.max_cost), _options_from(arguments)
     matrix = matrix_from(arguments)
-    adapters = providers if providers is not None else _base_urls(arguments.base_url)
-    return run_command(arguments, board, out, err, items=matrix.numbered, jobs=lambda: matrix,
-                       providers=adapters, max_cost=max_cost, title=arguments.title or "PhotoMaker compare")
+    adapters = _base_urls(arguments.base_url)
+    return run_command(board, out, err, folder=_folder(arguments), items=matrix.numbered, jobs=lambda: matrix,
+                       providers=adapters, options=options, max_cost=max_cost,
+                       title=arguments.title or "PhotoMaker compare")
 
 
 def command_batch(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
     """``photomaker-bridge batch``."""
-    max_cost = _money_flag(arguments.max_cost)
+    max_cost, options = _money_flag(arguments.max_cost), _options_from(arguments)
     path = Path(arguments.jobs)
     if not path.is_file():
         raise InvalidRequestError("JOBS.jsonl", arguments.jobs, "a JSONL file, one request per line",
                                   reason="no such file")
     source = JobFile(path, default_provider=arguments.provider)
-    return run_command(arguments, board, out, err, items=source.numbered, jobs=lambda: source,
-                       providers=_base_urls(arguments.base_url), max_cost=max_cost,
+    return run_command(board, out, err, folder=_folder(arguments), items=source.numbered, jobs=lambda: source,
+                       providers=_base_urls(arguments.base_url), options=options, max_cost=max_cost,
                        title=arguments.title or f"PhotoMaker batch: {path.name}")
 
 
@@ -235,12 +239,11 @@ def _plan_lines(checked: Preflight) -> Iterator[str]:
         yield f"skipped {problem}"
 
 
-def run_command(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO, *, items: Items,
-                jobs: Callable[[], Iterable[BatchJob]], providers: list[Provider], max_cost: Decimal | None,
-                title: str) -> int:
-    """What ``compare`` and ``batch`` share: preflight, the cost limit, the run with its display, the outputs."""
-    options = _options_from(arguments)
-    folder = prepare_output(check_out_folder(arguments.out), field="--out")
+def run_command(board: JobBoard, out: TextIO, err: TextIO, *, folder: Path, items: Items,
+                jobs: Callable[[], Iterable[BatchJob]], providers: list[Provider], options: BatchOptions,
+                max_cost: Decimal | None, title: str) -> int:
+    """What ``compare``, ``batch`` and ``demo`` share: preflight, the cost limit, the run with its display, the
+    outputs. ``folder`` has been checked (:func:`prepare_output`)."""
     with Bridge(providers=providers) as bridge:
         checked = preflight(items(), bridge, folder)
     for line in _plan_lines(checked):
