@@ -1,38 +1,37 @@
-"""``photomaker-bridge demo``: the same request to all three providers' local emulators, side by side.
+"""``photomaker-bridge demo``: a small compare on all three providers' local emulators, ending with a report.
 
-Needs no keys and no network: it starts the emulators in-process, sends one request with the bundled sample
-faces to each provider, prints a table (provider, images, seed, queue s, run s, total s, cost, warnings) and
-writes the images plus a JSON summary to a folder it names.
+Needs no keys and no network: it starts the emulators in-process and runs the bundled sample faces through
+``compare`` (one prompt × two styles × the three providers, two images each), with the live progress display,
+then prints the summary table and where everything is — the HTML report last. Everything goes into a folder
+it names (``photomaker-demo-*`` here, or ``--out``). What the same jobs would cost on the real providers is
+printed first; on the emulators nothing is paid.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from ._console import save_result
-from ._display import JobBoard, print_results
-from .client import Bridge
+from ._display import JobBoard
+from .batch import BatchOptions, CompareMatrix
+from .batch._cli import run_command
+from .batch.output import prepare_output
 from .emulators import EmulatorSettings, start_emulators
-from .errors import ProviderError
-from .request import PhotoMakerRequest
-from .result import PhotoMakerResult
 from .samples import sample_faces
 
-__all__ = ["DEMO_PROVIDERS", "demo_request", "run_demo"]
+__all__ = ["DEMO_PROVIDERS", "demo_matrix", "run_demo"]
 
 DEMO_PROVIDERS = ("runware", "fal", "eachlabs")
 
 
-def demo_request() -> PhotoMakerRequest:
-    """The demo's request: two sample faces, a cinematic portrait, two images, a fixed seed."""
-    return PhotoMakerRequest(
-        prompt="a portrait photo of a person img as an astronaut, studio light",
-        images=[str(path) for path in sample_faces()[:2]],
-        style="Cinematic", num_images=2, seed=42, steps=30,
+def demo_matrix() -> CompareMatrix:
+    """The demo's compare: two sample faces, an astronaut portrait in two styles, two images per job, seed 42."""
+    return CompareMatrix(
+        face_sets=[[str(path) for path in sample_faces()[:2]]],
+        prompts=["a portrait photo of a person img as an astronaut, studio light"],
+        styles=["Cinematic", "Comic book"], providers=DEMO_PROVIDERS, seeds=[42],
+        options={"num_images": 2, "steps": 30}, face_names=["sample faces"],
     )
 
 
@@ -42,41 +41,14 @@ def _settings() -> EmulatorSettings:
 
 
 def run_demo(folder: Path | None, board: JobBoard, out: TextIO, err: TextIO) -> int:
-    """Run the demo, showing each job on ``board``; returns 0 when every provider answered, 4 otherwise."""
-    folder = folder or Path(tempfile.mkdtemp(prefix="photomaker-demo-", dir="."))
-    request = demo_request()
-    results: list[PhotoMakerResult] = []
-    failures: dict[str, str] = {}
-    out.write(f"demo: one request to each provider's local emulator; writing to {folder}\n")
+    """Run the demo into ``folder`` (default: a new ``photomaker-demo-*`` folder here), showing progress on
+    ``board``; returns the compare's exit code (0 when every job succeeded)."""
+    folder = prepare_output(folder or Path(tempfile.mkdtemp(prefix="photomaker-demo-", dir=".")), field="--out")
+    matrix = demo_matrix()
+    out.write(f"demo: a compare of {len(matrix)} jobs on the three providers' local emulators (no keys, no network, "
+              f"nothing paid); writing to {folder}\n")
     out.flush()
-    with start_emulators(runware=_settings(), fal=_settings(), eachlabs=_settings()) as emulators, \
-            Bridge(providers=emulators.providers()) as bridge:
-        for name in DEMO_PROVIDERS:
-            job = board.add(name)
-            try:
-                result = bridge.generate(request, name, timeout=60, on_event=job.on_event, download=True)
-                job.set_state("saving")
-                save_result(result, folder)
-            except (ProviderError, OSError) as error:
-                failures[name] = str(error)
-                job.finish("failed", type(error).__name__)
-                err.write(f"{name} failed: {error}\n")
-                continue
-            job.finish("completed", f"{len(result.images)} images")
-            results.append(result)
-    board.close()
-    out.write("\n")
-    print_results(out, results)
-    summary = {
-        "created_at": datetime.datetime.now(datetime.UTC).isoformat(),
-        "request": {key: value for key, value in request.to_dict().items() if key != "images"},
-        "results": [{key: value for key, value in result.to_dict().items() if key not in ("images", "raw")}
-                    | {"images": len(result.images)} for result in results],
-        "failures": failures,
-    }
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    out.write(f"\nimages and summary.json written to {folder}\n")
-    for result in results:
-        for warning in result.warnings:
-            err.write(f"warning: {warning}\n")
-    return 0 if not failures else 4
+    with start_emulators(runware=_settings(), fal=_settings(), eachlabs=_settings()) as emulators:
+        return run_command(board, out, err, folder=folder, items=matrix.numbered, jobs=lambda: matrix,
+                           providers=emulators.providers(), options=BatchOptions(concurrency=6, timeout=60),
+                           max_cost=None, title="photomaker-bridge demo (local emulators)", paid=False)

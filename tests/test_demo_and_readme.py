@@ -53,15 +53,19 @@ def test_demo_runs_every_provider_offline(tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.delenv(name, raising=False)
     out, err = io.StringIO(), io.StringIO()
     assert main(["demo", "--out", str(tmp_path)], out=out, err=err) == 0, err.getvalue()
+    # A small compare: one prompt × two styles × the three providers, two images each, then a report.
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert [result["provider"] for result in summary["results"]] == ["runware", "fal", "eachlabs"]
-    assert all(result["images"] == 2 for result in summary["results"]) and summary["failures"] == {}
-    images = [path for path in tmp_path.iterdir() if re.match(r"(runware|fal|eachlabs)_\d\.(png|jpg)$", path.name)]
-    assert len(images) == 6
+    assert [item["provider"] for item in summary["providers"]] == ["eachlabs", "fal", "runware"]
+    assert all((item["jobs"], item["successes"], item["images"]) == (2, 2, 4) for item in summary["providers"])
+    images = [path for path in (tmp_path / "images").iterdir() if re.match(r"(runware|fal|eachlabs)-", path.name)]
+    assert len(images) == 12
     table = out.getvalue()
-    for column in ("provider", "images", "seed", "queue s", "run s", "total s", "cost", "warnings"):
+    for column in ("provider", "jobs", "success", "queue p50/p95 s", "run p50/p95 s", "total p50/p95 s"):
         assert column in table
-    assert re.search(r"^\[ *\d+\.\d\ds\] fal \S+ running$", err.getvalue(), re.MULTILINE)  # the progress lines
+    # The first command of the README ends by printing where the HTML report is.
+    assert table.rstrip().splitlines()[-1] == f"report: {tmp_path / 'report.html'}"
+    assert "would cost on the real providers" in err.getvalue()
+    assert re.search(r"^\[ *\d+\.\d\ds\] fal 2/2: 2 ok, 0 failed, 0 in flight; ", err.getvalue(), re.MULTILINE)
 
 
 def test_demo_refuses_an_out_that_is_a_file_before_starting(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,13 +46,14 @@ def test_a_plain_install_in_a_fresh_venv_runs_the_demo(tmp_path: Path) -> None:
     work = tmp_path / "user"
     work.mkdir()
     demo = run([str(venv / "bin" / "photomaker-bridge"), "demo", "--out", "demo"], cwd=work, timeout=300)
-    assert "images and summary.json written to demo" in demo.stdout
+    assert demo.stdout.rstrip().splitlines()[-1] == "report: demo/report.html"
     summary = json.loads((work / "demo" / "summary.json").read_text())
-    assert [result["provider"] for result in summary["results"]] == ["runware", "fal", "eachlabs"]
-    assert summary["failures"] == {}
-    images = sorted(path.name for path in (work / "demo").iterdir() if re.match(r"\w+_\d\.(png|jpg)$", path.name))
-    # Runware's default output is JPEG: the emulators render it with Pillow, a dependency of the plain install.
-    assert images == ["eachlabs_1.png", "eachlabs_2.png", "fal_1.png", "fal_2.png", "runware_1.jpg",
-                      "runware_2.jpg"]
+    assert [item["provider"] for item in summary["providers"]] == ["eachlabs", "fal", "runware"]
+    assert all(item["successes"] == item["jobs"] == 2 for item in summary["providers"])
+    images = sorted(path.suffix for path in (work / "demo" / "images").iterdir())
+    # Runware's default output is JPEG: the emulators render it with Pillow, a dependency of the plain install;
+    # the report (Jinja2) and the contact sheet (Pillow) need nothing more.
+    assert images == [".jpg"] * 4 + [".png"] * 8
+    assert (work / "demo" / "contact_sheet.png").is_file()
     version = run([str(venv / "bin" / "photomaker-bridge"), "--version"], cwd=work, timeout=60).stdout
     assert version.startswith("photomaker-bridge ")

@@ -225,13 +225,15 @@ def command_batch(arguments: argparse.Namespace, board: JobBoard, out: TextIO, e
                        title=arguments.title or f"PhotoMaker batch: {path.name}")
 
 
-def _plan_lines(checked: Preflight) -> Iterator[str]:
+def _plan_lines(checked: Preflight, *, paid: bool = True) -> Iterator[str]:
     estimate = checked.estimate
     parts = ", ".join(f"{name} {count}" for name, count in sorted(checked.per_provider.items()))
     yield (f"{checked.jobs} jobs ({parts or 'none'}): {sum(checked.to_submit.values())} to submit, "
            f"{checked.to_resume} accepted earlier to collect, {checked.finished} finished earlier")
     if estimate.jobs:
-        yield f"estimated cost of the jobs to submit: {estimate.total} USD"
+        yield (f"estimated cost of the jobs to submit: {estimate.total} USD" if paid else
+               f"what the jobs to submit would cost on the real providers: {estimate.total} USD (the emulators "
+               "charge nothing)")
         for name, item in sorted(estimate.providers.items()):
             unpriced = f" ({item.unpriced} with no estimate)" if item.unpriced else ""
             yield f"  {name}: {item.jobs} jobs ≈ {item.amount} USD{unpriced} — {item.basis}"
@@ -241,12 +243,12 @@ def _plan_lines(checked: Preflight) -> Iterator[str]:
 
 def run_command(board: JobBoard, out: TextIO, err: TextIO, *, folder: Path, items: Items,
                 jobs: Callable[[], Iterable[BatchJob]], providers: list[Provider], options: BatchOptions,
-                max_cost: Decimal | None, title: str) -> int:
+                max_cost: Decimal | None, title: str, paid: bool = True) -> int:
     """What ``compare``, ``batch`` and ``demo`` share: preflight, the cost limit, the run with its display, the
-    outputs. ``folder`` has been checked (:func:`prepare_output`)."""
+    outputs. ``folder`` has been checked (:func:`prepare_output`); ``paid=False`` for the emulators."""
     with Bridge(providers=providers) as bridge:
         checked = preflight(items(), bridge, folder)
-    for line in _plan_lines(checked):
+    for line in _plan_lines(checked, paid=paid):
         err.write(line + "\n")
     err.flush()
     check_cost(checked.estimate, max_cost, field="--max-cost")

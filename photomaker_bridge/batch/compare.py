@@ -69,6 +69,14 @@ def _styles(values: Sequence[Style | str | None]) -> tuple[Style, ...]:
                                for value in values or (None,)))
 
 
+def _texts(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _options(values: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(values)
+
+
 def _seeds(values: Sequence[int | None]) -> tuple[int | None, ...]:
     return tuple(dict.fromkeys(values or (None,)))
 
@@ -86,7 +94,7 @@ class CompareMatrix:
 
     face_sets: tuple[tuple[ReferenceImage, ...], ...] = attrs.field(converter=_face_sets)
     """Each reference set: 1 to 4 photos of one person (paths, bytes, URLs, ...)."""
-    prompts: tuple[str, ...] = attrs.field(converter=tuple)
+    prompts: tuple[str, ...] = attrs.field(converter=_texts)
     """The prompts."""
     providers: tuple[str, ...] = attrs.field(converter=_providers)
     """Where to run every job."""
@@ -94,9 +102,9 @@ class CompareMatrix:
     """The styles (any provider's spelling; ``None``: no style)."""
     seeds: tuple[int | None, ...] = attrs.field(default=(None,), converter=_seeds)
     """The seeds (``None``: random)."""
-    options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_options)
     """Other request fields, the same for every job."""
-    face_names: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    face_names: tuple[str, ...] = attrs.field(default=(), converter=_texts)
     """How reports name each reference set (default ``faces 1``, ``faces 2``, ...)."""
 
     def __attrs_post_init__(self) -> None:
