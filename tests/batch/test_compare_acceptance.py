@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import statistics
 from collections import Counter
 from decimal import Decimal
@@ -141,3 +142,10 @@ def test_running_it_again_redoes_nothing(acceptance_run: AcceptanceRun) -> None:
     lines = journal_lines(acceptance_run.out)
     second_run = max(index for index, line in enumerate(lines) if line["type"] == "run")
     assert [line["type"] for line in lines[second_run:]] == ["run"]
+
+
+def test_no_key_reaches_any_file(acceptance_run: AcceptanceRun) -> None:
+    """The journal holds handles and the providers' answers, never the emulator keys the adapters sent."""
+    key = re.compile(r"emulator-[0-9a-f]{24}")
+    for name in ("journal.jsonl", "summary.json", "summary.csv", "report.html"):
+        assert not key.search((acceptance_run.out / name).read_text()), name
