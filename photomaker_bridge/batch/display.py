@@ -5,7 +5,7 @@ It draws on the CLI's shared display (``photomaker_bridge._display``): the same 
 ``NO_COLOR``, ``--no-progress``, ``--quiet``), the same notes above the live area, and on a stream that is not
 a terminal the same kind of plain line, one per finished job, flushed at once::
 
-    [   3.21s] fal 12/16: 11 ok, 1 failed, 4 in flight; fal-9ddd3478… success 0.63 s
+    [    3.21s] fal 12/16: 11 ok, 1 failed, 4 in flight; fal-9ddd34788fe31997 success 0.63 s
 
 The numbers come from :class:`~photomaker_bridge.batch.progress.BatchProgress`, fed the runner's events.
 """

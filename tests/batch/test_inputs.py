@@ -150,6 +150,13 @@ def test_compare_reports_what_it_will_do_before_the_first_request(emulators: Emu
     # The estimate's basis names pricing.py or the documented assumption.
     bases = {name: item.basis for name, item in outcome.preflight.estimate.providers.items()}
     assert "pricing.py" in bases["fal"] and "assumed" in bases["runware"]
+    # Once the journal holds what jobs really cost, that replaces the assumptions for the jobs left.
+    more = CompareMatrix(**arguments | {"seeds": [1, 2]})
+    with Bridge(providers=adapters(emulators)) as bridge:
+        again = preflight(more.numbered(), bridge, tmp_path / "out")
+    assert again.finished == 6 and again.estimate.jobs == 6
+    runware = again.estimate.providers["runware"]
+    assert "earlier runs of this journal" in runware.basis and runware.amount == Decimal("0.0026")  # 2 × 0.0013
 
 
 def test_a_matrix_names_the_field_at_fault() -> None:
