@@ -24,7 +24,7 @@ JOB_COUNTER: dict[str, str] = {"runware": "jobs_created", "fal": "submits", "eac
 """The emulator counter of jobs it accepted (and would bill)."""
 
 POLICY = attrs.evolve(EachlabsProvider().polling, first_check=0.02, min_interval=0.02, max_interval=0.2,
-                      error_retries=2, request_timeout=10.0)
+                      request_timeout=10.0)
 """Eachlabs' polling scaled down to the emulators' job times."""
 
 
@@ -71,10 +71,11 @@ def acceptance_matrix_arguments() -> dict[str, Any]:
 
 def inject_faults(emulators: Emulators) -> None:
     """One failure of a different kind per provider: a Runware job fails, a fal job fails, an Eachlabs create is
-    refused with a 503 (nothing created)."""
+    refused with a 402 (the account cannot pay: nothing created, and not worth trying again; a 503 would be
+    retried by the client and succeed)."""
     emulators.runware.settings.faults.append(Fault("fail_job", nth=5))
     emulators.fal.settings.faults.append(Fault("fail_job", nth=3))
-    emulators.eachlabs.settings.faults.append(Fault("status", status=503, route=r"^/v1/prediction/?$",
+    emulators.eachlabs.settings.faults.append(Fault("status", status=402, route=r"^/v1/prediction/?$",
                                                     method="POST", nth=2))
 
 

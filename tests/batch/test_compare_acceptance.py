@@ -56,7 +56,7 @@ def test_the_journal_has_one_finished_line_per_job(acceptance_run: AcceptanceRun
     # One injected failure per provider; everything else succeeded.
     assert outcomes == {(name, "success"): 15 for name in PROVIDERS} | {(name, "failed"): 1 for name in PROVIDERS}
     errors = {line["provider"]: line["error"] for line in finished if line["outcome"] == "failed"}
-    assert errors["eachlabs"]["class"] == "ProviderUnavailableError" and errors["eachlabs"]["status"] == 503
+    assert errors["eachlabs"]["class"] == "InsufficientCreditsError" and errors["eachlabs"]["status"] == 402
     assert errors["fal"]["class"] == "GenerationFailedError"
     assert errors["runware"]["class"] == "GenerationFailedError"
     for line in finished:

@@ -112,7 +112,7 @@ def finish_and_check(tmp_path: Path, emulators: Emulators, out: Path, first_run:
     submitted = [line["key"] for line in lines if line["type"] == "submitted"]
     assert len(submitted) == len(set(submitted))
     assert created(emulators) == submitted_per_provider(lines)
-    assert sum(created(emulators).values()) == 47  # 48 jobs, one Eachlabs create refused by the injected 503
+    assert sum(created(emulators).values()) == 47  # 48 jobs, one Eachlabs create refused by the injected 402
 
 
 def test_sigint_halfway_then_rerun(tmp_path: Path, emulators: Emulators) -> None:
