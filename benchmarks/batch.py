@@ -14,7 +14,8 @@ POST, a handle is collected by polling ``getResponse``).
 **Memory** (``--memory-jobs``, default 10,000): a fresh child process runs the runner over a JSONL file of that
 many jobs against ``photomaker-bridge emulate`` in another process (so the emulators' own request logs are not
 counted), and reports its resident memory every tenth of the way. The runner streams the file and the journal,
-so memory must not grow with finished jobs: the slope over the second half is printed in bytes per job.
+so memory must not grow with finished jobs: the slope over the second half is printed in bytes per job, and with
+``--memory-trace`` the places where the Python heap grew (tracemalloc).
 
     python benchmarks/batch.py                       # both parts
     python benchmarks/batch.py --skip-memory --jobs 300
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -116,7 +118,10 @@ def memory_child(config: dict[str, Any]) -> None:
                                max_poll_interval=0.05)
     total = config["jobs"]
     samples: list[tuple[int, int]] = [(0, rss_bytes())]
+    snapshots: list[tracemalloc.Snapshot] = []
     finished = 0
+    if config["trace"]:
+        tracemalloc.start(4)
 
     def on_event(event: BatchEvent) -> None:
         nonlocal finished
@@ -124,13 +129,20 @@ def memory_child(config: dict[str, Any]) -> None:
             finished += 1
             if finished % max(1, total // 10) == 0:
                 samples.append((finished, rss_bytes()))
+            if config["trace"] and finished in (total // 4, total):
+                snapshots.append(tracemalloc.take_snapshot())
 
     started = time.perf_counter()
     outcome = asyncio.run(arun_batch(JobFile(config["jobs_file"]), config["out"], providers=[provider],
                                      options=BatchOptions(concurrency=config["concurrency"],
                                                           download=config["download"]), on_event=on_event))
+    growth = []
+    if len(snapshots) == 2:  # what the Python heap gained over the last three quarters of the run, by place
+        for statistic in snapshots[1].compare_to(snapshots[0], "traceback")[:3]:
+            frames = [f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno}" for frame in statistic.traceback]
+            growth.append([statistic.size_diff, " < ".join(reversed(frames))])
     print(json.dumps({"samples": samples, "seconds": time.perf_counter() - started, "succeeded": outcome.succeeded,
-                      "peak": _peak_bytes()}))
+                      "peak": _peak_bytes(), "growth": growth}))
 
 
 def _peak_bytes() -> int:
@@ -141,7 +153,7 @@ def _peak_bytes() -> int:
     return 0
 
 
-def memory(count: int, concurrency: int, download: bool) -> None:
+def memory(count: int, concurrency: int, download: bool, trace: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="batch-memory-") as temporary:
         folder = Path(temporary)
         jobs_file = folder / "jobs.jsonl"
@@ -155,7 +167,8 @@ def memory(count: int, concurrency: int, download: bool) -> None:
             assert emulate.stdout is not None
             description = json.loads(emulate.stdout.readline())
             config = {"emulators": description["emulators"], "jobs": count, "jobs_file": str(jobs_file),
-                      "out": str(folder / "out"), "concurrency": concurrency, "download": download}
+                      "out": str(folder / "out"), "concurrency": concurrency, "download": download,
+                      "trace": trace}
             child = subprocess.run([sys.executable, __file__, "--memory-child", json.dumps(config)],
                                    capture_output=True, text=True, check=True)
         finally:
@@ -174,6 +187,8 @@ def memory(count: int, concurrency: int, download: bool) -> None:
         slope = (last_rss - first_rss) / max(1, last_jobs - first_jobs)
         print(f"growth over the second half: {slope:.0f} bytes per finished job; peak RSS "
               f"{report['peak'] / 2**20:.1f} MiB")
+    for size, where in report["growth"]:
+        print(f"python heap growth over the last 3/4 of the jobs: {size:+d} bytes at {where}")
 
 
 async def run_overhead(count: int, concurrency: int, repeat: int, providers: list[str]) -> None:
@@ -197,6 +212,8 @@ def main() -> None:
     parser.add_argument("--memory-jobs", type=int, default=10_000)
     parser.add_argument("--memory-concurrency", type=int, default=32)
     parser.add_argument("--memory-download", action="store_true", help="also download and save every image")
+    parser.add_argument("--memory-trace", action="store_true",
+                        help="also say where the Python heap grew (tracemalloc; slows the run down)")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
@@ -208,7 +225,7 @@ def main() -> None:
         asyncio.run(run_overhead(arguments.jobs, arguments.concurrency, arguments.repeat,
                                  arguments.providers.split(",")))
     if not arguments.skip_memory:
-        memory(arguments.memory_jobs, arguments.memory_concurrency, arguments.memory_download)
+        memory(arguments.memory_jobs, arguments.memory_concurrency, arguments.memory_download, arguments.memory_trace)
 
 
 if __name__ == "__main__":
