@@ -42,6 +42,8 @@ def _image_description(index: int, image_format: str | None, size: int) -> str:
 
 
 def positive_prompt(request: PhotoMakerRequest, translator: Translator) -> str:
+    """``positivePrompt``: the prompt with Runware's trigger placed as Runware does (§5.1), stripped, 2–300
+    characters (else :class:`InvalidRequestError`); every change is a warning."""
     text, warnings = apply_trigger(request.prompt, TRIGGER_WORD, provider=PROVIDER)
     for warning in warnings:
         translator.warn(warning)
@@ -58,6 +60,7 @@ def positive_prompt(request: PhotoMakerRequest, translator: Translator) -> str:
     return text
 
 def negative_prompt(request: PhotoMakerRequest, translator: Translator) -> str | None:
+    """``negativePrompt``: 2–3000 characters; shorter is left out and longer cut, each with a warning."""
     if request.negative_prompt is None:
         translator.default("negative_prompt", "none sent")
         return None
@@ -77,6 +80,8 @@ def negative_prompt(request: PhotoMakerRequest, translator: Translator) -> str |
 
 def input_images(request: PhotoMakerRequest, translator: Translator, wire_field: str,
                  image_transport: str) -> tuple[list[str], list[UploadPlaceholder]]:
+    """The reference images as ``wire_field`` entries (URLs and Runware UUIDs as given, local images inlined or
+    uploaded once per content), and the uploads they need."""
     entries: list[str] = []
     uploads: dict[str, UploadPlaceholder] = {}
     for index, image in enumerate(request.images):
@@ -111,6 +116,7 @@ def input_images(request: PhotoMakerRequest, translator: Translator, wire_field:
     return entries, list(uploads.values())
 
 def dimension(field: str, value: int | None, translator: Translator) -> int:
+    """``width``/``height`` (required by Runware: 1024 when not given), clamped to 128–2048."""
     if value is None:
         translator.send(field, field, DEFAULT_DIMENSION,
                         f"Runware requires {field}; sent the default {DEFAULT_DIMENSION}")
@@ -119,6 +125,7 @@ def dimension(field: str, value: int | None, translator: Translator) -> int:
     return int(translator.clamp(field, field, value, *DIMENSION_RANGE, "128–2048"))
 
 def seeds(request: PhotoMakerRequest, counts: Sequence[int], translator: Translator) -> list[int | None]:
+    """One seed per task: the request's (at least 1), later tasks continuing where the previous one ended."""
     if request.seed is None:
         translator.default("seed", "random: Runware picks one and reports each image's seed")
         return [None] * len(counts)

@@ -4,9 +4,8 @@ Reference: ``docs/protocols/fal.md`` (sections cited as §n). :class:`FalProvide
 hands translation to ``_fal_plan`` (pure: into a :class:`~photomaker_bridge.Plan`). The flows live in
 ``_fal_flow``, the performers that run their operations in ``_fal_performers``, and the seam with
 ``fal_client`` (its clients as the bridge configures them, its errors mapped to the bridge's) in
-``_fal_client`` — the only module that knows ``fal_client``'s internals.
-
-The translation (tables, decisions the reference leaves open) lives in ``_fal_plan``.
+``_fal_client`` — the only module that knows ``fal_client``'s internals. The translation tables and the
+decisions the reference leaves open are in ``_fal_plan``.
 """
 
 from __future__ import annotations
