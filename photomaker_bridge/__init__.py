@@ -22,6 +22,7 @@ from .client import AsyncBridge, Bridge
 from .errors import (
     AuthenticationError,
     BridgeError,
+    BudgetExceededError,
     ClientClosedError,
     ConfigurationError,
     ContentPolicyError,
@@ -40,6 +41,7 @@ from .plan import FieldMapping, Plan, UploadPlaceholder
 from .providers import explain
 from .request import PhotoMakerRequest, ReferenceImage
 from .result import Attempt, BridgeWarning, Cost, GeneratedImage, ImageFormatWarning, PhotoMakerResult, Timings
+from .routing import BreakerSettings, Hedge, MemoryRouterState, Route, RouterState
 from .styles import Style, normalize_style
 
 if TYPE_CHECKING:
@@ -69,9 +71,11 @@ __all__ = [
     "AsyncBridge",
     "Attempt",
     "AuthenticationError",
+    "BreakerSettings",
     "Bridge",
     "BridgeError",
     "BridgeWarning",
+    "BudgetExceededError",
     "CancelOutcome",
     "ClientClosedError",
     "ConfigurationError",
@@ -83,10 +87,12 @@ __all__ = [
     "GeneratedImage",
     "GenerationFailedError",
     "GenerationTimeoutError",
+    "Hedge",
     "ImageFormatWarning",
     "InsufficientCreditsError",
     "InvalidRequestError",
     "JobHandle",
+    "MemoryRouterState",
     "PhotoMakerRequest",
     "PhotoMakerResult",
     "Plan",
@@ -97,6 +103,8 @@ __all__ = [
     "RateLimitedError",
     "ReferenceImage",
     "RetryPolicy",
+    "Route",
+    "RouterState",
     "RunwareProvider",
     "Style",
     "Timings",

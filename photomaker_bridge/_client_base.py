@@ -15,26 +15,37 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import random
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import attrs
 
 from ._coordination import Coordinator
-from ._http import Event
+from ._http import Event, Flow
 from ._retry import RetryPolicy
-from .errors import ClientClosedError, ConfigurationError, InvalidRequestError, ProviderError
+from .errors import BridgeError, ClientClosedError, ConfigurationError, InvalidRequestError, ProviderError
+from .jobs import JobHandle
 from .plan import Plan
 from .providers import PROVIDER_NAMES, provider_class
 from .providers.base import FlowContext, Provider
 from .request import PhotoMakerRequest
-from .result import BridgeWarning, GeneratedImage, PhotoMakerResult
+from .result import Attempt, BridgeWarning, GeneratedImage, PhotoMakerResult
+from .routing import BreakerSettings, MemoryRouterState, Route, RouteCall, RouterState, as_route
+from .routing._choice import first_choice
+from .routing._route import _amount
+from .routing._state import ReadNumbers, Reset, StateOperation
+from .routing._trail import error_attempt, failure_record, success_record
 
-__all__ = ["BridgeBase", "EventHandler", "check_timeout", "with_data"]
+__all__ = ["BridgeBase", "EventHandler", "ProviderChoice", "check_timeout", "with_data"]
+
+ProviderChoice = str | Sequence[str] | Route
+"""What ``provider=`` takes: a name (a direct call), a list of names (an ordered route) or a :class:`Route`."""
 
 EventHandler = Callable[[Event], Any]
 """Receives progress events; in ``AsyncBridge`` it may also be a coroutine function."""
@@ -80,7 +91,9 @@ def check_webhook_url(value: object) -> str:
 class BridgeBase:
     """What both clients share (see the module docstring)."""
 
-    def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None,
+                 budget: Decimal | float | str | None = None, breaker: BreakerSettings | None = None,
+                 router_state: RouterState | None = None) -> None:
         configured: dict[str, Provider] = {}
         for provider in providers or ():
             if provider.name in configured:
@@ -96,6 +109,12 @@ class BridgeBase:
         self._performers: dict[str, Any] = {}
         """Each provider's runner of SDK calls (fal), created on first use."""
         self._retry = retry or RetryPolicy()
+        if breaker is not None and not isinstance(breaker, BreakerSettings):
+            raise ConfigurationError(f"breaker must be a BreakerSettings, got {type(breaker).__name__}")
+        self._breaker = breaker or BreakerSettings()
+        self._budget = None if budget is None else _amount(budget, "budget", allow_zero=False)
+        self._router_state: RouterState = router_state if router_state is not None else MemoryRouterState()
+        self._random = random.Random().random
         self._coordinator = Coordinator()
         self._closed = False
         self._lock = threading.RLock()
@@ -116,6 +135,22 @@ class BridgeBase:
         return self._retry
 
     @property
+    def router_state(self) -> RouterState:
+        """What every routed call of this client shares: circuit breakers, learned numbers, spend
+        (docs/routing.md, "Router state")."""
+        return self._router_state
+
+    @property
+    def budget(self) -> Decimal | None:
+        """The most this client's calls may spend in all (USD), or ``None``."""
+        return self._budget
+
+    def reset_provider(self, name: str) -> None:
+        """Close ``name``'s circuit breaker and forget its failures, e.g. after fixing its key or topping up its
+        account (an authentication or credit failure takes a provider out of every route until then)."""
+        self._router_state.perform(Reset(self.provider(name).name))
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` (``aclose``) was called."""
         return self._closed
@@ -127,23 +162,30 @@ class BridgeBase:
 
     def provider(self, name: str) -> Provider:
         """The adapter for ``name``; :class:`ConfigurationError` for an unknown name."""
+        if not isinstance(name, str):
+            raise ConfigurationError(f"a job, a limit and a key belong to one provider: pass its name, not "
+                                     f"{type(name).__name__} {name!r}")
         if name not in self._providers:
             known = ", ".join(sorted(self._providers))
             raise ConfigurationError(f"unknown provider {name!r}; known providers: {known}")
         return self._providers[name]
 
-    def explain(self, request: PhotoMakerRequest, provider: str, *, strict: bool = False,
+    def explain(self, request: PhotoMakerRequest, provider: ProviderChoice, *, strict: bool = False,
                 webhook_url: str | None = None) -> Plan:
         """What ``provider`` (as configured here) would be sent for ``request`` (with ``webhook_url``: as
-        :meth:`submit` would send it). No network, no key needed."""
-        return self._plan(self.provider(provider), request, strict, webhook_url)
+        :meth:`submit` would send it). No network, no key needed.
 
-    @staticmethod
-    def _plan(adapter: Provider, request: PhotoMakerRequest, strict: bool, webhook_url: str | None) -> Plan:
-        plan = adapter.plan(request, strict=strict)
-        if webhook_url is not None:
-            plan = adapter.with_webhook(plan, check_webhook_url(webhook_url))
-        return plan
+        With a route, the plan of the provider it would try first now: the first, in its strategy's order, that can
+        take the request, whose circuit breaker is not open and that fits the route's budget (a weighted route
+        draws)."""
+        route = as_route(provider)
+        url = None if webhook_url is None else check_webhook_url(webhook_url)
+        if route is None:
+            adapter = self.provider(str(provider))
+            plan = adapter.plan(request, strict=strict)
+            return plan if url is None else adapter.with_webhook(plan, url)
+        numbers = self._router_state.perform(ReadNumbers(route.providers))
+        return first_choice(route, request, strict, self._providers, numbers, self._random, webhook_url=url)
 
     # -- for the clients ------------------------------------------------------------------------------------
 
@@ -172,13 +214,92 @@ class BridgeBase:
         self._lock = threading.RLock()
         self._coordinator = Coordinator()
         self._coordinator.uploads.update(uploads)
+        after_fork = getattr(self._router_state, "after_fork", None)
+        if after_fork is not None:
+            after_fork()
 
-    def _prepare(self, request: PhotoMakerRequest, provider: str, strict: bool,
-                 webhook_url: str | None = None) -> tuple[Provider, Plan]:
+    def _route_call(self, request: PhotoMakerRequest, provider: ProviderChoice, strict: bool,
+                    mode: Literal["generate", "submit"], deadline: float | None,
+                    after: ProviderError | None = None, webhook_url: str | None = None) -> RouteCall:
+        """The routed call ``provider=`` describes: a plain name is a direct call (one attempt, no breaker).
+        ``webhook_url`` is checked here, before anything is planned or sent."""
         self._check_open()
-        adapter = self.provider(provider)
-        adapter.require_key()
-        return adapter, self._plan(adapter, request, strict, webhook_url)
+        url = None if webhook_url is None else check_webhook_url(webhook_url)
+        route = as_route(provider)
+        direct = route is None
+        if route is None:
+            route = Route([self.provider(str(provider)).name], max_attempts=1)
+        if after is not None and (direct or not isinstance(after, ProviderError)):
+            raise ConfigurationError("after= continues a route: pass the route, and the ProviderError that result() "
+                                     "raised for the job of its earlier submit")
+        return RouteCall(route, request, self._providers, strict=strict, mode=mode, direct=direct,
+                         deadline=deadline, breaker=self._breaker, client_budget=self._budget, after=after,
+                         random=self._random, webhook_url=url)
+
+    def _collected(self, handle: JobHandle, result: PhotoMakerResult | None, error: BaseException | None,
+                   seconds: float) -> tuple[PhotoMakerResult | None, StateOperation]:
+        """After ``result(handle)``: the result (or the error, in place) with the trail — the handle's, its accepted
+        attempt completed with how the job ended — and the record that teaches the router state what came of it."""
+        accepted = handle.attempts[-1] if handle.attempts and handle.attempts[-1].outcome == "ok" else None
+        before = tuple(handle.attempts[:-1]) if accepted is not None else tuple(handle.attempts)
+        total = seconds + ((accepted.seconds or 0.0) if accepted is not None else 0.0)
+        reason = accepted.reason if accepted is not None else None
+        now = time.time()
+        if result is not None:
+            entry = Attempt(handle.provider, "ok", request_ids=result.request_ids, seconds=round(total, 6),
+                            cost=result.cost, reason=reason)
+            return (attrs.evolve(result, attempts=(*before, entry)),
+                    success_record(handle.provider, result, self._breaker, now, seconds=seconds))
+        assert error is not None
+        if isinstance(error, BridgeError):
+            error.attempts = (*before, error_attempt(handle.provider, error, seconds=total, reason=reason,
+                                                     request_ids=handle.request_ids))
+        return None, failure_record(handle.provider, error, self._breaker, now)
+
+    def _batch_trails(self, provider: str, outcomes: Sequence[PhotoMakerResult | ProviderError],
+                      seconds: float) -> tuple[list[PhotoMakerResult | ProviderError], list[StateOperation]]:
+        """A one-call batch's outcomes, each with its one-line trail, and what they teach the router state."""
+        now = time.time()
+        marked: list[PhotoMakerResult | ProviderError] = []
+        records: list[StateOperation] = []
+        for outcome in outcomes:
+            if isinstance(outcome, PhotoMakerResult):
+                entry = Attempt(provider, "ok", request_ids=outcome.request_ids, seconds=round(seconds, 6),
+                                cost=outcome.cost)
+                marked.append(attrs.evolve(outcome, attempts=(entry,)))
+                records.append(success_record(provider, outcome, self._breaker, now, seconds=seconds))
+            else:
+                outcome.attempts = (error_attempt(provider, outcome, seconds=seconds, reason=None),)
+                marked.append(outcome)
+                records.append(failure_record(provider, outcome, self._breaker, now))
+        return marked, records
+
+    def _attempt_flow(self, adapter: Provider, plan: Plan, mode: str, deadline: float | None) -> Flow[Any]:
+        """One provider's flow for one attempt of a (routed or direct) call."""
+        if mode == "submit":
+            return adapter.submit_flow(plan, self._context(cancel_on_deadline=False, deadline=deadline))
+        return adapter.generate_flow(plan, self._context(cancel_on_deadline=True, deadline=deadline))
+
+    def _check_many(self, requests: Sequence[PhotoMakerRequest], provider: ProviderChoice,
+                    strict: bool) -> Route | None:
+        """Before ``generate_many`` sends anything: each request must be plannable by at least one candidate."""
+        self._check_open()
+        route = as_route(provider)
+        if route is None:
+            self.provider(str(provider)).require_key()
+        names = route.providers if route is not None else (self.provider(str(provider)).name,)
+        for request in requests:
+            refusal: BridgeError | None = None
+            for name in names:
+                try:
+                    self._providers[name].plan(request, strict=strict)
+                    refusal = None
+                    break
+                except InvalidRequestError as error:
+                    refusal = refusal or error
+            if refusal is not None:
+                raise refusal
+        return route
 
     def _context(self, *, cancel_on_deadline: bool, deadline: float | None) -> FlowContext:
         return FlowContext(cancel_on_deadline=cancel_on_deadline, retry=self._retry, deadline=deadline)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any, Protocol, TypeVar
@@ -39,6 +40,7 @@ __all__ = [
     "Flow",
     "HttpRequest",
     "HttpResponse",
+    "Stop",
     "Transport",
     "Wait",
     "arun_flow",
@@ -120,8 +122,11 @@ class Event:
     """A progress event, handed to the caller's ``on_event``."""
 
     kind: str
-    """``uploading``, ``waiting`` (for a provider limit or another call's upload), ``submitted``, ``queued``,
-    ``running``, ``log``, ``retrying`` (a step failed and is tried again), ``completed`` or ``failed``."""
+    """``uploading``, ``waiting`` (for a provider limit, another call's upload, or a route's circuit breakers),
+    ``submitted``, ``queued``, ``running``, ``log``, ``retrying`` (a step failed and is tried again), ``completed``
+    or ``failed``; and from a routed call (docs/routing.md): ``attempt`` (an attempt starts on ``provider``),
+    ``fallback`` (``provider`` failed and the route moves on), ``skipped`` (``provider`` was passed over, with the
+    reason) and ``hedge`` (a hedge request goes to ``provider``)."""
     provider: str
     """Who the event is about."""
     request_id: str | None = None
@@ -131,12 +136,29 @@ class Event:
     queue_position: int | None = None
     """For ``queued``: the position the provider reported, when it reports one."""
     message: str | None = None
-    """For ``log``: the log line; for ``failed``, ``uploading``, ``waiting`` and ``retrying``: a short
-    description."""
+    """For ``log``: the log line; for ``failed``, ``uploading``, ``waiting``, ``retrying`` and the routing kinds: a
+    short description."""
 
 
 class DeadlineReached(Exception):
     """Thrown into a flow by the driver when the caller's deadline has passed."""
+
+
+class Stop:
+    """Ends a running flow early, from another thread or task: from its next step on, the flow's deadline is the
+    moment the stop was seen, so the flow cleans up as it would at its deadline (``generate`` cancels its job where
+    the provider allows it) within the clean-up grace. A router stops the loser of a hedge race with it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        """Ask the flow to stop."""
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """Whether :meth:`set` was called."""
+        return self._event.is_set()
 
 
 class Transport(Protocol):
@@ -163,15 +185,21 @@ class _Stepper:
     The sync and async drivers differ only in how they sleep, send and perform; everything else is here.
     """
 
-    def __init__(self, flow: Flow[Any], deadline: float | None, clock: Callable[[], float]) -> None:
+    def __init__(self, flow: Flow[Any], deadline: float | None, clock: Callable[[], float],
+                 stop: Stop | None = None) -> None:
         self.flow = flow
         self.deadline = deadline
         self.clock = clock
         self.grace = False
+        self.stop = stop
         self._send: Any = None
         self._throw: BaseException | None = None
 
     def remaining(self) -> float | None:
+        if self.stop is not None and self.stop.is_set():
+            now = self.clock()
+            self.deadline = now if self.deadline is None else min(self.deadline, now)
+            self.stop = None
         return None if self.deadline is None else self.deadline - self.clock()
 
     def _limit(self, operation: Any, remaining: float | None) -> float | None:
@@ -239,14 +267,15 @@ class _Stepper:
 def run_flow(flow: Flow[T], transport: Transport, *, perform: Callable[[Any, float | None], Any] | None = None,
              deadline: float | None = None, on_event: EventHandler | None = None,
              sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-             coordinator: Coordinator | None = None) -> T:
+             coordinator: Coordinator | None = None, stop: Stop | None = None) -> T:
     """Drive ``flow`` to its result with a sync transport. ``deadline`` is a ``clock()`` instant.
 
     ``coordinator`` is the client's shared state (limits, uploads); by default the run has one of its own.
+    ``stop``, set from another thread, ends the run early as if its deadline had passed.
     """
     scope = (coordinator or Coordinator()).scope()
     try:
-        result: T = _run(_Stepper(flow, deadline, clock), transport, perform, on_event, sleep, scope)
+        result: T = _run(_Stepper(flow, deadline, clock, stop), transport, perform, on_event, sleep, scope)
         return result
     finally:
         try:
@@ -284,14 +313,16 @@ async def arun_flow(flow: Flow[T], transport: AsyncTransport, *,
                     perform: Callable[[Any, float | None], Awaitable[Any]] | None = None,
                     deadline: float | None = None, on_event: EventHandler | None = None,
                     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                    clock: Callable[[], float] = time.monotonic, coordinator: Coordinator | None = None) -> T:
+                    clock: Callable[[], float] = time.monotonic, coordinator: Coordinator | None = None,
+                    stop: Stop | None = None) -> T:
     """Drive ``flow`` to its result with an async transport. ``deadline`` is a ``clock()`` instant.
 
     ``coordinator`` is the client's shared state (limits, uploads); by default the run has one of its own.
+    ``stop``, set from another task or thread, ends the run early as if its deadline had passed.
     """
     scope = (coordinator or Coordinator()).scope()
     try:
-        result: T = await _arun(_Stepper(flow, deadline, clock), transport, perform, on_event, sleep, scope)
+        result: T = await _arun(_Stepper(flow, deadline, clock, stop), transport, perform, on_event, sleep, scope)
         return result
     finally:
         try:

@@ -1,10 +1,11 @@
 """``Bridge`` (sync, over requests) and ``AsyncBridge`` (async, over aiohttp): thin shells over the providers.
 
-Both do the same things, the only difference being the driver: validate and translate the request (pure,
-:meth:`Provider.plan`), pick the provider's flow, drive it with the client's one transport (and, for fal, the
-client's one fal_client) and its one coordinator (provider limits, uploads shared by its calls), and tidy the
-result (the plan's warnings, total time, optional download). No protocol logic lives here; it is written once
-per provider, in ``photomaker_bridge.providers``.
+Both do the same things, the only difference being the driver: turn ``provider=`` into a routed call (a plain
+name is a direct call of one attempt; ``photomaker_bridge.routing``), let it validate and translate the request
+(pure, :meth:`Provider.plan`) and choose, drive each attempt's provider flow with the client's one transport (and,
+for fal, the client's one fal_client) and its one coordinator (provider limits, uploads shared by its calls), and
+tidy the result (the plan's warnings, total time, the decision trail, optional download). No protocol or routing
+logic lives here; it is written once, in ``photomaker_bridge.providers`` and ``photomaker_bridge.routing``.
 """
 
 from __future__ import annotations
@@ -13,21 +14,25 @@ import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
-from ._client_base import BridgeBase, EventHandler, with_data
-from ._http import Flow, arun_flow, run_flow
+from ._client_attempts import AsyncAttempts, SyncAttempts
+from ._client_base import BridgeBase, EventHandler, ProviderChoice, with_data
+from ._http import Flow, Stop, arun_flow, run_flow
 from ._retry import RetryPolicy
 from ._transports import AiohttpTransport, RequestsTransport
-from .errors import ConfigurationError, ProviderError
+from .errors import BridgeError, ConfigurationError, ProviderError
 from .jobs import CancelOutcome, JobHandle
-from .plan import Plan
 from .providers.base import AsyncPerformer, Provider, SyncPerformer
 from .request import PhotoMakerRequest
 from .result import GeneratedImage, PhotoMakerResult
+from .routing import BreakerSettings, RouterState, adrive_route, drive_route, route_flow, wait_background
 
 __all__ = ["AsyncBridge", "Bridge", "EventHandler"]
+
+Mode = Literal["generate", "submit"]
 
 _MAX_PARALLEL = 32
 """Requests of one sync ``generate_many`` run side by side (each in a thread; provider limits still apply)."""
@@ -39,15 +44,19 @@ class Bridge(BridgeBase):
     ``Bridge()`` reads keys from ``RUNWARE_API_KEY``, ``FAL_KEY`` (or ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``) and
     ``EACHLABS_API_KEY`` when a provider is first used; ``Bridge(providers=[RunwareProvider(api_key=...)])``
     configures them explicitly. A missing key is a :class:`ConfigurationError` before any request.
-    ``retry=RetryPolicy(...)`` sets how failed steps are tried again.
+    ``retry=RetryPolicy(...)`` sets how failed steps are tried again; ``budget=`` caps what all the client's calls
+    may spend (USD), ``breaker=BreakerSettings(...)`` when a provider's circuit breaker opens, and
+    ``router_state=`` where routed calls keep what they share (docs/routing.md).
 
     A ``Bridge`` may be shared between threads: its calls share the connection pool, the provider limits (a call
-    beyond a limit waits for a slot) and the uploads (one upload per distinct photo, even when calls ask at once).
-    After :meth:`close` every call raises :class:`~photomaker_bridge.ClientClosedError`.
+    beyond a limit waits for a slot), the uploads (one upload per distinct photo, even when calls ask at once) and
+    the router state. After :meth:`close` every call raises :class:`~photomaker_bridge.ClientClosedError`.
     """
 
-    def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None) -> None:
-        super().__init__(providers, retry=retry)
+    def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None,
+                 budget: Decimal | float | str | None = None, breaker: BreakerSettings | None = None,
+                 router_state: RouterState | None = None) -> None:
+        super().__init__(providers, retry=retry, budget=budget, breaker=breaker, router_state=router_state)
         self._transport = RequestsTransport()
         self._performers: dict[str, SyncPerformer | None] = {}
 
@@ -82,50 +91,54 @@ class Bridge(BridgeBase):
                 self._performers[adapter.name] = adapter.sync_performer()
             return self._performers[adapter.name]
 
-    def _drive(self, adapter: Provider, flow: Flow[Any], deadline: float | None, on_event: EventHandler | None) -> Any:
+    def _drive(self, adapter: Provider, flow: Flow[Any], deadline: float | None, on_event: EventHandler | None,
+               stop: Stop | None = None) -> Any:
         performer = self._performer(adapter)
         return run_flow(flow, self._transport, perform=performer.perform if performer else None, deadline=deadline,
-                        on_event=on_event, coordinator=self._coordinator)
+                        on_event=on_event, coordinator=self._coordinator, stop=stop)
 
-    def generate(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
+    def _route(self, request: PhotoMakerRequest, provider: ProviderChoice, strict: bool, mode: Mode,
+               deadline: float | None, on_event: EventHandler | None, after: ProviderError | None = None, *,
+               webhook_url: str | None = None) -> Any:
+        call = self._route_call(request, provider, strict, mode, deadline, after, webhook_url)
+        return drive_route(route_flow(call), self._router_state, SyncAttempts(self, deadline), on_event=on_event)
+
+    def generate(self, request: PhotoMakerRequest, provider: ProviderChoice, *, timeout: float | None = None,
                  on_event: EventHandler | None = None, strict: bool = False,
                  download: bool = False, webhook_url: str | None = None) -> PhotoMakerResult:
-        """Generate on ``provider`` and wait for the images.
+        """Generate on ``provider`` — a name, a list of names (an ordered route) or a :class:`~photomaker_bridge.
+        Route` — and wait for the images. ``result.attempts`` is the decision trail (docs/routing.md).
 
-        ``timeout`` (seconds, finite and positive; ``None``: no deadline) bounds the whole call, uploads, waits for
-        a provider slot and polling included; the call returns within it plus the clean-up grace (5 s). When it
-        passes, the job is cancelled where the provider allows it and :class:`~photomaker_bridge.
-        GenerationTimeoutError` says what became of each job and carries the handle; a job that turned out to have
-        finished is collected and returned instead. ``download=True`` fetches every image's bytes.
-        ``webhook_url``: the provider also POSTs the outcome there (fal, Runware; see :meth:`submit`); the call
-        still waits and returns the images.
+        ``timeout`` (seconds, finite and positive; ``None``: no deadline) bounds the whole call — every attempt of a
+        route, uploads, waits for a provider slot and polling included; the call returns within it plus the clean-up
+        grace (5 s). When it passes, the job is cancelled where the provider allows it and
+        :class:`~photomaker_bridge.GenerationTimeoutError` says what became of each job and carries the handles; a
+        job that turned out to have finished is collected and returned instead. ``download=True`` fetches every
+        image's bytes. ``webhook_url``: the provider also POSTs the outcome there (fal, Runware; see :meth:`submit`);
+        the call still waits and returns the images.
         """
-        started = time.monotonic()
         deadline = self._deadline(timeout)
-        adapter, plan = self._prepare(request, provider, strict, webhook_url)
-        result = self._generate_plan(adapter, plan, deadline, on_event, started)
+        result: PhotoMakerResult = self._route(request, provider, strict, "generate", deadline, on_event,
+                                               webhook_url=webhook_url)
         return self.download(result, timeout=self._left(deadline)) if download else result
 
-    def _generate_plan(self, adapter: Provider, plan: Plan, deadline: float | None, on_event: EventHandler | None,
-                       started: float) -> PhotoMakerResult:
-        flow = adapter.generate_flow(plan, self._context(cancel_on_deadline=True, deadline=deadline))
-        result: PhotoMakerResult = self._drive(adapter, flow, deadline, on_event)
-        return self._finish(result, plan.warnings, started)
-
-    def submit(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
-               on_event: EventHandler | None = None, strict: bool = False,
-               webhook_url: str | None = None) -> JobHandle:
-        """Upload and submit, returning as soon as the provider accepted the job.
+    def submit(self, request: PhotoMakerRequest, provider: ProviderChoice, *, timeout: float | None = None,
+               on_event: EventHandler | None = None, strict: bool = False, webhook_url: str | None = None,
+               after: ProviderError | None = None) -> JobHandle:
+        """Upload and submit, returning as soon as a provider accepted the job (with a route: the first that
+        accepts it, falling back as its policies say). The handle's ``attempts`` carry the trail to ``result()``.
 
         ``webhook_url`` (an http(s) URL): the provider POSTs the job's outcome there when it is done — fal
         (``fal_webhook``, signed) and Runware (``webhookURL``, one call per image); read it with
-        :func:`photomaker_bridge.webhooks.parse_webhook`. Eachlabs documents no webhook for predictions:
-        :class:`~photomaker_bridge.ConfigurationError`. The handle works with :meth:`result` either way.
-        """
+        :func:`photomaker_bridge.webhooks.parse_webhook`. Eachlabs documents no webhook for predictions: a direct
+        call raises :class:`~photomaker_bridge.ConfigurationError`, a route skips it. The handle works with
+        :meth:`result` either way.
+
+        ``after``: the error ``result()`` raised for the job of an earlier submit of the same route; the route then
+        goes on from there (its attempts count, its policy decides, or ``after`` is raised again)."""
         deadline = self._deadline(timeout)
-        adapter, plan = self._prepare(request, provider, strict, webhook_url)
-        flow = adapter.submit_flow(plan, self._context(cancel_on_deadline=False, deadline=deadline))
-        handle: JobHandle = self._drive(adapter, flow, deadline, on_event)
+        handle: JobHandle = self._route(request, provider, strict, "submit", deadline, on_event, after,
+                                        webhook_url=webhook_url)
         return handle
 
     def result(self, handle: JobHandle, *, timeout: float | None = None, on_event: EventHandler | None = None,
@@ -137,9 +150,16 @@ class Bridge(BridgeBase):
         adapter = self.provider(handle.provider)
         adapter.require_key()
         flow = adapter.result_flow(handle, self._context(cancel_on_deadline=False, deadline=deadline))
-        result: PhotoMakerResult = self._drive(adapter, flow, deadline, on_event)
-        result = self._finish(result, handle.warnings, started)
-        return self.download(result, timeout=self._left(deadline)) if download else result
+        try:
+            result: PhotoMakerResult = self._drive(adapter, flow, deadline, on_event)
+        except BridgeError as error:
+            self._router_state.perform(self._collected(handle, None, error, time.monotonic() - started)[1])
+            raise
+        collected, record = self._collected(handle, self._finish(result, handle.warnings, started), None,
+                                            time.monotonic() - started)
+        self._router_state.perform(record)
+        assert collected is not None
+        return self.download(collected, timeout=self._left(deadline)) if download else collected
 
     def resume(self, provider: str, request_id: str, *, timeout: float | None = None,
                on_event: EventHandler | None = None, download: bool = False) -> PhotoMakerResult:
@@ -158,40 +178,45 @@ class Bridge(BridgeBase):
         outcomes: tuple[CancelOutcome, ...] = self._drive(adapter, flow, deadline, None)
         return outcomes
 
-    def generate_many(self, requests: Sequence[PhotoMakerRequest], provider: str = "runware", *,
+    def generate_many(self, requests: Sequence[PhotoMakerRequest], provider: ProviderChoice = "runware", *,
                       timeout: float | None = None, on_event: EventHandler | None = None,
-                      strict: bool = False) -> list[PhotoMakerResult | ProviderError]:
+                      strict: bool = False) -> list[PhotoMakerResult | BridgeError]:
         """Generate several requests; one result or error per request, in order, none lost.
 
-        Runware sends them as one task array and matches results by taskUUID; other providers get each request
-        generated side by side (threads of this client; a provider limit makes the surplus wait for a slot, and
-        shared photos are uploaded once). ``timeout`` bounds the whole call; ``on_event`` may be called from
-        several threads.
+        On Runware alone they go as one task array, matched by taskUUID; otherwise each request is generated (and,
+        with a route, routed) side by side (threads of this client; a provider limit makes the surplus wait for a
+        slot, and shared photos are uploaded once). A request no candidate can take is refused before anything is
+        sent. ``timeout`` bounds the whole call; ``on_event`` may be called from several threads.
         """
         started = time.monotonic()
         deadline = self._deadline(timeout)
-        self._check_open()
-        adapter = self.provider(provider)
-        adapter.require_key()
-        plans = [adapter.plan(request, strict=strict) for request in requests]
-        if adapter.supports_batch:
+        route = self._check_many(requests, provider, strict)
+        adapter = self.provider(str(provider)) if route is None else None
+        if adapter is not None and adapter.supports_batch:
+            adapter.require_key()
+            plans = [adapter.plan(request, strict=strict) for request in requests]
             outcomes: list[PhotoMakerResult | ProviderError] = self._drive(
                 adapter, adapter.generate_many_flow(plans, self._context(cancel_on_deadline=True, deadline=deadline)),
                 deadline, on_event)
-            return [self._finish(outcome, plan.warnings, started) if isinstance(outcome, PhotoMakerResult)
-                    else outcome for outcome, plan in zip(outcomes, plans, strict=True)]
+            finished = [self._finish(outcome, plan.warnings, started) if isinstance(outcome, PhotoMakerResult)
+                        else outcome for outcome, plan in zip(outcomes, plans, strict=True)]
+            marked, records = self._batch_trails(adapter.name, finished, time.monotonic() - started)
+            for record in records:
+                self._router_state.perform(record)
+            return list(marked)
 
-        def one(plan: Plan) -> PhotoMakerResult | ProviderError:
+        def one(request: PhotoMakerRequest) -> PhotoMakerResult | BridgeError:
             try:
-                return self._generate_plan(adapter, plan, deadline, on_event, started)
-            except ProviderError as error:
+                generated: PhotoMakerResult = self._route(request, provider, strict, "generate", deadline, on_event)
+            except BridgeError as error:
                 return error
+            return generated
 
-        if not plans:
+        if not requests:
             return []
-        with ThreadPoolExecutor(max_workers=min(len(plans), _MAX_PARALLEL),
+        with ThreadPoolExecutor(max_workers=min(len(requests), _MAX_PARALLEL),
                                 thread_name_prefix="photomaker-generate-many") as pool:
-            return list(pool.map(one, plans))
+            return list(pool.map(one, requests))
 
     def download(self, result: PhotoMakerResult, *, timeout: float = 60.0) -> PhotoMakerResult:
         """``result`` with every image's bytes fetched, several at a time.
@@ -223,8 +248,10 @@ class AsyncBridge(BridgeBase):
     ``asyncio.run``. After :meth:`aclose` every call raises :class:`~photomaker_bridge.ClientClosedError`.
     """
 
-    def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None) -> None:
-        super().__init__(providers, retry=retry)
+    def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None,
+                 budget: Decimal | float | str | None = None, breaker: BreakerSettings | None = None,
+                 router_state: RouterState | None = None) -> None:
+        super().__init__(providers, retry=retry, budget=budget, breaker=breaker, router_state=router_state)
         self._transport = AiohttpTransport()
         self._performers: dict[str, AsyncPerformer | None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -250,12 +277,14 @@ class AsyncBridge(BridgeBase):
                 "or use the sync Bridge from threads")
 
     async def aclose(self) -> None:
-        """Close the connection pool and any provider SDK clients, letting background cancels finish within the
-        clean-up grace (5 s at most). Calls after it raise :class:`~photomaker_bridge.ClientClosedError`."""
+        """Close the connection pool and any provider SDK clients, letting background cancels (and hedge losers
+        being stopped) finish within the clean-up grace (5 s at most). Calls after it raise
+        :class:`~photomaker_bridge.ClientClosedError`."""
         if self._loop is not None and self._loop is not asyncio.get_running_loop():
             raise ConfigurationError("close this AsyncBridge on the event loop it was used on")
         if not self._mark_closed():
             return
+        await wait_background()
         performers, self._performers = list(self._performers.values()), {}
         for performer in performers:
             if performer is not None:
@@ -273,37 +302,36 @@ class AsyncBridge(BridgeBase):
         return self._performers[adapter.name]
 
     async def _drive(self, adapter: Provider, flow: Flow[Any], deadline: float | None,
-                     on_event: EventHandler | None) -> Any:
+                     on_event: EventHandler | None, stop: Stop | None = None) -> Any:
         performer = self._performer(adapter)
         return await arun_flow(flow, self._transport, perform=performer.perform if performer else None,
-                               deadline=deadline, on_event=on_event, coordinator=self._coordinator)
+                               deadline=deadline, on_event=on_event, coordinator=self._coordinator, stop=stop)
 
-    async def generate(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
+    async def _route(self, request: PhotoMakerRequest, provider: ProviderChoice, strict: bool, mode: Mode,
+                     deadline: float | None, on_event: EventHandler | None,
+                     after: ProviderError | None = None, *, webhook_url: str | None = None) -> Any:
+        self._bind()
+        call = self._route_call(request, provider, strict, mode, deadline, after, webhook_url)
+        return await adrive_route(route_flow(call), self._router_state, AsyncAttempts(self, deadline),
+                                  on_event=on_event)
+
+    async def generate(self, request: PhotoMakerRequest, provider: ProviderChoice, *, timeout: float | None = None,
                        on_event: EventHandler | None = None, strict: bool = False,
                        download: bool = False, webhook_url: str | None = None) -> PhotoMakerResult:
-        """Generate on ``provider`` and wait for the images (see :meth:`Bridge.generate`)."""
-        started = time.monotonic()
+        """Generate on ``provider`` (a name, a list of names or a Route) and wait for the images (see
+        :meth:`Bridge.generate`)."""
         deadline = self._deadline(timeout)
-        self._bind()
-        adapter, plan = self._prepare(request, provider, strict, webhook_url)
-        result = await self._generate_plan(adapter, plan, deadline, on_event, started)
+        result: PhotoMakerResult = await self._route(request, provider, strict, "generate", deadline, on_event,
+                                                     webhook_url=webhook_url)
         return await self.download(result, timeout=self._left(deadline)) if download else result
 
-    async def _generate_plan(self, adapter: Provider, plan: Plan, deadline: float | None,
-                             on_event: EventHandler | None, started: float) -> PhotoMakerResult:
-        flow = adapter.generate_flow(plan, self._context(cancel_on_deadline=True, deadline=deadline))
-        result: PhotoMakerResult = await self._drive(adapter, flow, deadline, on_event)
-        return self._finish(result, plan.warnings, started)
-
-    async def submit(self, request: PhotoMakerRequest, provider: str, *, timeout: float | None = None,
-                     on_event: EventHandler | None = None, strict: bool = False,
-                     webhook_url: str | None = None) -> JobHandle:
-        """Upload and submit, returning as soon as the provider accepted the job (see :meth:`Bridge.submit`)."""
+    async def submit(self, request: PhotoMakerRequest, provider: ProviderChoice, *, timeout: float | None = None,
+                     on_event: EventHandler | None = None, strict: bool = False, webhook_url: str | None = None,
+                     after: ProviderError | None = None) -> JobHandle:
+        """Upload and submit, returning as soon as a provider accepted the job (see :meth:`Bridge.submit`)."""
         deadline = self._deadline(timeout)
-        self._bind()
-        adapter, plan = self._prepare(request, provider, strict, webhook_url)
-        flow = adapter.submit_flow(plan, self._context(cancel_on_deadline=False, deadline=deadline))
-        handle: JobHandle = await self._drive(adapter, flow, deadline, on_event)
+        handle: JobHandle = await self._route(request, provider, strict, "submit", deadline, on_event, after,
+                                              webhook_url=webhook_url)
         return handle
 
     async def result(self, handle: JobHandle, *, timeout: float | None = None, on_event: EventHandler | None = None,
@@ -315,9 +343,16 @@ class AsyncBridge(BridgeBase):
         adapter = self.provider(handle.provider)
         adapter.require_key()
         flow = adapter.result_flow(handle, self._context(cancel_on_deadline=False, deadline=deadline))
-        result: PhotoMakerResult = await self._drive(adapter, flow, deadline, on_event)
-        result = self._finish(result, handle.warnings, started)
-        return await self.download(result, timeout=self._left(deadline)) if download else result
+        try:
+            result: PhotoMakerResult = await self._drive(adapter, flow, deadline, on_event)
+        except BridgeError as error:
+            await self._router_state.aperform(self._collected(handle, None, error, time.monotonic() - started)[1])
+            raise
+        collected, record = self._collected(handle, self._finish(result, handle.warnings, started), None,
+                                            time.monotonic() - started)
+        await self._router_state.aperform(record)
+        assert collected is not None
+        return await self.download(collected, timeout=self._left(deadline)) if download else collected
 
     async def resume(self, provider: str, request_id: str, *, timeout: float | None = None,
                      on_event: EventHandler | None = None, download: bool = False) -> PhotoMakerResult:
@@ -335,34 +370,37 @@ class AsyncBridge(BridgeBase):
         outcomes: tuple[CancelOutcome, ...] = await self._drive(adapter, flow, deadline, None)
         return outcomes
 
-    async def generate_many(self, requests: Sequence[PhotoMakerRequest], provider: str = "runware", *,
+    async def generate_many(self, requests: Sequence[PhotoMakerRequest], provider: ProviderChoice = "runware", *,
                             timeout: float | None = None, on_event: EventHandler | None = None,
-                            strict: bool = False) -> list[PhotoMakerResult | ProviderError]:
-        """Generate several requests; one result or error per request, in order, none lost.
-
-        Runware sends them as one task array; other providers get each request generated concurrently (a
-        provider limit makes the surplus wait for a slot; shared photos are uploaded once). ``timeout`` bounds the
-        whole call.
-        """
+                            strict: bool = False) -> list[PhotoMakerResult | BridgeError]:
+        """Generate several requests; one result or error per request, in order, none lost (see
+        :meth:`Bridge.generate_many`)."""
         started = time.monotonic()
         deadline = self._deadline(timeout)
         self._bind()
-        adapter = self.provider(provider)
-        adapter.require_key()
-        plans = [adapter.plan(request, strict=strict) for request in requests]
-        if adapter.supports_batch:
+        route = self._check_many(requests, provider, strict)
+        adapter = self.provider(str(provider)) if route is None else None
+        if adapter is not None and adapter.supports_batch:
+            adapter.require_key()
+            plans = [adapter.plan(request, strict=strict) for request in requests]
             outcomes: list[PhotoMakerResult | ProviderError] = await self._drive(adapter, adapter.generate_many_flow(
                 plans, self._context(cancel_on_deadline=True, deadline=deadline)), deadline, on_event)
-            return [self._finish(outcome, plan.warnings, started) if isinstance(outcome, PhotoMakerResult)
-                    else outcome for outcome, plan in zip(outcomes, plans, strict=True)]
+            finished = [self._finish(outcome, plan.warnings, started) if isinstance(outcome, PhotoMakerResult)
+                        else outcome for outcome, plan in zip(outcomes, plans, strict=True)]
+            marked, records = self._batch_trails(adapter.name, finished, time.monotonic() - started)
+            for record in records:
+                await self._router_state.aperform(record)
+            return list(marked)
 
-        async def one(plan: Plan) -> PhotoMakerResult | ProviderError:
+        async def one(request: PhotoMakerRequest) -> PhotoMakerResult | BridgeError:
             try:
-                return await self._generate_plan(adapter, plan, deadline, on_event, started)
-            except ProviderError as error:
+                generated: PhotoMakerResult = await self._route(request, provider, strict, "generate", deadline,
+                                                                on_event)
+            except BridgeError as error:
                 return error
+            return generated
 
-        return list(await asyncio.gather(*(one(plan) for plan in plans)))
+        return list(await asyncio.gather(*(one(request) for request in requests)))
 
     async def download(self, result: PhotoMakerResult, *, timeout: float = 60.0) -> PhotoMakerResult:
         """``result`` with every image's bytes fetched concurrently (a failed download: see :meth:`Bridge.download`)."""

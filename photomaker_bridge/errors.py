@@ -7,6 +7,7 @@
     │   └── ClientClosedError         the client was used after close() / aclose()
     ├── InvalidRequestError           bad input, caught before anything is sent (names field, value, allowed)
     ├── WebhookVerificationError      a webhook delivery whose signature or timestamp does not check out
+    ├── BudgetExceededError           the call's or the client's spend cap would be passed; nothing was sent
     └── ProviderError                 the provider (or the way to it) failed: provider, status, code, message,
         │                             request_id, retryable, raw
         ├── AuthenticationError       the key was refused (401/403, invalidApiKey)
@@ -18,6 +19,9 @@
         ├── GenerationFailedError     the job was accepted and then failed
         └── GenerationTimeoutError    the caller's deadline passed; carries the job handle to resume with
 
+Every error a call raises carries the call's decision trail in ``attempts`` (a tuple of
+:class:`~photomaker_bridge.Attempt`: each provider tried or skipped, and what came of it; docs/routing.md).
+
 ``retryable`` is true for the failures that a later identical request may not meet: rate limits,
 unavailability, and job failures the provider marks as transient. A :class:`ProviderError` never carries an
 API key: messages and ``raw`` bodies come from the provider's answer, which does not echo keys.
@@ -26,11 +30,16 @@ API key: messages and ``raw`` bodies come from the provider's answer, which does
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .result import Attempt
 
 __all__ = [
     "AuthenticationError",
     "BridgeError",
+    "BudgetExceededError",
     "ClientClosedError",
     "ConfigurationError",
     "ContentPolicyError",
@@ -49,6 +58,10 @@ __all__ = [
 class BridgeError(Exception):
     """Base class of every exception raised by photomaker-bridge."""
 
+    attempts: tuple[Attempt, ...] = ()
+    """The decision trail of the call that raised it: every provider tried or skipped, in order, with what came of
+    each (empty for errors raised before any provider was considered, such as a bad argument)."""
+
     def __reduce__(self) -> tuple[Any, ...]:
         # The subclasses take keyword-only fields, which Exception's default reduction (``cls(*args)``) cannot
         # pass back: rebuild from the message and restore every field from ``__dict__``, so that errors survive
@@ -60,6 +73,28 @@ def _restore(cls: type[BridgeError], args: tuple[Any, ...]) -> BridgeError:
     error = cls.__new__(cls, *args)
     error.args = args
     return error
+
+
+class BudgetExceededError(BridgeError):
+    """An attempt would pass a spend cap, so it was not sent: the call's ``Route(budget=...)`` or the client's
+    ``Bridge(budget=...)``. Raised before anything is sent for that attempt (docs/routing.md, "Budgets").
+
+    ``attempts`` lists what the call did before it stopped (earlier attempts, providers skipped for the budget).
+    """
+
+    def __init__(self, message: str, *, budget: Decimal, estimate: Decimal | None, spent: Decimal,
+                 scope: Literal["call", "client"], provider: str | None = None) -> None:
+        self.budget = budget
+        """The cap (USD) that would be passed."""
+        self.estimate = estimate
+        """The estimated cost (USD) of the cheapest attempt refused, or ``None`` when no estimate was possible."""
+        self.spent = spent
+        """What the call (scope ``call``) or the client (scope ``client``) had spent or reserved before it."""
+        self.scope = scope
+        """``call`` for a route's ``budget``, ``client`` for the client's ``budget``."""
+        self.provider = provider
+        """The provider of the refused attempt, when there was one."""
+        super().__init__(message)
 
 
 class ConfigurationError(BridgeError):
@@ -117,6 +152,11 @@ class ProviderError(BridgeError):
     """
 
     default_retryable: bool = False
+
+    may_have_accepted: bool = False
+    """Whether the provider may have accepted a (billed) job whose id the bridge never learnt: a job-creating
+    request whose answer was lost. Such a job can be neither collected nor cancelled from here, so a route stops
+    instead of paying a second provider (docs/routing.md, "Policies")."""
 
     def __init__(
         self,
@@ -219,4 +259,7 @@ class GenerationTimeoutError(ProviderError):
     def __init__(self, message: str, *, handle: Any = None, **fields: Any) -> None:
         self.handle = handle
         """The :class:`~photomaker_bridge.JobHandle` of the job still running, or ``None``."""
+        self.handles: tuple[Any, ...] = () if handle is None else (handle,)
+        """The handles of every job the call's providers accepted that may still deliver (a routed call with a
+        hedge may have two); ``handle`` is the first of them."""
         super().__init__(message, **fields)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .result import BridgeWarning, as_tuple
+from .result import Attempt, BridgeWarning, as_tuple
 
 __all__ = ["CancelOutcome", "CancelState", "JobHandle"]
 
@@ -35,6 +35,9 @@ class JobHandle:
     details: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     """Provider-specific facts needed to collect the job (JSON values only). Left out of ``hash()``, which a dict
     cannot take, so that handles can key a dict or a set."""
+    attempts: Sequence[Attempt] = attrs.field(default=(), converter=as_tuple)
+    """The decision trail of the ``submit`` that made the handle, ending with the ``ok`` attempt whose job this is
+    (docs/routing.md): ``result()`` carries it onto the result (or the error)."""
 
     @property
     def request_id(self) -> str:

@@ -94,6 +94,19 @@ PRICES: tuple[Price, ...] = (
         estimate=True,
         note="For reference: Eachlabs reports the actual charge per prediction in metrics.cost.",
     ),
+    Price(
+        provider="runware",
+        model="photoMaker",
+        amount=Decimal("0.0013"),
+        unit="image",
+        source=("ESTIMATE. Runware publishes no PhotoMaker price: it bills hosted open models by compute time "
+                "(https://runware.ai/docs/platform/pricing.md); its API reference's PhotoMaker answer shows "
+                "'cost': 0.0013 per image, used here for a 1024×1024 image at its default 20 steps"),
+        recorded_on=datetime.date(2026, 11, 21),
+        estimate=True,
+        note=("Runware reports the actual charge per image when asked (includeCost, which the bridge always sends); "
+              "this figure only ranks providers before any Runware result has been seen."),
+    ),
 )
 """Every known price, one line per provider and model."""
 

@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ["Attempt", "BridgeWarning", "Cost", "GeneratedImage", "ImageFormatWarning", "PhotoMakerResult", "Timings"]
+__all__ = ["Attempt", "AttemptOutcome", "BridgeWarning", "Cost", "GeneratedImage", "ImageFormatWarning",
+           "PhotoMakerResult", "Timings"]
 
 
 def as_tuple(items: Iterable[Any]) -> tuple[Any, ...]:
@@ -168,22 +169,66 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
+AttemptOutcome = Literal["ok", "error", "skipped", "hedged", "cancelled"]
+"""What came of one attempt of a call (docs/routing.md, "The decision trail"):
+
+* ``ok`` — it succeeded: a result's last ``ok`` attempt is the one the result comes from (a routed ``submit``
+  marks the attempt whose job was accepted);
+* ``error`` — it failed with ``error_type``;
+* ``skipped`` — nothing was sent: ``reason`` says why (the provider's circuit breaker is open, it cannot take this
+  request, the budget would be passed);
+* ``hedged`` — a job that lost a hedge race and ran (or was left running) to its end: it is billed, and its cost
+  counts as hedge spend;
+* ``cancelled`` — a job that lost a hedge race and was cancelled (free when it was still queued).
+"""
+
+
 @attrs.frozen
 class Attempt:
-    """One failed try before the result (or the final error): which provider, what went wrong."""
+    """One line of a call's decision trail: a provider tried (or skipped), and what came of it.
+
+    ``PhotoMakerResult.attempts`` and the ``attempts`` of every error a call raises list them in order, so that a
+    result says which providers were tried, why each one failed or was passed over, what each cost and how long it
+    took. Round-trips through JSON with the result.
+    """
 
     provider: str
-    """The provider tried."""
-    error_type: str
-    """The exception class name, e.g. ``RateLimitedError``."""
-    message: str
-    """The error's message."""
+    """The provider tried (or skipped)."""
+    outcome: AttemptOutcome = "error"
+    """``ok``, ``error``, ``skipped``, ``hedged`` or ``cancelled`` (see :data:`AttemptOutcome`)."""
+    error_type: str | None = None
+    """The exception class name when the attempt failed, e.g. ``RateLimitedError``; else ``None``."""
+    message: str = ""
+    """The error's message (or the skip's or cancel's explanation); empty for a plain success."""
     status: int | None = None
-    """The HTTP status, when there was one."""
+    """The HTTP status of the failure, when there was one."""
     code: str | None = None
     """The provider's error code, when there was one."""
-    request_id: str | None = None
-    """The provider's request id, when the provider accepted something."""
+    request_ids: Sequence[str] = attrs.field(default=(), converter=as_tuple)
+    """The provider's ids of the jobs this attempt created (empty when it created none)."""
+    seconds: float | None = None
+    """Wall time of the attempt as the client measured it (``None`` for a skip)."""
+    cost: Cost | None = None
+    """What the attempt cost: the result's cost for a success or a collected hedge loser; an estimate for a job
+    cancelled while running; zero for a job cancelled in the queue; ``None`` when unknown or nothing was billed."""
+    reason: str | None = None
+    """Why the router did what it did: why a provider was skipped, why this attempt was sent (``fallback after
+    runware: RateLimitedError``, ``hedge: fal still queued after 2.1 s``), why a job was cancelled."""
+
+    @property
+    def request_id(self) -> str | None:
+        """The first request id, or ``None``."""
+        return self.request_ids[0] if self.request_ids else None
+
+    def __str__(self) -> str:
+        parts = [f"{self.provider}: {self.outcome}"]
+        if self.error_type:
+            parts.append(self.error_type)
+        if self.message:
+            parts.append(self.message)
+        if self.reason:
+            parts.append(f"({self.reason})")
+        return " ".join(parts)
 
 
 @attrs.frozen
@@ -206,7 +251,8 @@ class PhotoMakerResult:
     """Every adjustment made to the request for this provider (and anything the provider's answer implied,
     such as fewer images than asked)."""
     attempts: Sequence[Attempt] = attrs.field(default=(), converter=as_tuple)
-    """Failed tries before this result (fallback or retries); empty when the first try succeeded."""
+    """The decision trail: every attempt of the call in order — skipped providers, failures, hedge losers — ending
+    with the ``ok`` attempt this result comes from (docs/routing.md)."""
     raw: Sequence[Any] = attrs.field(default=(), repr=False, converter=as_tuple)
     """The provider's success bodies as received, one per call."""
     requested_images: int | None = None

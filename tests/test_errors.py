@@ -11,6 +11,7 @@ import pytest
 from photomaker_bridge import (
     AuthenticationError,
     BridgeError,
+    BudgetExceededError,
     ClientClosedError,
     ConfigurationError,
     ContentPolicyError,
@@ -31,6 +32,7 @@ from photomaker_bridge._http import HttpRequest, HttpResponse
 KEY = "sk-live-Zq9X7vT2mN4pL8rK3wY6"
 
 PARENTS = {
+    BudgetExceededError: BridgeError,
     ConfigurationError: BridgeError,
     ClientClosedError: ConfigurationError,
     InvalidRequestError: BridgeError,

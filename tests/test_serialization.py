@@ -47,8 +47,11 @@ def _result() -> PhotoMakerResult:
         timings=Timings(total_seconds=3.25, upload_seconds=0.5, queue_seconds=None, run_seconds=2.0),
         warnings=[BridgeWarning(field="steps", asked=150, sent=100, reason="runware accepts steps 1-100",
                                 provider="runware")],
-        attempts=[Attempt(provider="fal", error_type="RateLimitedError", message="slow down", status=429,
-                          code="rate_limited", request_id=None)],
+        attempts=[Attempt(provider="eachlabs", outcome="skipped", reason="circuit open (5 failures in a row)"),
+                  Attempt(provider="fal", error_type="RateLimitedError", message="slow down", status=429,
+                          code="rate_limited", request_ids=["req-1"], seconds=0.25, reason="first choice"),
+                  Attempt(provider="runware", outcome="ok", request_ids=["task-1"], seconds=3.25,
+                          cost=Cost(Decimal("0.0130")), reason="fallback after fal: RateLimitedError")],
         raw=[{"data": [{"taskType": "photoMaker", "cost": 0.013}]}],
         requested_images=2,
         created_at=datetime.datetime(2024, 6, 1, 12, 30, 5, 123456, tzinfo=UTC),
@@ -70,8 +73,18 @@ def test_result_to_dict_exact() -> None:
         "timings": {"total_seconds": 3.25, "upload_seconds": 0.5, "queue_seconds": None, "run_seconds": 2.0},
         "warnings": [{"field": "steps", "asked": 150, "sent": 100, "reason": "runware accepts steps 1-100",
                       "provider": "runware"}],
-        "attempts": [{"provider": "fal", "error_type": "RateLimitedError", "message": "slow down", "status": 429,
-                      "code": "rate_limited", "request_id": None}],
+        "attempts": [
+            {"provider": "eachlabs", "outcome": "skipped", "error_type": None, "message": "", "status": None,
+             "code": None, "request_ids": [], "seconds": None, "cost": None,
+             "reason": "circuit open (5 failures in a row)"},
+            {"provider": "fal", "outcome": "error", "error_type": "RateLimitedError", "message": "slow down",
+             "status": 429, "code": "rate_limited", "request_ids": ["req-1"], "seconds": 0.25, "cost": None,
+             "reason": "first choice"},
+            {"provider": "runware", "outcome": "ok", "error_type": None, "message": "", "status": None, "code": None,
+             "request_ids": ["task-1"], "seconds": 3.25,
+             "cost": {"amount": "0.0130", "currency": "USD", "source": "reported"},
+             "reason": "fallback after fal: RateLimitedError"},
+        ],
         "raw": [{"data": [{"taskType": "photoMaker", "cost": 0.013}]}],
         "requested_images": 2,
         "created_at": "2024-06-01T12:30:05.123456+00:00",
@@ -264,11 +277,14 @@ _images = st.builds(GeneratedImage, url=st.none() | st.text(max_size=20), data=s
                     provider_image_id=st.none() | st.text(max_size=10))
 _warnings = st.builds(BridgeWarning, field=st.text(max_size=10), asked=_json, sent=_json, reason=st.text(max_size=20),
                       provider=st.none() | st.sampled_from(["fal", "runware", "eachlabs"]))
-_attempts = st.builds(Attempt, provider=st.text(max_size=8), error_type=st.text(max_size=8),
-                      message=st.text(max_size=20), status=st.none() | st.integers(100, 599),
-                      code=st.none() | st.text(max_size=8), request_id=st.none() | st.text(max_size=8))
 _costs = st.builds(Cost, amount=st.decimals(allow_nan=False, allow_infinity=False, places=6),
                    currency=st.sampled_from(["USD", "EUR"]), source=st.sampled_from(["reported", "estimated"]))
+_attempts = st.builds(Attempt, provider=st.text(max_size=8),
+                      outcome=st.sampled_from(["ok", "error", "skipped", "hedged", "cancelled"]),
+                      error_type=st.none() | st.text(max_size=8), message=st.text(max_size=20),
+                      status=st.none() | st.integers(100, 599), code=st.none() | st.text(max_size=8),
+                      request_ids=st.lists(st.text(max_size=8), max_size=2), seconds=_opt_float,
+                      cost=st.none() | _costs, reason=st.none() | st.text(max_size=12))
 _results = st.builds(
     PhotoMakerResult, images=st.lists(_images, max_size=3), provider=st.sampled_from(["fal", "runware", "eachlabs"]),
     request_ids=st.lists(st.text(max_size=8), max_size=3), seed=_opt_int, cost=st.none() | _costs,
@@ -289,7 +305,8 @@ def test_any_result_round_trips_through_json(result: PhotoMakerResult) -> None:
                      request_ids=st.lists(st.text(max_size=8), min_size=1, max_size=3), submitted_at=_datetimes,
                      requested_images=_opt_int, images_per_request=st.lists(st.integers(1, 4), max_size=3),
                      warnings=st.lists(_warnings, max_size=2),
-                     details=st.dictionaries(st.text(max_size=5), _json, max_size=3)),
+                     details=st.dictionaries(st.text(max_size=5), _json, max_size=3),
+                     attempts=st.lists(_attempts, max_size=2)),
 )
 def test_any_job_handle_round_trips_through_json(handle: JobHandle) -> None:
     assert JobHandle.from_dict(via_json(handle.to_dict())) == handle

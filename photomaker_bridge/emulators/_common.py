@@ -8,9 +8,9 @@ Faults come in two families:
 
 * **HTTP faults** (``status``, ``drop``, ``malformed``) are applied by :func:`fault_middleware` before the
   route handler runs, to the requests whose route and method match the rule.
-* **Job faults** (``fail_job``, ``stuck_job``, ``partial``) are consulted by an emulator when it accepts a job
-  (:meth:`EmulatorState.job_fault`): the job then fails after starting, never finishes, or delivers fewer
-  images than asked.
+* **Job faults** (``fail_job``, ``stuck_job``, ``partial``, ``slow_job``) are consulted by an emulator when it
+  accepts a job (:meth:`EmulatorState.job_fault`): the job then fails after starting, never finishes, delivers
+  fewer images than asked, or waits longer in the queue.
 """
 
 from __future__ import annotations
@@ -38,15 +38,16 @@ __all__ = [
     "LoggedRequest",
     "fault_middleware",
     "is_loopback",
+    "mean_seconds",
 ]
 
 Duration = float | tuple[float, float]
 """Seconds: a fixed number, or ``(low, high)`` drawn uniformly from the emulator's seeded generator."""
 
-FaultKind = Literal["status", "drop", "malformed", "fail_job", "stuck_job", "partial"]
+FaultKind = Literal["status", "drop", "malformed", "fail_job", "stuck_job", "partial", "slow_job"]
 
 HTTP_FAULT_KINDS: frozenset[str] = frozenset({"status", "drop", "malformed"})
-JOB_FAULT_KINDS: frozenset[str] = frozenset({"fail_job", "stuck_job", "partial"})
+JOB_FAULT_KINDS: frozenset[str] = frozenset({"fail_job", "stuck_job", "partial", "slow_job"})
 INJECTABLE_STATUSES: frozenset[int] = frozenset({401, 402, 408, 409, 429, 500, 502, 503, 504})
 
 
@@ -71,7 +72,8 @@ class Fault:
     """``status``: answer ``status`` in the provider's own error shape; ``drop``: close the connection
     without an answer; ``malformed``: answer 200 with a body that is not valid JSON; ``fail_job``: accept the
     job, then fail it once it starts; ``stuck_job``: accept the job and never finish it; ``partial``: finish
-    the job with ``images`` images instead of the number asked."""
+    the job with ``images`` images instead of the number asked; ``slow_job``: keep the job queued ``seconds``
+    longer than its drawn queue time (a slow tail: ``Fault("slow_job", seconds=2.0, rate=0.05)``)."""
     status: int | None = None
     """The HTTP status for ``kind="status"``: one of 401, 402, 408, 409, 429, 500, 502, 503, 504."""
     retry_after: float | None = None
@@ -94,6 +96,8 @@ class Fault:
     """For ``partial``: how many images the job delivers (default: one fewer than asked, at least 0)."""
     message: str | None = None
     """For ``fail_job`` and ``status``: the error message the provider would send (a default otherwise)."""
+    seconds: float | None = None
+    """For ``slow_job``: the extra seconds the job waits in the queue (default: 10 × the queue and run time)."""
 
     def __attrs_post_init__(self) -> None:
         if self.kind == "status" and self.status not in INJECTABLE_STATUSES:
@@ -123,12 +127,17 @@ class Fault:
             key = key.strip()
             converters: dict[str, Callable[[str], object]] = {
                 "status": int, "retry_after": float, "route": str, "method": str.upper, "body": str, "nth": int,
-                "rate": float, "times": int, "images": int, "message": str,
+                "rate": float, "times": int, "images": int, "message": str, "seconds": float,
             }
             if key not in converters:
                 raise ValueError(f"unknown fault option {key!r}; allowed: {', '.join(sorted(converters))}")
             values[key] = converters[key](value.strip())
         return cls(**values)  # type: ignore[arg-type]
+
+
+def mean_seconds(duration: Duration) -> float:
+    """The mean of a :data:`Duration`: the value itself, or the middle of its range."""
+    return (duration[0] + duration[1]) / 2 if isinstance(duration, tuple) else float(duration)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -284,8 +293,18 @@ class EmulatorState:
         return self._first_firing(frozenset(HTTP_FAULT_KINDS), path, method, body)
 
     def job_fault(self, path: str = "") -> Fault | None:
-        """The job fault (fail_job, stuck_job, partial) that fires for a job accepted on ``path``, if any."""
+        """The job fault (fail_job, stuck_job, partial, slow_job) that fires for a job accepted on ``path``."""
         return self._first_firing(frozenset(JOB_FAULT_KINDS), path, None)
+
+    def queue_seconds(self, fault: Fault | None) -> float:
+        """How long a job waits in the queue: its drawn ``queue_time``, plus a ``slow_job`` fault's extra."""
+        drawn = max(0.0, self.draw(self.settings.queue_time))
+        if fault is None or fault.kind != "slow_job":
+            return drawn
+        extra = fault.seconds
+        if extra is None:
+            extra = 10 * (mean_seconds(self.settings.queue_time) + mean_seconds(self.settings.run_time))
+        return drawn + max(0.0, extra)
 
     async def delay(self) -> None:
         """Sleep for the configured latency."""

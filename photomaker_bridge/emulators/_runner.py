@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import attrs
 from aiohttp import web
 
-from photomaker_bridge.emulators._common import EmulatorSettings, EmulatorState, LoggedRequest
+from photomaker_bridge.emulators._common import EmulatorSettings, EmulatorState, LoggedRequest, mean_seconds
 
 if TYPE_CHECKING:
     from photomaker_bridge.providers.base import Provider
@@ -220,11 +220,12 @@ class Emulators:
         return [
             RunwareProvider(api_key=self.runware.api_key, base_url=self.runware.rest_url),
             FalProvider(key=self.fal.api_key, base_url=self.fal.url,
-                        expected_seconds=_mean(self.fal.settings.queue_time) + _mean(self.fal.settings.run_time)),
+                        expected_seconds=mean_seconds(self.fal.settings.queue_time)
+                        + mean_seconds(self.fal.settings.run_time)),
             # Seed the poll schedule with the emulator's own job time instead of the real service's ~21 s.
             EachlabsProvider(api_key=self.eachlabs.api_key, base_url=self.eachlabs.url,
-                             expected_seconds=_mean(self.eachlabs.settings.queue_time)
-                             + _mean(self.eachlabs.settings.run_time),
+                             expected_seconds=mean_seconds(self.eachlabs.settings.queue_time)
+                             + mean_seconds(self.eachlabs.settings.run_time),
                              concurrency=self.eachlabs.settings.max_in_flight),
         ]
 
@@ -299,10 +300,6 @@ class _ServerThread:
         finally:
             for runner in reversed(runners):
                 await runner.cleanup()
-
-
-def _mean(duration: float | tuple[float, float]) -> float:
-    return sum(duration) / 2 if isinstance(duration, tuple) else float(duration)
 
 
 def _check_loopback(host: str) -> None:

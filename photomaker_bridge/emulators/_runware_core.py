@@ -217,14 +217,14 @@ class RunwareEmulator:
         fault = self.state.job_fault(path)
         fate: JobFate = "success"
         count = spec.number_results
-        if fault is not None:
+        if fault is not None and fault.kind in _FATES:
             fate = _FATES[fault.kind]
             if fate == "partial":
                 asked = spec.number_results - 1 if fault.images is None else fault.images
                 count = max(0, min(spec.number_results, asked))
             else:
                 count = 0  # a failed or stuck job delivers no image at all
-        queue_seconds = self.state.draw(settings.queue_time)
+        queue_seconds = self.state.queue_seconds(fault)
         run_seconds = self.state.draw(settings.run_time)
         # "Random seeds are generated as 32-bit values"; with numberResults > 1 each image's seed is the first
         # one plus its index (runware.md §2.2, §5.1).

@@ -245,7 +245,7 @@ class EachlabsEmulator:
             seed=seed,
             style_name=checked.style_name if checked is not None else model.default_style,
             image_count=image_count,
-            queue_seconds=self.state.draw(self.state.settings.queue_time),
+            queue_seconds=self.state.queue_seconds(fault),
             run_seconds=self.state.draw(self.state.settings.run_time),
             created_at=now,
             stuck=stuck,

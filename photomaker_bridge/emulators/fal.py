@@ -178,6 +178,7 @@ class FalEmulator:
                 # The request-error table's own example of bad_request (fal.md §1.4).
                 return request_error(400, "Invalid X-Fal-Request-Timeout header", "bad_request")
         settings = self.state.settings
+        fault = self.state.job_fault(request.path)
         job = Job(
             request_id=self._new_request_id(),
             app_id=app_id,
@@ -185,10 +186,10 @@ class FalEmulator:
             body=await request.read(),
             submitted_at=time.monotonic(),
             submitted_wall=time.time(),
-            queue_seconds=max(0.0, self.state.draw(settings.queue_time)),
+            queue_seconds=self.state.queue_seconds(fault),
             run_seconds=max(0.0, self.state.draw(settings.run_time)),
             seed=self.state.random.randint(0, _SEED_LIMIT),
-            fault=self.state.job_fault(request.path),
+            fault=fault,
             start_timeout=start_timeout,
             webhook_url=request.query.get("fal_webhook"),
         )

@@ -178,6 +178,7 @@ def submit(provider: EachlabsProvider, plan: Plan, context: FlowContext, *, keep
         notes = [cancel_summary(outcomes)]
         if creating and isinstance(error, ProviderError) and not is_provably_refused(error):
             notes.append(UNANSWERED_CREATE)
+            error.may_have_accepted = True
         add_note(error, "; ".join(filter(None, notes)))
         raise
     return _handle(provider, plan, created, upload_seconds, uploads, reused)

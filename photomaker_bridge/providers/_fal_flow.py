@@ -283,6 +283,7 @@ class FalFlows:
                 if not is_provably_refused(error):
                     # The submit may have been accepted although we never learnt its request id.
                     notes.append(UNANSWERED_SUBMIT)
+                    error.may_have_accepted = True
                     if lease is not None:
                         yield from bind_slot(lease, f"unanswered-submit-{lease.number}", keep=True)
                 # The earlier submissions would run (and be billed) for a call that failed: cancel them.
