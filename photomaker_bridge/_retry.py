@@ -32,7 +32,7 @@ import attrs
 
 from .errors import ConfigurationError, ProviderError, ProviderUnavailableError, RateLimitedError
 
-__all__ = ["RetryPolicy", "is_provably_refused", "is_transient"]
+__all__ = ["RetryPolicy", "is_provably_refused", "is_transient", "may_have_created"]
 
 REFUSAL_STATUSES = frozenset({429, 503})
 """Statuses that say the provider did not take the request: it is safe to send a job-creating step again."""
@@ -64,6 +64,16 @@ def is_provably_refused(error: BaseException) -> bool:
     if not isinstance(error, ProviderError):
         return False
     return error.status in REFUSAL_STATUSES or error.code == CONNECTION_REFUSED
+
+
+def may_have_created(error: BaseException) -> bool:
+    """Whether a job-creating request that failed with ``error`` may still have created the job: no answer came
+    back (a dropped connection, a timeout), the answer could not be read, or a server error (5xx other than 503)
+    came from somewhere between us and the provider. A 4xx answer is the provider's own refusal: nothing was
+    created."""
+    if not isinstance(error, ProviderError) or is_provably_refused(error):
+        return False
+    return error.status is None or error.status >= 500 or error.status < 400
 
 
 @attrs.frozen

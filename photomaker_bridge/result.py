@@ -205,7 +205,8 @@ class Attempt:
     code: str | None = None
     """The provider's error code, when there was one."""
     request_ids: Sequence[str] = attrs.field(default=(), converter=as_tuple)
-    """The provider's ids of the jobs this attempt created (empty when it created none)."""
+    """The provider's ids of this attempt: its jobs' ids (taskUUIDs, request ids, predictionIDs), or for a failure
+    the id the provider gave its error (fal names even a refused request); empty when there were none."""
     seconds: float | None = None
     """Wall time of the attempt as the client measured it (``None`` for a skip)."""
     cost: Cost | None = None

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from .._http import CLEANUP_GRACE_SECONDS, DeadlineReached, Event, Flow, HttpRequest, HttpResponse, Wait
-from .._retry import is_provably_refused
+from .._retry import may_have_created
 from .._transports import RequestsTransport
 from ..errors import GenerationTimeoutError, ProviderError, ProviderRejectedError
 from ..jobs import CancelOutcome, JobHandle
@@ -147,7 +147,7 @@ def submit(provider: EachlabsProvider, plan: Plan, context: FlowContext, *, keep
             try:
                 prediction_id = yield from step(create, context, provider=PROVIDER, what="create", parse=parse_create)
             except (ProviderError, DeadlineReached) as error:
-                if lease is not None and not is_provably_refused(error):
+                if lease is not None and (not isinstance(error, ProviderError) or may_have_created(error)):
                     # A prediction may exist that we cannot name: its slot stays taken until it expires.
                     yield from bind_slot(lease, f"unanswered-create-{lease.number}", keep=True)
                 raise
@@ -176,7 +176,7 @@ def submit(provider: EachlabsProvider, plan: Plan, context: FlowContext, *, keep
         ids = [prediction_id for prediction_id, _ in created]
         outcomes = (yield from cancel_ids(provider, ids, context, headers)) if ids else ()
         notes = [cancel_summary(outcomes)]
-        if creating and isinstance(error, ProviderError) and not is_provably_refused(error):
+        if creating and isinstance(error, ProviderError) and may_have_created(error):
             notes.append(UNANSWERED_CREATE)
             error.may_have_accepted = True
         add_note(error, "; ".join(filter(None, notes)))

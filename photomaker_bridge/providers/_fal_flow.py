@@ -21,7 +21,7 @@ import attrs
 
 from .._coordination import Lease, Limits
 from .._http import DeadlineReached, Event, Flow, Wait
-from .._retry import is_provably_refused, is_transient
+from .._retry import is_transient, may_have_created
 from ..errors import GenerationFailedError, GenerationTimeoutError, ProviderError, ProviderRejectedError
 from ..jobs import CancelOutcome, JobHandle
 from ..plan import Plan, UploadPlaceholder
@@ -280,7 +280,7 @@ class FalFlows:
                                              handle=handle() if request_ids else None) from reached
             except ProviderError as error:
                 notes: list[str] = []
-                if not is_provably_refused(error):
+                if may_have_created(error):
                     # The submit may have been accepted although we never learnt its request id.
                     notes.append(UNANSWERED_SUBMIT)
                     error.may_have_accepted = True

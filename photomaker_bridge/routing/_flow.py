@@ -357,7 +357,7 @@ class RouteRun:
             estimate = choice.candidate.estimate
             price = f"; estimated {estimate} USD" if estimate is not None else ""
             yield Event(kind, choice.candidate.provider,
-                        message=f"attempt {self.made} of {self.route.max_attempts} ({self.route.strategy}): "
+                        message=f"{self.made} of {self.route.max_attempts} ({self.route.strategy}): "
                                 f"{choice.reason}{price}")
 
     def cost_of(self, choice: Choice, finished: Finished) -> Decimal:

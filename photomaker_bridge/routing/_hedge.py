@@ -247,16 +247,17 @@ def _settle(run: RouteRun, runners: dict[int, _Runner], winner: _Runner | None, 
 
 
 def _cancelled(run: RouteRun, runner: _Runner, finished: Finished, why: str) -> Flow[tuple[Attempt, Decimal]]:
-    """A loser whose jobs were cancelled: free when none ever ran (removed from the queue), else booked at its
-    estimate (the provider may bill the seconds it ran)."""
+    """A loser whose jobs were cancelled: free when it was never seen running and the provider took the cancel
+    (fal removes a queued request, Eachlabs a prediction that has not started: docs/routing.md), else booked at
+    its estimate (the provider may bill the seconds it ran)."""
     choice = runner.choice
-    states = {getattr(outcome, "state", None) for outcome in runner.outcomes}
-    free = not runner.ran and (not runner.outcomes or states <= {"cancelled", "not_found"})
+    states = {outcome.state for outcome in runner.outcomes}
+    free = not runner.ran and states <= {"cancelled", "cancel_requested", "not_found"}
     amount = Decimal(0) if free else choice.candidate.estimate or Decimal(0)
     run.committed += amount - (choice.candidate.estimate or Decimal(0))
     if choice.token is not None:
         yield SettleSpend(choice.token, amount)
-    said = ", ".join(sorted(state for state in states if isinstance(state, str))) or "stopped before it was accepted"
+    said = ", ".join(sorted(states)) or "stopped before it was accepted"
     entry = run.entry(choice, finished, outcome="cancelled",
                       reason=f"{why}; cancelled ({said}){'' if free else ', may be billed'}")
     return attrs.evolve(entry, cost=Cost(amount, "USD", "estimated")), amount

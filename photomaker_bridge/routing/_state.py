@@ -133,8 +133,9 @@ class SettleSpend(StateOperation):
 @attrs.frozen
 class ReserveHedge(StateOperation):
     """Reserve ``amount`` (what a hedge may cost at worst) of the hedge allowance: allowed while the hedge spend
-    so far plus what is reserved plus ``amount`` stays within ``ratio`` × (what hedged routes spent on results,
-    plus ``base``, this call's own expected result cost). Answers a token or ``None``."""
+    so far plus what hedges in flight may cost plus ``amount`` stays within ``ratio`` × what hedged routes spent on
+    results (settled, plus the expected result cost of the calls with a hedge in flight, plus ``base``: this call's
+    own). Answers a token or ``None``."""
 
     amount: Decimal
     ratio: Decimal
@@ -191,7 +192,8 @@ class MemoryRouterState:
         self._reserved: dict[str, Decimal] = {}
         self._hedge_base = Decimal(0)
         self._hedge_extra = Decimal(0)
-        self._hedge_reserved: dict[str, Decimal] = {}
+        self._hedge_reserved: dict[str, tuple[Decimal, Decimal]] = {}
+        """token -> (worst-case extra, expected result cost) of the hedges in flight."""
         self._tokens = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -270,11 +272,14 @@ class MemoryRouterState:
             self._spent += operation.amount
             return None
         if isinstance(operation, ReserveHedge):
-            allowance = operation.ratio * (self._hedge_base + operation.base)
-            held = self._hedge_extra + sum(self._hedge_reserved.values(), Decimal(0))
+            pending = list(self._hedge_reserved.values())
+            allowance = operation.ratio * (self._hedge_base + sum((base for _, base in pending), operation.base))
+            held = self._hedge_extra + sum((amount for amount, _ in pending), Decimal(0))
             if held + operation.amount > allowance:
                 return None
-            return self._reserve(self._hedge_reserved, operation.amount)
+            token = f"r{next(self._tokens)}"
+            self._hedge_reserved[token] = (operation.amount, operation.base)
+            return token
         if isinstance(operation, SettleHedge):
             if operation.token is not None:
                 self._hedge_reserved.pop(operation.token, None)
@@ -287,6 +292,7 @@ class MemoryRouterState:
         token = f"r{next(self._tokens)}"
         into[token] = amount
         return token
+
 
     def _record(self, operation: Record) -> BreakerStatus:
         state = self._providers[operation.provider]

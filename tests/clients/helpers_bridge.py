@@ -139,10 +139,10 @@ class Client:
         assert not inspect.isawaitable(outcome), f"Bridge.{method} must not return an awaitable"
         return outcome
 
-    async def generate(self, request: PhotoMakerRequest, provider: str, **options: Any) -> Any:
+    async def generate(self, request: PhotoMakerRequest, provider: Any, **options: Any) -> Any:
         return await self._call("generate", request, provider, **options)
 
-    async def submit(self, request: PhotoMakerRequest, provider: str, **options: Any) -> Any:
+    async def submit(self, request: PhotoMakerRequest, provider: Any, **options: Any) -> Any:
         return await self._call("submit", request, provider, **options)
 
     async def result(self, handle: Any, **options: Any) -> Any:
@@ -151,7 +151,7 @@ class Client:
     async def resume(self, provider: str, request_id: str, **options: Any) -> Any:
         return await self._call("resume", provider, request_id, **options)
 
-    async def generate_many(self, requests: Sequence[PhotoMakerRequest], provider: str = "runware",
+    async def generate_many(self, requests: Sequence[PhotoMakerRequest], provider: Any = "runware",
                             **options: Any) -> Any:
         return await self._call("generate_many", requests, provider, **options)
 
@@ -164,13 +164,14 @@ class Client:
 
 @contextlib.asynccontextmanager
 async def open_client(mode: str, providers: Sequence[Provider], retry: RetryPolicy = FAST_RETRY,
-                      ) -> AsyncIterator[Client]:
-    """A :class:`Client` over a fresh ``Bridge`` (``with``) or ``AsyncBridge`` (``async with``)."""
+                      **options: Any) -> AsyncIterator[Client]:
+    """A :class:`Client` over a fresh ``Bridge`` (``with``) or ``AsyncBridge`` (``async with``); ``options`` go to
+    the client (``budget=``, ``breaker=``, ``router_state=``)."""
     if mode == "sync":
-        with Bridge(providers=providers, retry=retry) as bridge:
+        with Bridge(providers=providers, retry=retry, **options) as bridge:
             yield Client(mode, bridge)
     else:
-        async with AsyncBridge(providers=providers, retry=retry) as async_bridge:
+        async with AsyncBridge(providers=providers, retry=retry, **options) as async_bridge:
             yield Client(mode, async_bridge)
 
 
