@@ -115,7 +115,7 @@ def cancel_and_report(bridge: Bridge, handle: JobHandle, why: str, base_url: str
 
 def command_cancel(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
     """``photomaker-bridge cancel``: cancel a job by its provider and request id(s); one line per id."""
-    from ._cli_options import configured_providers
+    from ._cli_options import base_url_for, configured_providers
     from .client import Bridge
 
     with Bridge(providers=configured_providers(arguments)) as bridge:
@@ -124,5 +124,5 @@ def command_cancel(arguments: argparse.Namespace, board: JobBoard, out: TextIO, 
     if arguments.json:
         out.write(json.dumps([attrs.asdict(outcome) for outcome in outcomes], indent=2) + "\n")
     else:
-        report_outcomes(handle, outcomes, getattr(arguments, "base_url", None), out)
+        report_outcomes(handle, outcomes, base_url_for(arguments, handle.provider), out)
     return 0 if all(outcome.state in _SETTLED for outcome in outcomes) else EXIT_CANCEL_FAILED

@@ -26,15 +26,16 @@ from types import FrameType
 from typing import TextIO
 
 from ._cli_cancel import cancel_and_report, resume_lines
-from ._cli_options import configured_providers, request_from
+from ._cli_options import base_url_for, base_urls, configured_providers, provider_from, request_from
 from ._console import check_out_folder, result_summary, save_result
-from ._display import Job, JobBoard, image_lines, print_results
+from ._display import Job, JobBoard, image_lines, print_results, print_trail
 from .client import Bridge
 from .errors import GenerationTimeoutError
 from .jobs import JobHandle
 from .result import PhotoMakerResult
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "Interrupts", "command_generate", "command_resume"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "HELD_SUBMIT", "Interrupts", "abandoned_submit",
+           "command_generate", "command_resume", "deliver", "marks_failure", "remaining", "run_job", "stop_job"]
 
 EXIT_NOT_SAVED = 6
 """The images were generated (and paid for) but could not be saved; their URLs and the result were printed."""
@@ -96,11 +97,11 @@ class Interrupts:
             self._holding, self._hold_message = False, None
 
 
-_HELD_SUBMIT = ("Ctrl-C: stopping once the provider has answered the submit, so that the job can be cancelled "
+HELD_SUBMIT = ("Ctrl-C: stopping once the provider has answered the submit, so that the job can be cancelled "
                 "(Ctrl-C again to exit at once)")
 
 
-def _remaining(timeout: float | None, started: float) -> float | None:
+def remaining(timeout: float | None, started: float) -> float | None:
     if timeout is None:
         return None
     return max(0.001, timeout - (time.monotonic() - started))
@@ -108,10 +109,10 @@ def _remaining(timeout: float | None, started: float) -> float | None:
 
 def _collect(bridge: Bridge, handle: JobHandle, job: Job, timeout: float | None, started: float,
              download: bool) -> PhotoMakerResult:
-    result = bridge.result(handle, timeout=_remaining(timeout, started), on_event=job.on_event)
+    result = bridge.result(handle, timeout=remaining(timeout, started), on_event=job.on_event)
     if download:
         job.set_state("downloading")
-        result = bridge.download(result, timeout=_remaining(timeout, started) or 60.0)
+        result = bridge.download(result, timeout=remaining(timeout, started) or 60.0)
     return result
 
 
@@ -126,7 +127,7 @@ def _report_unfinished(handle: JobHandle, why: str, base_url: str | None, board:
         err.write(f"  {line}\n")
 
 
-def _deliver(result: PhotoMakerResult, folder: Path | None, arguments: argparse.Namespace, board: JobBoard,
+def deliver(result: PhotoMakerResult, folder: Path | None, arguments: argparse.Namespace, board: JobBoard,
              job: Job, out: TextIO, err: TextIO) -> int:
     """Save (when ``--out``, or when images came as bytes only) and print; never lose the result."""
     target = folder
@@ -154,6 +155,9 @@ def _deliver(result: PhotoMakerResult, folder: Path | None, arguments: argparse.
     else:
         print_results(out, [result])
         out.write("\n")
+        if getattr(arguments, "routed", False):
+            print_trail(out, result.attempts)
+            out.write("\n")
         for line in image_lines(result, [str(path) for path in paths]):
             out.write(line + "\n")
     for warning in result.warnings:
@@ -161,80 +165,86 @@ def _deliver(result: PhotoMakerResult, folder: Path | None, arguments: argparse.
     return 0
 
 
-def _stop(bridge: Bridge, handle: JobHandle, why: str, *, cancel: bool, arguments: argparse.Namespace,
+def stop_job(bridge: Bridge, handle: JobHandle, why: str, *, cancel: bool, arguments: argparse.Namespace,
           board: JobBoard, job: Job, err: TextIO) -> None:
     """The wait ended early: ``generate`` cancels (nobody else would collect the job), ``resume`` leaves it."""
-    base_url = getattr(arguments, "base_url", None)
+    base_url = base_url_for(arguments, handle.provider)
     if cancel:
         cancel_and_report(bridge, handle, why, base_url, board, err)
     else:
         _report_unfinished(handle, why, base_url, board, job, err)
 
 
-def _run(bridge: Bridge, handle: JobHandle, board: JobBoard, job: Job, arguments: argparse.Namespace,
+def run_job(bridge: Bridge, handle: JobHandle, board: JobBoard, job: Job, arguments: argparse.Namespace,
          folder: Path | None, started: float, interrupts: Interrupts, out: TextIO, err: TextIO, *,
          cancel: bool) -> int:
     """Collect a submitted job and deliver it. A deadline or Ctrl-C ends the wait: the job is cancelled when
     ``cancel`` (else left running) and its fate printed, with the resume line where it can still be collected."""
     if interrupts.requested:  # Ctrl-C came while the submit was held
-        _stop(bridge, handle, "interrupted", cancel=cancel, arguments=arguments, board=board, job=job, err=err)
+        stop_job(bridge, handle, "interrupted", cancel=cancel, arguments=arguments, board=board, job=job, err=err)
         return EXIT_INTERRUPTED
     try:
         result = _collect(bridge, handle, job, arguments.timeout, started, download=folder is not None)
     except GenerationTimeoutError:
-        _stop(bridge, handle, f"timed out after {arguments.timeout:g} s", cancel=cancel, arguments=arguments,
+        stop_job(bridge, handle, f"timed out after {arguments.timeout:g} s", cancel=cancel, arguments=arguments,
               board=board, job=job, err=err)
         return EXIT_TIMEOUT
     except KeyboardInterrupt:
         if interrupts.forced:
             raise
-        _stop(bridge, handle, "interrupted", cancel=cancel, arguments=arguments, board=board, job=job, err=err)
+        stop_job(bridge, handle, "interrupted", cancel=cancel, arguments=arguments, board=board, job=job, err=err)
         return EXIT_INTERRUPTED
-    return _deliver(result, folder, arguments, board, job, out, err)
+    return deliver(result, folder, arguments, board, job, out, err)
 
 
 def command_generate(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
     """``photomaker-bridge generate``."""
     request = request_from(arguments)
+    provider = provider_from(arguments)
+    base_urls(arguments)  # a --base-url that names no provider of the route is refused before anything is sent
     folder = check_out_folder(arguments.out) if arguments.out else None  # before anything is paid for
+    if not isinstance(provider, str):
+        from ._cli_route import generate_routed
+
+        return generate_routed(arguments, provider, request, folder, board, out, err)
+    arguments.provider = provider
     started = time.monotonic()
     with Bridge(providers=configured_providers(arguments)) as bridge, Interrupts(board, arguments) as interrupts:
         job = board.add(arguments.provider)
-        with _marks_failure(job):
+        with marks_failure(job):
             try:
-                with interrupts.held(_HELD_SUBMIT):
+                with interrupts.held(HELD_SUBMIT):
                     handle = bridge.submit(request, arguments.provider, strict=arguments.strict,
                                            timeout=arguments.timeout, on_event=job.on_event)
             except GenerationTimeoutError as error:
                 if error.handle is None:
                     raise
-                _stop(bridge, error.handle, f"timed out after {arguments.timeout:g} s", cancel=True,
+                stop_job(bridge, error.handle, f"timed out after {arguments.timeout:g} s", cancel=True,
                       arguments=arguments, board=board, job=job, err=err)
                 return EXIT_TIMEOUT
             except KeyboardInterrupt:  # the second Ctrl-C, during the submit
-                _abandoned_submit(bridge, arguments, board, job, err)
+                abandoned_submit(bridge, arguments.provider, arguments, board, job, err)
                 raise
-            return _run(bridge, handle, board, job, arguments, folder, started, interrupts, out, err, cancel=True)
+            return run_job(bridge, handle, board, job, arguments, folder, started, interrupts, out, err, cancel=True)
 
 
-def _abandoned_submit(bridge: Bridge, arguments: argparse.Namespace, board: JobBoard, job: Job,
+def abandoned_submit(bridge: Bridge, provider: str, arguments: argparse.Namespace, board: JobBoard, job: Job,
                       err: TextIO) -> None:
     """Exiting at once in the middle of a submit: say what may have happened, with what is known."""
     job.finish("interrupted", "during the submit")
     board.close()
-    err.write(f"exiting at once, during the submit: {arguments.provider} may have accepted the job (and will bill "
-              "it)")
+    err.write(f"exiting at once, during the submit: {provider} may have accepted the job (and will bill it)")
     if not job.request_ids:
         err.write("; its id is not known yet: check the provider's dashboard\n")
         return
-    handle = bridge.provider(arguments.provider).handle_for(",".join(job.request_ids))
+    handle = bridge.provider(provider).handle_for(",".join(job.request_ids))
     err.write("; if it did, collect it with:\n")
-    for line in resume_lines(handle, getattr(arguments, "base_url", None)):
+    for line in resume_lines(handle, base_url_for(arguments, handle.provider)):
         err.write(f"  {line}\n")
 
 
 @contextmanager
-def _marks_failure(job: Job) -> Iterator[None]:
+def marks_failure(job: Job) -> Iterator[None]:
     """A row still running when an exception leaves is marked failed (or interrupted) before it goes on."""
     try:
         yield
@@ -250,8 +260,8 @@ def command_resume(arguments: argparse.Namespace, board: JobBoard, out: TextIO, 
     folder = check_out_folder(arguments.out) if arguments.out else None
     started = time.monotonic()
     with Bridge(providers=configured_providers(arguments)) as bridge, Interrupts(board, arguments) as interrupts:
-        with interrupts.held():  # a Ctrl-C from here on is answered with the resume line (checked in _run)
+        with interrupts.held():  # a Ctrl-C from here on is answered with the resume line (checked in run_job)
             handle = bridge.provider(arguments.provider).handle_for(arguments.request_id)
             job = board.add(arguments.provider)
-        with _marks_failure(job):
-            return _run(bridge, handle, board, job, arguments, folder, started, interrupts, out, err, cancel=False)
+        with marks_failure(job):
+            return run_job(bridge, handle, board, job, arguments, folder, started, interrupts, out, err, cancel=False)

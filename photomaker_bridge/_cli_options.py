@@ -20,9 +20,11 @@ from typing import Any
 from .errors import InvalidRequestError
 from .providers.base import Provider
 from .request import PROVIDER_NAMES, PhotoMakerRequest, structure_request
+from .routing import STRATEGIES, Route, parse_route
 
-__all__ = ["RangeHelpFormatter", "add_request_arguments", "cli_error_message", "provider_defaults",
-           "provider_ranges", "request_from"]
+__all__ = ["RangeHelpFormatter", "add_request_arguments", "add_route_arguments", "base_url_for", "base_urls",
+           "cli_error_message", "configured_providers", "provider_defaults", "provider_from", "provider_ranges",
+           "request_from"]
 
 _ORDER = ("runware", "fal", "eachlabs")  # the order the README and docs list the providers in
 _MAX_SEED = 2**63 - 1
@@ -37,6 +39,8 @@ FLAGS: Mapping[str, str] = {
     "negative_prompt": "--negative-prompt", "num_images": "--num-images", "steps": "--steps",
     "guidance_scale": "--guidance-scale", "seed": "--seed", "width": "--width", "height": "--height",
     "output_format": "--output-format", "safety_check": "--safety-check", "provider_options": "--option",
+    "providers": "--provider", "strategy": "--strategy", "max_attempts": "--max-attempts", "budget": "--budget",
+    "hedge": "--hedge",
 }
 """The CLI flag of each request field (errors name the flag the user typed, not the Python field)."""
 
@@ -114,9 +118,15 @@ class RangeHelpFormatter(argparse.HelpFormatter):
         return _TOKEN.sub(fill, text)
 
 
-def add_request_arguments(parser: argparse.ArgumentParser) -> None:
-    """The request options shared by ``explain`` and ``generate``."""
-    parser.add_argument("--provider", required=True, choices=PROVIDER_NAMES, help="where to send the request")
+def add_request_arguments(parser: argparse.ArgumentParser, *, routed: bool = False) -> None:
+    """The request options shared by ``explain`` and ``generate`` (whose ``--provider`` may name a route)."""
+    if routed:
+        parser.add_argument("--provider", required=True, metavar="NAME[,NAME...]",
+                            help="where to send the request: runware, fal or eachlabs, or several joined with commas "
+                                 "(a route: tried in turn as --strategy says, falling back when one fails; "
+                                 "docs/routing.md)")
+    else:
+        parser.add_argument("--provider", required=True, choices=PROVIDER_NAMES, help="where to send the request")
     parser.add_argument("--prompt", required=True,
                         help="what to draw, with the trigger word after the class word: 'a photo of a man img on "
                              "a boat' (Runware's 'rwre' is translated; without one, the bridge inserts it)")
@@ -160,6 +170,62 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a provider-specific wire field, e.g. runware.scheduler='\"Euler\"' (repeatable)")
     parser.add_argument("--strict", action="store_true", help="refuse any adjustment instead of warning")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def add_route_arguments(parser: argparse.ArgumentParser) -> None:
+    """``generate``'s routing options (any of them makes even one provider a route)."""
+    group = parser.add_argument_group("routing (docs/routing.md)")
+    group.add_argument("--strategy", choices=STRATEGIES,
+                       help="how the providers of --provider are ordered: as listed (ordered, the default), by the "
+                            "estimated price of this request (cheapest), by learned median time (fastest), at random "
+                            "(weighted)")
+    group.add_argument("--max-attempts", type=int, metavar="N",
+                       help="attempts across all providers together (default 3); a skipped provider is not one")
+    group.add_argument("--budget", metavar="USD",
+                       help="the most this call may spend, e.g. 0.05: an attempt whose estimated cost would pass it "
+                            "is not sent (exit 7 when none fits)")
+    group.add_argument("--hedge", metavar="p95|SECONDS[:CAP]",
+                       help="while the first job is still queued this long after it was accepted (p95: its "
+                            "provider's learned 95th percentile queue wait), send the request to the next provider "
+                            "too; the first to finish wins and the other is cancelled. CAP bounds what the hedge may "
+                            "cost as a fraction of this call's spend (default 1: as much again)")
+
+
+CLI_HEDGE_CAP = "1"
+"""``--hedge``'s spend cap when none is given. The library's default (0.10 of a client's hedged spend) needs a
+history of calls to leave room for one hedge; one CLI run is one call, so its hedge may cost as much again."""
+
+
+def provider_from(arguments: argparse.Namespace) -> str | Route:
+    """``--provider`` and the routing options: a name (a direct call) or a :class:`Route`."""
+    hedge = getattr(arguments, "hedge", None)
+    if hedge is not None and ":" not in hedge:
+        hedge = f"{hedge}:{CLI_HEDGE_CAP}"
+    return parse_route(arguments.provider, strategy=getattr(arguments, "strategy", None),
+                       max_attempts=getattr(arguments, "max_attempts", None),
+                       budget=getattr(arguments, "budget", None), hedge=hedge)
+
+
+def base_urls(arguments: argparse.Namespace) -> dict[str, str]:
+    """``--base-url`` per provider: ``URL`` for the one provider of ``--provider``, ``NAME=URL`` for any."""
+    given = getattr(arguments, "base_url", None) or []
+    names = [name.strip() for name in str(arguments.provider).split(",") if name.strip()]
+    urls: dict[str, str] = {}
+    for item in [given] if isinstance(given, str) else given:
+        name, separator, url = item.partition("=")
+        if separator and name.strip() in PROVIDER_NAMES:
+            urls[name.strip()] = url.strip()
+        elif len(names) == 1:
+            urls[names[0]] = item
+        else:
+            raise InvalidRequestError("--base-url", item, "NAME=URL for each provider of a route, e.g. "
+                                      "--base-url fal=http://127.0.0.1:8701")
+    return urls
+
+
+def base_url_for(arguments: argparse.Namespace, provider: str) -> str | None:
+    """The ``--base-url`` given for ``provider``, if any."""
+    return base_urls(arguments).get(provider)
 
 
 def _provider_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -226,10 +292,9 @@ def cli_error_message(error: InvalidRequestError, arguments: argparse.Namespace 
 
 
 def configured_providers(arguments: argparse.Namespace) -> list[Provider]:
-    """The adapter for ``--base-url`` when given (the key still comes from the environment)."""
-    if not getattr(arguments, "base_url", None):
-        return []
+    """The adapters for ``--base-url`` when given (the keys still come from the environment)."""
     from .providers import provider_class
 
-    # Another endpoint for the provider (a proxy, or `photomaker-bridge emulate`).
-    return [provider_class(arguments.provider)(base_url=arguments.base_url)]  # type: ignore[call-arg]
+    # Another endpoint for a provider (a proxy, or `photomaker-bridge emulate`).
+    return [provider_class(name)(base_url=url)  # type: ignore[call-arg]
+            for name, url in base_urls(arguments).items()]

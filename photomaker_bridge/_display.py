@@ -25,8 +25,9 @@ off, and it is never used when the stream is not a terminal. ``enabled=False`` s
 **Summary tables** — :func:`print_table` draws any header + rows as aligned columns (never wrapped, the same
 in a terminal, a file or a pipe); :func:`print_results` draws the result table, whose rows :func:`result_rows`
 makes (provider, images, seed, queue/run/total seconds, cost, warnings, request id), so that ``generate``,
-``resume``, ``demo`` and ``compare`` print the same columns; :func:`image_lines` lists where each image is
-(saved path or URL).
+``resume``, ``demo`` and ``compare`` print the same columns; :func:`print_trail` draws a routed call's decision
+trail (each provider tried or skipped, its outcome, seconds, cost, ids and why); :func:`image_lines` lists where
+each image is (saved path or URL).
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ._http import Event
-from .result import PhotoMakerResult
+from .result import Attempt, Cost, PhotoMakerResult
 
-__all__ = ["RESULT_HEADER", "Job", "JobBoard", "image_lines", "make_console", "print_results", "print_table",
-           "result_rows"]
+__all__ = ["RESULT_HEADER", "TRAIL_HEADER", "Job", "JobBoard", "image_lines", "make_console", "print_results",
+           "print_table", "print_trail", "result_rows", "trail_rows"]
 
 REFRESH_PER_SECOND = 10
 """How often the live area is redrawn without an event (the spinner and the elapsed seconds move)."""
@@ -56,7 +57,8 @@ _PLAIN_WIDTH = 400
 """Columns for a stream that is not a terminal: tables and lines are never wrapped there."""
 
 _FINAL_STYLES = {"completed": "green", "failed": "red", "timed out": "red", "cancelled": "yellow",
-                 "cancel requested": "yellow", "still running": "yellow", "interrupted": "yellow"}
+                 "cancel requested": "yellow", "still running": "yellow", "interrupted": "yellow",
+                 "skipped": "dim", "lost the race": "yellow"}
 
 
 def make_console(stream: TextIO, *, width: int | None = None) -> Console:
@@ -68,13 +70,17 @@ def make_console(stream: TextIO, *, width: int | None = None) -> Console:
     return console
 
 
+_ROUTING_STATES = {"attempt": "starting", "hedge": "hedging", "fallback": "falling back"}
+"""What a routed call's own events make of a row fed every event (the CLI gives each attempt its own row)."""
+
+
 def _state_of(event: Event) -> str | None:
-    """The row's state after ``event`` (``None``: the event changes no state, e.g. a log line)."""
+    """The row's state after ``event`` (``None``: the event changes no state, e.g. a log line or a skip)."""
     if event.kind == "queued":
         return "queued" if event.queue_position is None else f"queued #{event.queue_position}"
-    if event.kind == "log":
+    if event.kind in ("log", "skipped"):
         return None
-    return event.kind
+    return _ROUTING_STATES.get(event.kind, event.kind)
 
 
 class Job:
@@ -296,6 +302,10 @@ RESULT_HEADER = ("provider", "images", "seed", "queue s", "run s", "total s", "c
 """The columns of :func:`result_rows`."""
 
 
+def _cost(cost: Cost | None) -> str:
+    return "-" if cost is None else f"{cost.amount} {cost.currency} ({cost.source})"
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -304,7 +314,7 @@ def result_rows(results: Sequence[PhotoMakerResult]) -> list[list[str]]:
     """One row per result under :data:`RESULT_HEADER`."""
     rows: list[list[str]] = []
     for result in results:
-        cost = "-" if result.cost is None else f"{result.cost.amount} {result.cost.currency} ({result.cost.source})"
+        cost = _cost(result.cost)
         asked = f"/{result.requested_images}" if result.requested_images else ""
         rows.append([
             result.provider, f"{len(result.images)}{asked}", "-" if result.seed is None else str(result.seed),
@@ -318,6 +328,31 @@ def result_rows(results: Sequence[PhotoMakerResult]) -> list[list[str]]:
 def print_results(stream: TextIO, results: Sequence[PhotoMakerResult], *, title: str | None = None) -> None:
     """The result table of ``generate``, ``resume`` and ``demo``."""
     print_table(stream, RESULT_HEADER, result_rows(results), title=title)
+
+
+TRAIL_HEADER = ("#", "provider", "outcome", "seconds", "cost", "request id", "why")
+"""The columns of :func:`trail_rows`."""
+
+_WHY_LIMIT = 110
+
+
+def trail_rows(attempts: Sequence[Attempt]) -> list[list[str]]:
+    """One row per line of a decision trail under :data:`TRAIL_HEADER`: what each provider did and why."""
+    rows: list[list[str]] = []
+    for number, entry in enumerate(attempts, start=1):
+        cost = _cost(entry.cost)
+        why = "; ".join(part for part in (f"{entry.error_type}: {entry.message}" if entry.error_type else "",
+                                          entry.reason or "") if part)
+        if len(why) > _WHY_LIMIT:
+            why = why[: _WHY_LIMIT - 1] + "…"
+        rows.append([str(number), entry.provider, entry.outcome, _seconds(entry.seconds), cost,
+                     ",".join(entry.request_ids) or "-", why or "-"])
+    return rows
+
+
+def print_trail(stream: TextIO, attempts: Sequence[Attempt]) -> None:
+    """The decision trail of a routed call: every provider tried or skipped, in order, and why."""
+    print_table(stream, TRAIL_HEADER, trail_rows(attempts), title="decision trail:")
 
 
 def image_lines(result: PhotoMakerResult, saved: Sequence[str | None] = ()) -> list[str]:

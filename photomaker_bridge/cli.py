@@ -8,8 +8,8 @@ emulators). Every command takes ``-v``/``-vv``/``--quiet`` (logging) and ``--no-
 
 Exit codes: 0 success; 2 bad input (one line naming the flag); 3 configuration (missing key, unknown
 provider); 4 the provider failed; 5 the deadline passed; 6 generated but not saved (the URLs and the result
-were printed); 130 interrupted (Ctrl-C). For 5 and 130 the job's fate and its ``resume`` line are printed.
-No tracebacks for any of these. More in docs/cli.md.
+were printed); 7 a spend cap (``--budget``) left no attempt to send; 130 interrupted (Ctrl-C). For 5 and 130
+the job's fate and its ``resume`` line are printed. No tracebacks for any of these. More in docs/cli.md.
 """
 
 from __future__ import annotations
@@ -23,17 +23,30 @@ from typing import Any, TextIO
 
 from ._cli_cancel import command_cancel
 from ._cli_jobs import EXIT_INTERRUPTED, EXIT_NOT_SAVED, command_generate, command_resume
-from ._cli_options import RangeHelpFormatter, add_request_arguments, cli_error_message, request_from
-from ._display import JobBoard, make_console, print_table
+from ._cli_options import (
+    RangeHelpFormatter,
+    add_request_arguments,
+    add_route_arguments,
+    cli_error_message,
+    request_from,
+)
+from ._display import JobBoard, make_console, print_table, print_trail
 from ._logging import cli_logging
-from .errors import BridgeError, ConfigurationError, GenerationTimeoutError, InvalidRequestError, ProviderError
+from .errors import (
+    BridgeError,
+    BudgetExceededError,
+    ConfigurationError,
+    GenerationTimeoutError,
+    InvalidRequestError,
+    ProviderError,
+)
 from .plan import Plan
 from .request import PROVIDER_NAMES
 
-__all__ = ["EXIT_CONFIGURATION", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "EXIT_OK", "EXIT_PROVIDER",
-           "EXIT_TIMEOUT", "build_parser", "main"]
+__all__ = ["EXIT_BUDGET", "EXIT_CONFIGURATION", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "EXIT_OK",
+           "EXIT_PROVIDER", "EXIT_TIMEOUT", "build_parser", "main"]
 
-EXIT_OK, EXIT_INPUT, EXIT_CONFIGURATION, EXIT_PROVIDER, EXIT_TIMEOUT = 0, 2, 3, 4, 5
+EXIT_OK, EXIT_INPUT, EXIT_CONFIGURATION, EXIT_PROVIDER, EXIT_TIMEOUT, EXIT_BUDGET = 0, 2, 3, 4, 5, 7
 
 Handler = Callable[[argparse.Namespace, JobBoard, TextIO, TextIO], int]
 
@@ -139,9 +152,10 @@ def _add_job_options(parser: argparse.ArgumentParser, *, timeout_help: str) -> N
                         help="save the images (extension from their real format) and <provider>.json into DIR; "
                              "checked before anything is sent: DIR may be new but its parent must exist")
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help=timeout_help)
-    parser.add_argument("--base-url", metavar="URL",
+    parser.add_argument("--base-url", metavar="[NAME=]URL", action="append",
                         help="another endpoint for the provider: a proxy, or `photomaker-bridge emulate` "
-                             "(which prints ready-to-paste lines); the key still comes from the environment")
+                             "(which prints ready-to-paste lines); with several providers, NAME=URL once for each; "
+                             "the key still comes from the environment")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="photomaker-bridge", description="One PhotoMaker request to Runware, fal or Eachlabs.",
                      epilog="Keys come from RUNWARE_API_KEY, FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET) and "
                             "EACHLABS_API_KEY. Exit codes: 0 ok, 2 bad input, 3 configuration, 4 provider error, "
-                            "5 deadline, 6 generated but not saved, 130 interrupted.")
+                            "5 deadline, 6 generated but not saved, 7 over budget (nothing sent), 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
@@ -170,9 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     styles.add_argument("--json", action="store_true", help="print JSON instead of a table")
     generate = command("generate", command_generate, "generate on a provider, with a live progress display "
                                                       "(keys from the environment)")
-    add_request_arguments(generate)
-    _add_job_options(generate, timeout_help="deadline in seconds for the whole call (default: none); when it "
-                                            "passes, the job's fate and its resume line are printed")
+    add_request_arguments(generate, routed=True)
+    add_route_arguments(generate)
+    _add_job_options(generate, timeout_help="deadline in seconds for the whole call, every attempt of a route "
+                                            "included (default: none); when it passes, the job's fate and its "
+                                            "resume line are printed")
     resume = command("resume", command_resume, "collect a job submitted earlier (by `generate`, the library or "
                                                "another process) from its provider and request id")
     resume.add_argument("--provider", required=True, choices=PROVIDER_NAMES, help="where the job runs")
@@ -189,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the provider's id of the job (Runware and Eachlabs: several joined with commas)")
     cancel.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="how long to wait for the provider's answers (default: no limit)")
-    cancel.add_argument("--base-url", metavar="URL", help="another endpoint for the provider (see generate)")
+    cancel.add_argument("--base-url", metavar="URL", action="append",
+                        help="another endpoint for the provider (see generate)")
     cancel.add_argument("--json", action="store_true", help="print the outcomes as JSON")
     demo = command("demo", _command_demo, "one request to each provider's local emulator, side by side "
                                           "(no keys, no network)")
@@ -210,15 +227,23 @@ def _run(handler: Handler, arguments: argparse.Namespace, board: JobBoard, out: 
         return handler(arguments, board, out, err)
     except InvalidRequestError as error:
         err.write(f"error: {cli_error_message(error, arguments)}\n")
+        _print_trail_of(error, err)
         return EXIT_INPUT
     except ConfigurationError as error:
         err.write(f"configuration error: {error}\n")
+        _print_trail_of(error, err)
         return EXIT_CONFIGURATION
+    except BudgetExceededError as error:
+        err.write(f"budget: {error}\n")
+        _print_trail_of(error, err)
+        return EXIT_BUDGET
     except GenerationTimeoutError as error:
         err.write(f"timed out: {error}\n")
+        _print_trail_of(error, err)
         return EXIT_TIMEOUT
     except ProviderError as error:
         err.write(f"provider error: {error}{_hint(error)}\n")
+        _print_trail_of(error, err)
         return EXIT_PROVIDER
     except BridgeError as error:
         err.write(f"error: {error}\n")
@@ -226,6 +251,13 @@ def _run(handler: Handler, arguments: argparse.Namespace, board: JobBoard, out: 
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return EXIT_INTERRUPTED
+
+
+def _print_trail_of(error: BridgeError, err: TextIO) -> None:
+    """The decision trail of a routed call that failed (a direct call's one line says nothing more)."""
+    if len(error.attempts) > 1 or any(entry.outcome != "error" for entry in error.attempts):
+        err.write("\n")
+        print_trail(err, error.attempts)
 
 
 def _hint(error: ProviderError) -> str:

@@ -9,7 +9,7 @@ way.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal, get_args
 
@@ -215,7 +215,8 @@ def as_route(provider: Any) -> Route | None:
 def parse_route(providers: str, *, strategy: str | None = None, max_attempts: int | None = None,
                 budget: str | None = None, hedge: str | None = None) -> str | Route:
     """The route that command-line text describes: ``"runware,fal"`` with the optional strategy, attempts, budget
-    (USD) and hedge (``p95`` or seconds). One name and no other option stays a plain name (a direct call).
+    (USD) and hedge (``p95`` or seconds, optionally ``:FRACTION``, the hedge spend cap: ``p95:0.5``). One name and
+    no other option stays a plain name (a direct call).
 
     Bad text is an :class:`~photomaker_bridge.InvalidRequestError` naming the route field (``providers``,
     ``strategy``, ``max_attempts``, ``budget``, ``hedge``), which the CLI turns into its own flag's name.
@@ -223,29 +224,35 @@ def parse_route(providers: str, *, strategy: str | None = None, max_attempts: in
     names = [name.strip() for name in providers.split(",") if name.strip()]
     if len(names) == 1 and strategy is None and max_attempts is None and budget is None and hedge is None:
         if names[0] not in PROVIDER_NAMES:
-            raise InvalidRequestError("providers", providers, "known providers: " + ", ".join(PROVIDER_NAMES))
+            raise InvalidRequestError("providers", providers, _allowed("providers"), reason="unknown provider")
         return names[0]
     fields: dict[str, Any] = {"providers": names}
-    checks: dict[str, Any] = {
-        "strategy": (strategy, lambda value: Route(["fal"], strategy=value)),
-        "max_attempts": (max_attempts, lambda value: Route(["fal"], max_attempts=value)),
-        "budget": (budget, lambda value: _amount(value, "budget", allow_zero=False)),
-        "hedge": (hedge, lambda value: _hedge(value.strip() if value.strip() == "p95" else _seconds(value))),
-    }
-    for field, (value, check) in checks.items():
+    checks: tuple[tuple[str, Any, Callable[[Any], Any]], ...] = (
+        ("strategy", strategy, lambda value: Route(["fal"], strategy=value).strategy),
+        ("max_attempts", max_attempts, lambda value: Route(["fal"], max_attempts=value).max_attempts),
+        ("budget", budget, lambda value: _amount(value, "budget", allow_zero=False)),
+        ("hedge", hedge, _hedge_text),
+    )
+    for field, value, check in checks:
         if value is None:
             continue
         try:
-            check(value)
-        except ConfigurationError as error:
-            raise InvalidRequestError(field, value, _allowed(field), reason=str(error)) from None
-        fields[field] = value.strip() if field == "hedge" and value.strip() == "p95" else value
-    if "hedge" in fields and fields["hedge"] != "p95":
-        fields["hedge"] = _seconds(fields["hedge"])
+            fields[field] = check(value)
+        except ConfigurationError:
+            raise InvalidRequestError(field, value, _allowed(field)) from None
     try:
         return Route(**fields)
     except ConfigurationError as error:
-        raise InvalidRequestError("providers", providers, _allowed("providers"), reason=str(error)) from None
+        reason = "a provider is named twice" if "twice" in str(error) else str(error).split(": ", 1)[-1]
+        raise InvalidRequestError("providers", providers, _allowed("providers"), reason=reason) from None
+
+
+def _hedge_text(text: str) -> Hedge:
+    after, separator, cap = text.strip().partition(":")
+    delay: HedgeDelay = "p95" if after.strip() == "p95" else _seconds(after)
+    if not separator:
+        return Hedge(after=delay)
+    return Hedge(after=delay, max_extra_spend=cap.strip())
 
 
 def _allowed(field: str) -> str:
@@ -254,5 +261,6 @@ def _allowed(field: str) -> str:
         "strategy": "one of " + ", ".join(STRATEGIES),
         "max_attempts": "an integer of at least 1",
         "budget": "an amount in US dollars above 0, e.g. 0.05",
-        "hedge": "p95 or a number of seconds above 0",
+        "hedge": "p95 or a number of seconds above 0, optionally followed by :FRACTION (the hedge spend cap, e.g. "
+                 "p95:0.5)",
     }[field]
