@@ -28,7 +28,15 @@ from .jobs import CancelOutcome, JobHandle
 from .providers.base import AsyncPerformer, Provider, SyncPerformer
 from .request import PhotoMakerRequest
 from .result import GeneratedImage, PhotoMakerResult
-from .routing import BreakerSettings, RouterState, adrive_route, drive_route, route_flow, wait_background
+from .routing import (
+    BreakerSettings,
+    RouterState,
+    adrive_route,
+    drive_route,
+    join_background,
+    route_flow,
+    wait_background,
+)
 
 __all__ = ["AsyncBridge", "Bridge", "EventHandler"]
 
@@ -69,10 +77,12 @@ class Bridge(BridgeBase):
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool and any provider SDK clients, letting background cancels finish within the
-        clean-up grace (5 s at most). Calls after it raise :class:`~photomaker_bridge.ClientClosedError`."""
+        """Close the connection pool and any provider SDK clients, letting background cancels (and hedge losers
+        being stopped) finish within the clean-up grace (5 s at most). Calls after it raise
+        :class:`~photomaker_bridge.ClientClosedError`."""
         if not self._mark_closed():
             return
+        join_background()  # hedge losers still cancelling their jobs use this client's connections
         with self._lock:
             performers, self._performers = list(self._performers.values()), {}
         for performer in performers:

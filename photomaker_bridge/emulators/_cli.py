@@ -43,8 +43,8 @@ def add_emulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fault", metavar="SPEC", action="append", default=[],
         help="inject a fault, e.g. 'status:429,retry_after=2,nth=2', 'status:503,rate=0.1', 'drop,nth=3', "
-             "'fail_job', 'stuck_job', 'partial,images=1'; prefix 'runware:', 'fal:' or 'eachlabs:' to "
-             "target one emulator (default: all three); repeatable",
+             "'fail_job', 'stuck_job', 'partial,images=1', 'slow_job,rate=0.05'; prefix 'runware:', 'fal:' or "
+             "'eachlabs:' to target one emulator (default: all three); repeatable",
     )
     parser.add_argument("--seed", metavar="N", help="seed of every emulator's generator (default 0)")
     parser.add_argument("--port", metavar="PORT",

@@ -10,7 +10,7 @@ provider path, and whose shared numbers live behind :class:`RouterState` (in mem
 
 from ._breaker import Breaker, BreakerSettings, BreakerStatus
 from ._choice import weighted_order
-from ._drivers import adrive_route, drive_route, wait_background
+from ._drivers import adrive_route, drive_route, join_background, wait_background
 from ._flow import RouteCall, route_flow
 from ._numbers import SEED_SECONDS, estimated_cost, work_of
 from ._policy import POLICIES, Action, Policy, policy_for
@@ -38,6 +38,7 @@ __all__ = [
     "as_route",
     "drive_route",
     "estimated_cost",
+    "join_background",
     "parse_route",
     "policy_for",
     "route_flow",

@@ -16,6 +16,7 @@ import asyncio
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -36,7 +37,7 @@ from ._operations import (
 )
 from ._state import RouterState, StateOperation
 
-__all__ = ["AsyncAttempts", "Attempts", "adrive_route", "drive_route"]
+__all__ = ["AsyncAttempts", "Attempts", "adrive_route", "drive_route", "join_background", "wait_background"]
 
 EventHandler = Callable[[Event], Any]
 
@@ -127,6 +128,25 @@ class _Background:
 # -- sync --------------------------------------------------------------------------------------------------------
 
 
+_THREADS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+"""Background attempts (and cancels) of sync routes, possibly still cleaning up after their route returned."""
+
+
+def _spawn_thread(work: Callable[[], None], name: str) -> None:
+    thread = threading.Thread(target=work, name=name)
+    _THREADS.add(thread)
+    thread.start()
+
+
+def join_background(timeout: float = CLEANUP_GRACE_SECONDS) -> None:
+    """Let background attempts of sync routes finish their clean-up (at most ``timeout`` seconds in all), e.g.
+    before the client that runs them closes its connections."""
+    deadline = time.monotonic() + timeout
+    for thread in list(_THREADS):
+        if thread is not threading.current_thread():
+            thread.join(max(deadline - time.monotonic(), 0.0))
+
+
 class _Threads(_Background):
     """The background attempts of one sync route: one thread each, reporting through one queue."""
 
@@ -153,7 +173,7 @@ class _Threads(_Background):
             else:
                 self._signals.put(Finished(operation.key, value, None, time.monotonic() - started))
 
-        threading.Thread(target=work, name=f"photomaker-route-{operation.provider}-{operation.key}").start()
+        _spawn_thread(work, f"photomaker-route-{operation.provider}-{operation.key}")
 
     def cancel(self, operation: CancelJobs) -> None:
         def work() -> None:
@@ -163,7 +183,7 @@ class _Threads(_Background):
                 outcomes = _failed_outcomes(operation.provider, operation.request_ids, error)
             self._signals.put(CancelDone(operation.key, outcomes))
 
-        threading.Thread(target=work, name=f"photomaker-route-cancel-{operation.key}").start()
+        _spawn_thread(work, f"photomaker-route-cancel-{operation.key}")
 
     def next(self, timeout: float | None) -> Any:
         try:

@@ -9,8 +9,11 @@ cancels the other. For paid jobs that tie is what keeps hedging cheap:
   only when its worst-case cost fits the hedge spend cap (``ReserveHedge``) and the call's budget;
 * when either job starts running, the other is cancelled if it is still queued (removed from the queue: free);
 * when one succeeds, the other is cancelled (or, when its provider cannot cancel — Runware — or it already runs,
-  collected) and its cost is booked as hedge spend; a loser still running when the clean-up grace has passed is
-  stopped (it cancels its job where it can) and booked at its estimate.
+  collected) and its cost is booked; a loser still running when the clean-up grace has passed is stopped (it
+  cancels its job where it can) and booked at its estimate;
+* the hedge spend of a race is what it spent beyond what its primary alone would have cost (the primary's result,
+  or its estimate): a hedge that wins at a higher price costs the difference, one that wins cheaper costs nothing,
+  a billed loser costs what it was billed. It can never pass the hedge's own cost, which is what is reserved.
 
 Both attempts count towards ``max_attempts``. The race ends with the winner, or with an error when both failed or
 one failed with an error whose policy is ``stop`` (the other is then cancelled).
@@ -33,7 +36,8 @@ from ._policy import policy_for
 from ._state import ProviderNumbers, ReadNumbers, SettleSpend
 
 if TYPE_CHECKING:
-    from ._flow import Choice, RouteRun
+    from ._choose import Choice
+    from ._flow import RouteRun
 
 __all__ = ["hedge_delay", "race"]
 
@@ -199,12 +203,13 @@ def _stop(runner: _Runner) -> Flow[None]:
 
 def _settle(run: RouteRun, runners: dict[int, _Runner], winner: _Runner | None, stopper: Finished | None,
             hedge_token: str | None) -> Flow[tuple[Finished, list[Attempt]]]:
-    """Every attempt of the race accounted for: spend settled, state taught, one trail line each."""
+    """Every attempt of the race accounted for: spend settled, state taught, one trail line each; and the hedge
+    spend booked: what the race spent beyond what its primary alone would have cost."""
     entries: list[Attempt] = []
-    extra = Decimal(0)
-    base = Decimal(0)
+    spent = Decimal(0)
     last_failure: Finished | None = None
-    for runner in sorted(runners.values(), key=lambda item: item.key):
+    ordered = sorted(runners.values(), key=lambda item: item.key)
+    for runner in ordered:
         choice = runner.choice
         estimate = choice.candidate.estimate
         finished = runner.finished
@@ -214,14 +219,13 @@ def _settle(run: RouteRun, runners: dict[int, _Runner], winner: _Runner | None, 
         if runner is winner:
             assert finished is not None
             entry = yield from run.account(choice, finished)
-            base += run.cost_of(choice, finished)
+            amount = run.cost_of(choice, finished)
         elif finished is None:
             # Still running when the call returned: it was stopped (it cancels where it can) and may be billed.
-            ids = tuple(runner.ids)
+            amount = estimate or Decimal(0)
             if choice.token is not None:
-                yield SettleSpend(choice.token, estimate or Decimal(0))
-            extra += estimate or Decimal(0)
-            entry = Attempt(choice.candidate.provider, "hedged", request_ids=ids,
+                yield SettleSpend(choice.token, amount)
+            entry = Attempt(choice.candidate.provider, "hedged", request_ids=tuple(runner.ids),
                             cost=None if estimate is None else Cost(estimate, "USD", "estimated"),
                             reason=f"{why or 'lost the race'}; still running when the call returned, stopped (it "
                                    "may be billed)")
@@ -229,15 +233,20 @@ def _settle(run: RouteRun, runners: dict[int, _Runner], winner: _Runner | None, 
             # A loser that finished anyway (its provider cannot cancel, or it had already run): billed, collected.
             entry = yield from run.account(choice, finished, outcome="hedged",
                                            reason=f"{why or 'lost the race'}; collected (billed)")
-            extra += run.cost_of(choice, finished)
+            amount = run.cost_of(choice, finished)
         elif runner.cancel_sent or runner.stop_sent:
             entry, amount = yield from _cancelled(run, runner, finished, why or "lost the race")
-            extra += amount
         else:
             entry = yield from run.account(choice, finished)
+            amount = run.cost_of(choice, finished)
             last_failure = finished
+        spent += amount
         entries.append(entry)
-    yield from run.settle_hedge(hedge_token, extra, base)
+    # What the route would have spent without the hedge: its primary's result, or the primary's estimate.
+    primary = ordered[0]
+    alone = (run.cost_of(primary.choice, primary.finished) if primary.finished is not None
+             and primary.finished.error is None else primary.choice.candidate.estimate or Decimal(0))
+    yield from run.settle_hedge(hedge_token, max(spent - alone, Decimal(0)), alone)
     if winner is not None:
         assert winner.finished is not None
         return winner.finished, entries

@@ -61,11 +61,11 @@ async def test_hedge_spend_never_passes_its_share_of_the_routes_spend(mode: str,
     state = MemoryRouterState()
     state.seed("fal", unit_prices=["0.0001"] * 3)  # 2 images at 50 steps: 0.01 USD
     state.seed("runware", unit_prices=["0.00005"] * 3)  # 2 images at 20 steps: 0.002 USD
-    ratio = Decimal("0.25")
+    ratio = Decimal("0.10")
     route = Route(["fal", "runware"], hedge=Hedge(after=0.05, max_extra_spend=ratio))
     hedged: list[bool] = []
     async with open_client(mode, adapters(emu), router_state=state) as client:
-        # The first call has no spend to take a share of: no hedge.
+        # The first call: its hedge (0.002 USD at worst) is more than 10 % of its own primary (0.01 USD).
         first = await client.generate(photo_request(), route, timeout=60)
         hedged.append("runware" in attempted(first.attempts))
         # Results of hedged routes earlier in the client's life leave room.
@@ -75,9 +75,6 @@ async def test_hedge_spend_never_passes_its_share_of_the_routes_spend(mode: str,
             hedged.append("runware" in attempted(result.attempts))
             extra, base = state.hedge_spend
             assert extra <= ratio * base
-            losers = sum((entry.cost.amount for entry in result.attempts
-                          if entry.outcome in ("hedged", "cancelled") and entry.cost is not None), Decimal(0))
-            assert losers <= ratio * base
     assert hedged[0] is False and any(hedged[1:])
 
 
