@@ -174,6 +174,7 @@ async def hedging(emulators: Emulators, count: int, concurrency: int, queue: flo
         async with AsyncBridge(providers=adapters(emulators.urls, queue + run)) as bridge:
             if hedge is not None:
                 await many(bridge, route, count // 2, concurrency)  # warm-up: learn fal's queue wait, build a base
+                emulators.set("fal", queue_time=queue, run_time=run, faults=slow)  # count the measured jobs only
             state = bridge.router_state
             assert isinstance(state, MemoryRouterState)
             before = state.hedge_spend
