@@ -26,16 +26,17 @@ from types import FrameType
 from typing import TextIO
 
 from ._cli_cancel import cancel_and_report, resume_lines
-from ._cli_options import base_url_for, base_urls, configured_providers, provider_from, request_from
+from ._cli_options import base_url_for, configured_providers
 from ._console import check_out_folder, result_summary, save_result
 from ._display import Job, JobBoard, image_lines, print_results, print_trail
 from .client import Bridge
 from .errors import GenerationTimeoutError
 from .jobs import JobHandle
+from .request import PhotoMakerRequest
 from .result import PhotoMakerResult
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "HELD_SUBMIT", "Interrupts", "abandoned_submit",
-           "command_generate", "command_resume", "deliver", "marks_failure", "remaining", "run_job", "stop_job"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "HELD_SUBMIT", "Interrupts", "abandoned_submit", "command_resume",
+           "deliver", "generate_direct", "marks_failure", "remaining", "run_job", "stop_job"]
 
 EXIT_NOT_SAVED = 6
 """The images were generated (and paid for) but could not be saved; their URLs and the result were printed."""
@@ -197,17 +198,10 @@ def run_job(bridge: Bridge, handle: JobHandle, board: JobBoard, job: Job, argume
     return deliver(result, folder, arguments, board, job, out, err)
 
 
-def command_generate(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
-    """``photomaker-bridge generate``."""
-    request = request_from(arguments)
-    provider = provider_from(arguments)
-    base_urls(arguments)  # a --base-url that names no provider of the route is refused before anything is sent
-    folder = check_out_folder(arguments.out) if arguments.out else None  # before anything is paid for
-    if not isinstance(provider, str):
-        from ._cli_route import generate_routed
-
-        return generate_routed(arguments, provider, request, folder, board, out, err)
-    arguments.provider = provider
+def generate_direct(arguments: argparse.Namespace, request: PhotoMakerRequest, folder: Path | None,
+                    board: JobBoard, out: TextIO, err: TextIO) -> int:
+    """``photomaker-bridge generate`` on one provider (``arguments.provider``); the request and ``--out`` are
+    checked (``_cli_route.command_generate``)."""
     started = time.monotonic()
     with Bridge(providers=configured_providers(arguments)) as bridge, Interrupts(board, arguments) as interrupts:
         job = board.add(arguments.provider)

@@ -1,5 +1,6 @@
-"""``generate`` with a route (``--provider runware,fal,eachlabs`` or any routing option): one row per attempt, the
-decision trail in the summary, and Ctrl-C or ``--timeout`` still cancelling the job that was accepted.
+"""``generate``: one provider goes to ``_cli_jobs``; a route (``--provider runware,fal,eachlabs`` or any routing
+option) gets one row per attempt, the decision trail in the summary, and Ctrl-C or ``--timeout`` still cancelling
+the job that was accepted.
 
 Without ``--hedge`` the CLI keeps its submit-then-collect shape (``_cli_jobs``): ``Bridge.submit`` with the route
 returns the handle of the provider that accepted the job — falling back past refusals, breakers, budgets as the
@@ -26,12 +27,14 @@ from ._cli_jobs import (
     Interrupts,
     abandoned_submit,
     deliver,
+    generate_direct,
     marks_failure,
     remaining,
     run_job,
     stop_job,
 )
-from ._cli_options import base_url_for, configured_providers
+from ._cli_options import base_url_for, base_urls, configured_providers, provider_from, request_from
+from ._console import check_out_folder
 from ._display import Job, JobBoard, print_trail
 from ._http import Event
 from .client import Bridge
@@ -39,7 +42,19 @@ from .errors import GenerationTimeoutError, ProviderError
 from .request import PhotoMakerRequest
 from .routing import Route
 
-__all__ = ["AttemptRows", "generate_routed"]
+__all__ = ["AttemptRows", "command_generate", "generate_routed"]
+
+
+def command_generate(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
+    """``photomaker-bridge generate``: on one provider (``_cli_jobs``) or over a route."""
+    request = request_from(arguments)
+    provider = provider_from(arguments)
+    base_urls(arguments)  # a --base-url that names no provider of the route is refused before anything is sent
+    folder = check_out_folder(arguments.out) if arguments.out else None  # before anything is paid for
+    if isinstance(provider, str):
+        arguments.provider = provider
+        return generate_direct(arguments, request, folder, board, out, err)
+    return generate_routed(arguments, provider, request, folder, board, out, err)
 
 
 class AttemptRows:

@@ -68,12 +68,12 @@ def is_provably_refused(error: BaseException) -> bool:
 
 def may_have_created(error: BaseException) -> bool:
     """Whether a job-creating request that failed with ``error`` may still have created the job: no answer came
-    back (a dropped connection, a timeout), the answer could not be read, or a server error (5xx other than 503)
-    came from somewhere between us and the provider. A 4xx answer is the provider's own refusal: nothing was
-    created."""
+    back (a dropped connection, a timeout), the answer could not be read, a server error (5xx other than 503) came
+    from somewhere between us and the provider, or a 408/409 that a gateway may give while the request goes on. Any
+    other 4xx answer is the provider's own refusal (a bad key, no credit, a rejected input): nothing was created."""
     if not isinstance(error, ProviderError) or is_provably_refused(error):
         return False
-    return error.status is None or error.status >= 500 or error.status < 400
+    return error.status is None or error.status >= 500 or error.status < 400 or error.status in (408, 409)
 
 
 @attrs.frozen

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from ._cli_cancel import command_cancel
-from ._cli_jobs import EXIT_INTERRUPTED, EXIT_NOT_SAVED, command_generate, command_resume
+from ._cli_jobs import EXIT_INTERRUPTED, EXIT_NOT_SAVED, command_resume
 from ._cli_options import (
     RangeHelpFormatter,
     add_request_arguments,
@@ -30,6 +30,7 @@ from ._cli_options import (
     cli_error_message,
     request_from,
 )
+from ._cli_route import command_generate
 from ._display import JobBoard, make_console, print_table, print_trail
 from ._logging import cli_logging
 from .errors import (

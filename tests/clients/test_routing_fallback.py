@@ -9,6 +9,7 @@ import helpers_bridge
 import pytest
 from helpers_bridge import FAST_RETRY, Client, adapters, open_client, photo_request
 from helpers_routing import accepted, attempted, refuse_submits, requests_seen, routing_events, trail
+from helpers_webhook import Receiver, receiver
 
 from photomaker_bridge import (
     ContentPolicyError,
@@ -26,6 +27,7 @@ emulators = helpers_bridge.emulators
 emu = helpers_bridge.emu
 mode = helpers_bridge.mode
 client = helpers_bridge.client
+__all__ = ["client", "emu", "emulators", "mode", "receiver"]
 
 LONG_PROMPT = "a photo of a man img " + "in a very detailed scene " * 14  # over Runware's 300 characters
 
@@ -239,3 +241,16 @@ async def test_every_client_method_takes_the_route_in_both_drivers(mode: str, em
         result = await opened.generate(photo_request(), Route(["fal", "runware"]), timeout=30)
         assert result.provider == "fal"
         assert opened.bridge.router_state.spent > 0  # type: ignore[attr-defined]
+
+
+async def test_a_routed_webhook_skips_a_provider_without_one(client: Client, emu: Emulators,
+                                                             receiver: Receiver) -> None:
+    handle = await client.submit(photo_request(), Route(["eachlabs", "fal"]), timeout=30, webhook_url=receiver.url)
+    assert handle.provider == "fal"
+    assert trail(handle.attempts) == [("eachlabs", "skipped", None), ("fal", "ok", None)]
+    assert "Workflows V2 only" in (handle.attempts[0].reason or "") and requests_seen(emu)["eachlabs"] == 0
+    result = await client.result(handle, timeout=30)
+    assert len(receiver.wait_for(1)) == 1 and result.provider == "fal"  # fal POSTed the outcome there too
+
+    with pytest.raises(InvalidRequestError, match="webhook_url"):
+        await client.submit(photo_request(), Route(["fal"]), webhook_url="ftp://example.com/hook")

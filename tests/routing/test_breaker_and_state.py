@@ -159,3 +159,13 @@ def test_the_hedge_allowance_is_a_fraction_of_the_hedged_routes_spend() -> None:
     state.perform(SettleHedge(token, Decimal(0), Decimal("0.01")))  # cancelled in the queue: nothing extra
     state.perform(SettleHedge(second, Decimal("0.01"), Decimal("0.01")))  # the loser ran: billed
     assert state.hedge_spend == (Decimal("0.01"), Decimal("0.21"))
+
+
+def test_a_forked_child_keeps_what_was_learned_and_drops_the_parents_reservations() -> None:
+    state = MemoryRouterState()
+    state.seed("fal", seconds=[2.0])
+    held = state.perform(ReserveSpend(Decimal("0.09"), Decimal("0.10")))
+    assert held is not None and state.perform(ReserveSpend(Decimal("0.02"), Decimal("0.10"))) is None
+    state.after_fork()  # what the client does in the child of os.fork()
+    assert state.numbers("fal").samples == 1
+    assert state.perform(ReserveSpend(Decimal("0.02"), Decimal("0.10"))) is not None
