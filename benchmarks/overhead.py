@@ -27,6 +27,7 @@ from typing import Any
 
 import aiohttp
 import fal_client
+from _emulator_process import eachlabs_photo_url
 
 from photomaker_bridge import AsyncBridge, PhotoMakerRequest
 from photomaker_bridge.emulators import EmulatorSettings, point_fal_client_at, start_emulators
@@ -61,14 +62,9 @@ async def fal_baseline(emulators: Any, count: int, concurrency: int) -> float:
 async def eachlabs_baseline(emulators: Any, count: int, concurrency: int, poll: float) -> float:
     base, headers = emulators.eachlabs.url, {"X-API-Key": emulators.eachlabs.api_key}
     async with aiohttp.ClientSession(headers=headers) as session:
-        async with session.post(f"{base}/v1/upload/presign", json={"content_type": "image/jpeg",
-                                                                   "file_type": "image"}) as response:
-            presigned = await response.json()
-        put_headers = {"Content-Type": "image/jpeg", **presigned.get("required_headers", {})}
-        async with session.put(presigned["presigned_url"], data=FACE, headers=put_headers) as response:
-            response.raise_for_status()
+        photo = await eachlabs_photo_url(session, base, FACE)
         body = {"model": "photomaker-style", "version": "0.0.1",
-                "input": {"input_image": presigned["public_url"], "prompt": PROMPT, "num_outputs": 1}}
+                "input": {"input_image": photo, "prompt": PROMPT, "num_outputs": 1}}
 
         async def job(index: int) -> None:
             async with session.post(f"{base}/v1/prediction/", json=body) as response:
