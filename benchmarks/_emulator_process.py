@@ -27,6 +27,7 @@ from photomaker_bridge.emulators import EmulatorSettings, start_emulators
 groups = json.loads(sys.argv[1])
 contexts, running = [], []
 for group in groups:
+    group = {key: tuple(value) if isinstance(value, list) else value for key, value in group.items()}
     settings = {name: EmulatorSettings(api_key=KEY, max_in_flight=100_000, seed=index, **group)
                 for index, name in enumerate(("runware", "fal", "eachlabs"))}
     context = start_emulators(**settings)

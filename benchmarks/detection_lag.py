@@ -1,9 +1,12 @@
 """How late the bridge notices that a job finished, and how many status calls it makes to notice.
 
-Emulated jobs of fixed lengths (``--durations``, default 2, 10, 21 and 73 s: short, fal-like, Eachlabs'
-``photomaker-style`` and ``photomaker``), on fal and Eachlabs, the emulators in a child process
+Emulated jobs of about ``--durations`` seconds (default 2, 10, 21 and 73 s: short, fal-like, Eachlabs'
+``photomaker-style`` and ``photomaker``), each drawn within ± ``--jitter`` s (default 0.5) so that real jobs'
+lengths, which fall anywhere between two polls, are what is measured (with exact whole seconds a schedule
+polling on whole seconds would look better than it is); on fal and Eachlabs, the emulators in a child process
 (``_emulator_process``). The lag of one job is the time from its ``submitted`` event to its ``completed``
-event, less its length (the emulator starts the job when the submit arrives, so the lag is understated by the
+event, less its length as the provider reports it (fal's ``metrics.inference_time``, Eachlabs'
+``metrics.predict_time``; the emulator starts the job when the submit arrives, so the lag is understated by the
 submit's answer latency, about a millisecond on loopback). Status calls are counted by the emulator.
 
 Clients measured, ``--jobs`` jobs per provider and length, all lengths at once:
@@ -53,6 +56,8 @@ class Job:
         self.mode, self.provider, self.duration = mode, provider, duration
         self.request_id: str | None = None
         self.submitted = self.completed = 0.0
+        self.ran: float | None = None
+        """The job's length as the provider reported it."""
 
     def on_event(self, event: ProgressEvent) -> None:
         if event.kind == "submitted" and self.request_id is None:
@@ -62,7 +67,7 @@ class Job:
 
     @property
     def lag(self) -> float:
-        return self.completed - self.submitted - self.duration
+        return self.completed - self.submitted - (self.duration if self.ran is None else self.ran)
 
 
 def caching_adapters(urls: dict[str, str], cache: str | None) -> list[Any]:
@@ -82,7 +87,8 @@ def supports_cache() -> bool:
 
 async def bridge_job(job: Job, bridge: AsyncBridge) -> Job:
     request = PhotoMakerRequest(prompt=PROMPT, images=[FACE])
-    await bridge.generate(request, job.provider, on_event=job.on_event, timeout=600)
+    result = await bridge.generate(request, job.provider, on_event=job.on_event, timeout=600)
+    job.ran = result.timings.run_seconds
     return job
 
 
@@ -101,9 +107,10 @@ async def loop_job(job: Job, urls: dict[str, str], archive: str, photo: str, ses
         while True:
             await asyncio.sleep(1.0)
             async with session.get(f"{queue}/requests/{job.request_id}/status", headers=headers) as response:
-                if (await response.json())["status"] == "COMPLETED":
-                    job.completed = time.monotonic()
-                    return job
+                status = await response.json()
+            if status["status"] == "COMPLETED":
+                job.completed, job.ran = time.monotonic(), status["metrics"]["inference_time"]
+                return job
     base = urls["eachlabs"]
     body = {"model": "photomaker-style", "version": "0.0.1",
             "input": {"input_image": photo, "prompt": PROMPT, "num_outputs": 1}}
@@ -112,9 +119,10 @@ async def loop_job(job: Job, urls: dict[str, str], archive: str, photo: str, ses
     while True:
         await asyncio.sleep(1.0)
         async with session.get(f"{base}/v1/prediction/{job.request_id}") as response:
-            if (await response.json())["status"] in ("success", "error", "cancelled"):
-                job.completed = time.monotonic()
-                return job
+            prediction = await response.json()
+        if prediction["status"] in ("success", "error", "cancelled"):
+            job.completed, job.ran = time.monotonic(), prediction["metrics"]["predict_time"]
+            return job
 
 
 async def run(emulators: EmulatorProcess, durations: list[float], count: int, cache: str | None) -> list[Job]:
@@ -159,9 +167,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--durations", type=float, nargs="+", default=[2, 10, 21, 73])
     parser.add_argument("--jobs", type=int, default=5, help="jobs per provider, length and client kind")
+    parser.add_argument("--jitter", type=float, default=0.5, help="each job's length is drawn within ± this")
     parser.add_argument("--json", action="store_true")
     arguments = parser.parse_args()
-    groups = [{"run_time": duration} for duration in arguments.durations]
+    groups = [{"run_time": [duration - arguments.jitter, duration + arguments.jitter] if arguments.jitter else duration}
+              for duration in arguments.durations]
     with tempfile.TemporaryDirectory() as folder, EmulatorProcess(groups) as emulators:
         cache = os.path.join(folder, "lengths.json") if supports_cache() else None
         jobs = asyncio.run(run(emulators, arguments.durations, arguments.jobs, cache))
@@ -177,7 +187,8 @@ def main() -> None:
         print(json.dumps([{"mode": mode, "provider": provider, "duration": duration, **row}
                           for (mode, provider, duration), row in rows.items()], indent=2))
         return
-    print(f"\n{arguments.jobs} jobs per row; lag = noticed − finished, seconds; polls = status calls per job")
+    print(f"\n{arguments.jobs} jobs per row, lengths within ± {arguments.jitter} s; lag = noticed − finished, seconds; "
+          "polls = status calls per job")
     print(f"{'client':12} {'provider':9} {'job s':>6} {'lag median':>11} {'lag max':>8} {'polls median':>13}")
     for (mode, provider, duration), row in sorted(rows.items(), key=lambda item: (item[0][1], item[0][2],
                                                                                   item[0][0])):
