@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 __all__ = [
+    "ZIP_MAX_BYTES",
     "ImageFormat",
     "build_data_uri",
     "content_type_of",
@@ -25,7 +26,9 @@ __all__ = [
     "parse_data_uri",
     "sha256_hex",
     "sniff_format",
+    "zip_digest",
     "zip_images",
+    "zip_size",
 ]
 
 ImageFormat = Literal["png", "jpeg", "webp"]
@@ -147,6 +150,10 @@ def build_data_uri(data: bytes, content_type: str) -> str:
     return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+def _member_name(index: int, image_format: ImageFormat) -> str:
+    return f"image_{index}.{extension_of(image_format)}"
+
+
 def zip_images(images: Sequence[tuple[ImageFormat, bytes]]) -> bytes:
     """A ZIP archive holding the images at its root as ``image_1.jpg``, ``image_2.png`` ...
 
@@ -157,8 +164,42 @@ def zip_images(images: Sequence[tuple[ImageFormat, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for index, (image_format, data) in enumerate(images, start=1):
-            info = zipfile.ZipInfo(f"image_{index}.{extension_of(image_format)}", date_time=(2024, 1, 1, 0, 0, 0))
+            info = zipfile.ZipInfo(_member_name(index, image_format), date_time=(2024, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_STORED
             info.external_attr = 0o644 << 16
             archive.writestr(info, data)
     return buffer.getvalue()
+
+
+_LOCAL_HEADER = 30
+_CENTRAL_HEADER = 46
+_END_RECORD = 22
+"""Fixed sizes of a ZIP's records (APPNOTE.TXT §4.3.7, §4.3.12, §4.3.16), without names or extra fields."""
+
+
+ZIP_MAX_BYTES = zipfile.ZIP64_LIMIT - 64 * 1024
+"""Images totalling more than this need ZIP64 records, which :func:`zip_size` does not count (2 GiB less room for
+the headers)."""
+
+
+def zip_size(images: Sequence[tuple[ImageFormat, int]]) -> int:
+    """The length of :func:`zip_images` for images of these formats and byte lengths, without building it.
+
+    A STORED entry is its local header, its name and its bytes, plus a central directory entry and the end
+    record (APPNOTE.TXT §4.3). Images totalling more than :data:`ZIP_MAX_BYTES` raise ``ValueError``.
+    """
+    total = sum(size for _, size in images)
+    if total > ZIP_MAX_BYTES:
+        raise ValueError(f"{total} bytes of images need a ZIP64 archive (at most {ZIP_MAX_BYTES})")
+    names = sum(len(_member_name(index, image_format)) for index, (image_format, _) in enumerate(images, start=1))
+    return total + len(images) * (_LOCAL_HEADER + _CENTRAL_HEADER) + 2 * names + _END_RECORD
+
+
+def zip_digest(images: Sequence[tuple[ImageFormat, str]]) -> str:
+    """A SHA-256 naming the bytes :func:`zip_images` makes of images with these formats and SHA-256s.
+
+    The archive is deterministic (fixed names and timestamps), so its bytes follow from its members': the fal
+    upload cache is keyed by this without building (or hashing) the archive.
+    """
+    lines = "".join(f"{image_format}:{sha256}\n" for image_format, sha256 in images)
+    return sha256_hex(f"photomaker-bridge zip v1\n{lines}".encode())

@@ -8,7 +8,7 @@ URL the provider's storage returns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -33,13 +33,22 @@ class UploadPlaceholder:
     size: int
     """Bytes to upload."""
     sha256: str
-    """SHA-256 of the bytes: the upload cache key."""
+    """The upload cache key: the SHA-256 of the bytes of an ``image``; for a ``zip``, the SHA-256 of its members'
+    formats and SHA-256s (the archive is deterministic, so this names its bytes exactly without building it)."""
     content_type: str
     """MIME type of the upload (``application/zip``, ``image/png`` ...)."""
     file_name: str
     """A generated, safe file name for the upload."""
-    data: bytes = attrs.field(repr=False, eq=False)
-    """The bytes to upload."""
+    _content: bytes | Callable[[], bytes] = attrs.field(repr=False, eq=False, alias="data")
+    """The bytes, or a function building them (given as ``data=``)."""
+
+    @property
+    def data(self) -> bytes:
+        """The bytes to upload. An archive is built on each access: the flows read it only when the upload cache
+        misses and drop it once uploaded, so that no plan, handle or call in flight keeps a copy
+        (docs/architecture.md, "Uploads")."""
+        content = self._content
+        return content() if callable(content) else content
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict without the bytes."""
@@ -101,3 +110,27 @@ class Plan:
             "images_per_payload": list(self.images_per_payload),
             "submit_options": dict(self.submit_options),
         }
+
+
+def _register_upload_hooks() -> None:
+    """An upload travels through the converter with its bytes as ``data`` (an archive is built for it)."""
+    import base64
+
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+    from ._convert import converter
+
+    def unstructure_content(content: bytes | Callable[[], bytes]) -> str:
+        return base64.b64encode(content() if callable(content) else content).decode("ascii")
+
+    def structure_content(value: str, _: object) -> bytes:
+        return base64.b64decode(value)
+
+    content = override(rename="data", unstruct_hook=unstructure_content, struct_hook=structure_content)
+    converter.register_unstructure_hook(UploadPlaceholder, make_dict_unstructure_fn(
+        UploadPlaceholder, converter, _content=content))
+    converter.register_structure_hook(UploadPlaceholder, make_dict_structure_fn(
+        UploadPlaceholder, converter, _cattrs_forbid_extra_keys=True, _content=content))
+
+
+_register_upload_hooks()

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from photomaker_bridge.images import (
+    ZIP_MAX_BYTES,
     ImageFormat,
     build_data_uri,
     content_type_of,
@@ -23,7 +24,9 @@ from photomaker_bridge.images import (
     parse_data_uri,
     sha256_hex,
     sniff_format,
+    zip_digest,
     zip_images,
+    zip_size,
 )
 
 # --- sniff_format -------------------------------------------------------------------------------------------
@@ -297,3 +300,21 @@ def test_zip_entry_names_are_never_user_names() -> None:
     archive = zip_images([("png", png_bytes())])
     assert b"image_1.png" in archive
     assert base64.b64encode(archive)  # plain bytes, ready to upload
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["png", "jpeg"]), st.binary(max_size=3000)), min_size=1, max_size=4))
+def test_zip_size_is_the_length_of_the_archive(members: list[tuple[ImageFormat, bytes]]) -> None:
+    assert zip_size([(image_format, len(data)) for image_format, data in members]) == len(zip_images(members))
+
+
+def test_zip_digest_names_the_members_formats_and_bytes() -> None:
+    face, other = hashlib.sha256(b"a").hexdigest(), hashlib.sha256(b"b").hexdigest()
+    assert zip_digest([("png", face)]) == zip_digest([("png", face)])
+    assert len({zip_digest([("png", face)]), zip_digest([("jpeg", face)]), zip_digest([("png", other)]),
+                zip_digest([("png", face), ("png", other)]), zip_digest([("png", other), ("png", face)])}) == 5
+
+
+def test_zip_size_refuses_what_would_need_zip64() -> None:
+    with pytest.raises(ValueError, match="ZIP64"):
+        zip_size([("png", ZIP_MAX_BYTES), ("png", 1)])

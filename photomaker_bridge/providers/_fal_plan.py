@@ -31,7 +31,7 @@ import attrs
 import cattrs
 
 from ..errors import InvalidRequestError
-from ..images import ImageFormat, extension_of, sha256_hex, zip_images
+from ..images import ZIP_MAX_BYTES, ImageFormat, extension_of, zip_digest, zip_images, zip_size
 from ..plan import Plan, UploadPlaceholder
 from ..prompts import apply_trigger
 from ..request import PhotoMakerRequest, ReferenceImage
@@ -211,12 +211,13 @@ def _archive(request: PhotoMakerRequest, translator: Translator,
                         "supplies image_archive_url")
         return None
     members: list[tuple[ImageFormat, bytes]] = []
+    digests: list[tuple[ImageFormat, str]] = []
     for index, image in enumerate(request.images):
         field = f"images[{index}]"
         if image.kind == "runware_uuid":
             raise InvalidRequestError(field, image.source, "a path, bytes, a data URI or base64 of a photo",
                                       reason="a Runware image UUID only works with provider 'runware'")
-        if image.kind == "url" or image.data is None or image.image_format is None:
+        if image.kind == "url" or image.data is None or image.image_format is None or image.sha256 is None:
             raise InvalidRequestError(
                 field, image.source, "a path, bytes, a data URI or base64 of a PNG or JPEG photo, or your own "
                 "zip as provider_options={'fal': {'image_archive_url': ...}}",
@@ -226,13 +227,19 @@ def _archive(request: PhotoMakerRequest, translator: Translator,
             raise InvalidRequestError(field, image.source, "a PNG or JPEG photo (convert WEBP first)",
                                       reason="fal's image archive is only known to take PNG and JPEG")
         members.append((image.image_format, image.data))
-    data = zip_images(members)
-    digest = sha256_hex(data)
+        digests.append((image.image_format, image.sha256))
+    if sum(len(data) for _, data in members) > ZIP_MAX_BYTES:
+        raise InvalidRequestError("images", f"{count} photos", f"at most {ZIP_MAX_BYTES} bytes in all",
+                                  reason="fal takes them as one zip archive, and this one would need ZIP64")
+    # Keyed by the photos' own SHA-256s (computed when the request was made), the archive is built only when
+    # the upload cache misses, and its bytes are dropped once uploaded (docs/architecture.md, "Uploads").
+    digest = zip_digest(digests)
+    size = zip_size([(image_format, len(data)) for image_format, data in members])
     upload = UploadPlaceholder(
         kind="zip", placeholder=upload_placeholder("zip", digest),
-        description=f"zip of {count} image{'s' if count != 1 else ''}, {size_text(len(data))}",
-        image_indices=tuple(range(count)), size=len(data), sha256=digest, content_type=_ZIP_CONTENT_TYPE,
-        file_name=f"photomaker-{digest[:12]}.zip", data=data)
+        description=f"zip of {count} image{'s' if count != 1 else ''}, {size_text(size)}",
+        image_indices=tuple(range(count)), size=size, sha256=digest, content_type=_ZIP_CONTENT_TYPE,
+        file_name=f"photomaker-{digest[:12]}.zip", data=lambda: zip_images(members))
     translator.send("images", "image_archive_url", upload.placeholder,
                     f"{upload.description}, uploaded to fal storage before submitting")
     return upload

@@ -18,7 +18,7 @@ from fixtures_images import jpeg_bytes, png_bytes, webp_bytes
 
 from photomaker_bridge import ConfigurationError, InvalidRequestError, PhotoMakerRequest, Plan, Style
 from photomaker_bridge.emulators._fal_schema import STYLES, trigger_word_issue, validate_input
-from photomaker_bridge.images import sha256_hex
+from photomaker_bridge.images import sha256_hex, zip_digest, zip_images
 from photomaker_bridge.providers import explain, provider_class
 from photomaker_bridge.providers.fal import FalProvider
 
@@ -356,7 +356,8 @@ def test_local_photos_are_zipped_into_one_upload() -> None:
     assert upload.kind == "zip"
     assert upload.content_type == "application/zip"
     assert upload.image_indices == (0, 1)
-    assert upload.sha256 == sha256_hex(upload.data)
+    # Keyed by the photos' own SHA-256s (the archive is deterministic), so planning never zips or hashes it.
+    assert upload.sha256 == zip_digest([("png", sha256_hex(FACE)), ("jpeg", sha256_hex(OTHER_FACE))])
     assert upload.size == len(upload.data)
     assert upload.placeholder == "{{upload:zip:" + upload.sha256[:12] + "}}"
     assert upload.file_name == f"photomaker-{upload.sha256[:12]}.zip"
@@ -366,6 +367,28 @@ def test_local_photos_are_zipped_into_one_upload() -> None:
         assert [(info.filename, info.compress_type) for info in archive.infolist()] == [
             ("image_1.png", zipfile.ZIP_STORED), ("image_2.jpg", zipfile.ZIP_STORED)]
         assert archive.read("image_1.png") == FACE and archive.read("image_2.jpg") == OTHER_FACE
+
+
+def test_planning_does_not_zip_and_the_plan_keeps_no_archive(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[int] = []
+
+    def counting_zip(members: Any) -> bytes:
+        built.append(len(members))
+        return zip_images(members)
+
+    monkeypatch.setattr("photomaker_bridge.providers._fal_plan.zip_images", counting_zip)
+    made = plan(request(images=[FACE, OTHER_FACE]))
+    assert built == []  # explain/plan: the placeholder, its size and key, without building the archive
+    assert json.loads(json.dumps(made.to_dict()))["uploads"][0]["size"] == made.uploads[0].size
+    assert built == []
+    first, second = made.uploads[0].data, made.uploads[0].data
+    assert built == [2, 2] and first == second  # built on each read: nothing holds the bytes in between
+    assert first is not second
+
+
+def test_the_same_photos_in_another_order_are_another_archive() -> None:
+    assert (plan(request(images=[FACE, OTHER_FACE])).uploads[0].sha256
+            != plan(request(images=[OTHER_FACE, FACE])).uploads[0].sha256)
 
 
 def test_one_image_description_is_singular() -> None:
