@@ -292,9 +292,22 @@ def cli_error_message(error: InvalidRequestError, arguments: argparse.Namespace 
 
 
 def configured_providers(arguments: argparse.Namespace) -> list[Provider]:
-    """The adapters for ``--base-url`` when given (the keys still come from the environment)."""
+    """The adapters the CLI sets up: each with its ``--base-url`` when given (the keys still come from the
+    environment), and fal's and Eachlabs' keeping learned job lengths between runs unless
+    ``PHOTOMAKER_BRIDGE_DURATION_CACHE=off`` (docs/cli.md): every run is a new client, which would otherwise
+    start knowing nothing of how long jobs take."""
     from .providers import provider_class
+    from .providers._durations import cli_setting
 
-    # Another endpoint for a provider (a proxy, or `photomaker-bridge emulate`).
-    return [provider_class(name)(base_url=url)  # type: ignore[call-arg]
-            for name, url in base_urls(arguments).items()]
+    urls = base_urls(arguments)
+    cache = cli_setting()
+    adapters: list[Provider] = []
+    for name in ("runware", "fal", "eachlabs"):
+        settings: dict[str, Any] = {}
+        if name in urls:
+            settings["base_url"] = urls[name]  # another endpoint (a proxy, or `photomaker-bridge emulate`)
+        if cache is not None and name != "runware":
+            settings["duration_cache"] = cache
+        if settings:
+            adapters.append(provider_class(name)(**settings))
+    return adapters

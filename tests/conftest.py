@@ -160,6 +160,13 @@ def _no_real_network() -> Iterator[None]:
         pytest.fail(f"test tried to reach the real network: {sorted(set(attempts))}", pytrace=False)
 
 
+# --- The CLI's learned-lengths cache ----------------------------------------------------------------------
+# The CLI keeps learned job lengths in the user's cache directory (providers/_durations). The suite never
+# writes there, and CLI tests do not learn from each other: off for every test (and the processes they start)
+# unless a test turns it on with a file of its own.
+os.environ["PHOTOMAKER_BRIDGE_DURATION_CACHE"] = "off"
+
+
 # --- Secrets -----------------------------------------------------------------------------------------------
 # Every API key used in the suite is either an emulator key ("emulator-" + 24 hex digits, EmulatorSettings'
 # default) or registered in SECRETS by the test that invents it. No log record produced during a test may

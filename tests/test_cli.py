@@ -145,3 +145,24 @@ def test_runware_base_url_may_be_the_root_and_a_wrong_path_gets_a_hint(monkeypat
         code, out, err = run(*base, "--base-url", emulators.runware.url + "/api")
         assert code == 4 and "HTTP 404" in err
         assert "hint: Runware answers every task on POST <base>/v1; check --base-url" in err
+
+
+def test_generate_keeps_learned_job_lengths_for_the_next_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from photomaker_bridge.emulators import EmulatorSettings, start_emulators
+    from photomaker_bridge.providers._durations import DurationCache
+
+    cache = tmp_path / "lengths.json"
+    monkeypatch.setenv("PHOTOMAKER_BRIDGE_DURATION_CACHE", str(cache))
+    with start_emulators(fal=EmulatorSettings(run_time=0.05)) as emulators:
+        monkeypatch.setenv("FAL_KEY", emulators.fal.api_key)
+        code, _, err = run("generate", "--provider", "fal", "--prompt", "a woman img", "--sample-faces", "1",
+                           "--json", "--base-url", emulators.fal.url)
+        assert code == EXIT_OK, err
+    key = f"fal|fal-ai/photomaker|photomaker|{emulators.fal.url}"
+    assert DurationCache(cache, "fal").estimate(key, 15.0, known=False).known  # the next run starts warm
+    monkeypatch.setenv("PHOTOMAKER_BRIDGE_DURATION_CACHE", "off")
+    from photomaker_bridge._cli_options import configured_providers
+    from photomaker_bridge.cli import build_parser
+
+    arguments = build_parser().parse_args(["generate", "--provider", "fal", "--prompt", "a man img"])
+    assert configured_providers(arguments) == []

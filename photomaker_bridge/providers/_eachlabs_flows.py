@@ -325,7 +325,7 @@ def result(provider: EachlabsProvider, handle: JobHandle, context: FlowContext) 
     for index, prediction_id in enumerate(ids):
         offset = offsets[index] if isinstance(offsets, list) and index < len(offsets) else 0.0
         origins[prediction_id] = now - max(age - float(offset), 0.0)
-        timers[prediction_id] = PollTimer(provider.polling, estimate.seconds)
+        timers[prediction_id] = PollTimer(provider.polling, estimate.seconds, cold=not estimate.known)
         if resumed:
             timers[prediction_id].next_at = 0.0
     snapshots: dict[str, PredictionSnapshot] = {}

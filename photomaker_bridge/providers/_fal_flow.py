@@ -170,6 +170,20 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def _offset(timestamp: str | None, handle: JobHandle) -> float | None:
+    """Seconds from the handle's submit to a log line's ISO 8601 ``timestamp`` (fal.md §1.4; UTC when it names
+    no zone), or ``None`` when it cannot be read or the handle's submit time is not known."""
+    if not timestamp or not handle.details.get("submitted_at_known", False):
+        return None
+    try:
+        at = datetime.datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=datetime.UTC)
+    return (at - handle.submitted_at).total_seconds()
+
+
 @attrs.define
 class _Progress:
     """What the result flow learned about one request while polling it."""
@@ -181,6 +195,12 @@ class _Progress:
     running: bool = False
     log_keys: set[tuple[str | None, str]] = attrs.field(factory=set)
     queue_seconds: float | None = None
+    first_log: float | None = None
+    """Seconds from the submit to the earliest log line's timestamp seen (the run had started by then)."""
+    last_log: float | None = None
+    """Seconds from the submit to the latest log line's timestamp seen (the request was not done before)."""
+    last_queued: float = 0.0
+    """Seconds from the submit to the last poll that found the request IN_QUEUE (its run started later)."""
     timer: PollTimer | None = None
     state: str | None = None
     """The status last seen (IN_QUEUE, IN_PROGRESS, COMPLETED)."""
@@ -297,6 +317,9 @@ class FalFlows:
             yield from bind_slot(lease, submission.request_id, keep=keep_slots)
             yield Event("submitted", PROVIDER, request_id=submission.request_id,
                         queue_position=submission.queue_position)
+            # The submit's own answer is IN_QUEUE (fal.md §1.3): said at once, since the first status call now
+            # waits for its due time and may find the request already running.
+            yield Event("queued", PROVIDER, request_id=submission.request_id, queue_position=submission.queue_position)
         return handle()
 
     def _cancel(self, request_ids: Sequence[str], jobs: JobTracker | None, context: FlowContext,
@@ -342,11 +365,21 @@ class FalFlows:
         # it is polled at once and its duration is not learned from.
         known = bool(handle.details.get("submitted_at_known", False))
         for item in progress:
-            item.timer = PollTimer(self.polling, self.estimate.seconds if known else self.polling.min_interval)
+            item.timer = (PollTimer(self.polling, self.estimate.seconds, cold=not self.estimate.known) if known
+                          else PollTimer(self.polling, self.polling.min_interval))
         try:
+            elapsed = 0.0
             while pending:
-                elapsed = self._elapsed(handle) if known else 0.0
-                due = [item for item in pending if item.timer is None or item.timer.next_at <= elapsed] or pending
+                if known:
+                    # No status call before a request is due (fal.md §1.4): sleep until the soonest one is.
+                    elapsed = self._elapsed(handle)
+                    soonest = min(item.timer.next_at for item in pending if item.timer is not None)
+                    if soonest > elapsed:
+                        yield Wait(soonest - elapsed)
+                        continue
+                    due = [item for item in pending if item.timer is not None and item.timer.next_at <= elapsed]
+                else:
+                    due = list(pending)  # a bare id (resume): poll every request, min_interval apart
                 for item in due:
                     status: FalStatus = yield from step(
                         FalStatusCheck(application, item.request_id, self.with_logs, jobs=jobs), context,
@@ -355,15 +388,15 @@ class FalFlows:
                     yield from self._observe(item, status, handle)
                     elapsed = self._elapsed(handle) if known else elapsed + self.polling.min_interval
                     assert item.timer is not None
+                    if status.state == "IN_QUEUE":
+                        item.last_queued = elapsed
                     if status.state != "COMPLETED":
                         yield from renew_slot(self.account, self.limits, item.request_id)
                         item.timer.pending(elapsed, started=status.state == "IN_PROGRESS")
                         continue
                     yield from release_slot(self.account, self.limits, request_id=item.request_id)
                     if known and not status.failed:
-                        run = status.inference_time
-                        total = None if run is None or item.queue_seconds is None else item.queue_seconds + run
-                        self.estimate.update(duration_sample(item.timer.last_pending, elapsed, total))
+                        self.estimate.update(self._duration(item, status, elapsed))
                     # A completed request needs no cancel (fal.md §1.7), but it stays pending until its result
                     # is fetched: a deadline during the fetch must name it, and must not claim to cancel it.
                     if jobs is not None:
@@ -372,16 +405,15 @@ class FalFlows:
                     if status.failed:
                         item.error = error_for_completed(status, request_id=item.request_id)
                     else:
+                        # Straight to the response URL: no second status call as fal_client.result() makes.
                         yield from self._fetch(item, application, jobs, context, handle)
                     pending.remove(item)
                     if item.error is not None:
                         yield Event("failed", PROVIDER, request_id=item.request_id, message=str(item.error))
                     else:
                         yield Event("completed", PROVIDER, request_id=item.request_id)
-                if pending:
-                    now = self._elapsed(handle) if known else elapsed
-                    soonest = min(item.timer.next_at for item in pending if item.timer is not None)
-                    yield Wait(max(soonest - now, 0.0) if known else self.polling.min_interval)
+                if pending and not known:
+                    yield Wait(self.polling.min_interval)
         except DeadlineReached as reached:
             running = [item for item in pending if item.final is None]
             outcomes: tuple[CancelOutcome, ...] = ()
@@ -468,6 +500,22 @@ class FalFlows:
     def _elapsed(handle: JobHandle) -> float:
         return max(0.0, (_now() - handle.submitted_at).total_seconds())
 
+    @staticmethod
+    def _duration(item: _Progress, status: FalStatus, detected: float) -> float:
+        """Submit-to-completion seconds of a request found COMPLETED at ``detected``, for the estimate.
+
+        It ended after the last poll that found it running, after its run (``metrics.inference_time``) and after
+        its last log line, and by ``detected``. Where fal says when the run started (the first log line's
+        timestamp, else the last poll that found it queued, or the submit) the start plus the run is the answer,
+        kept inside those bounds; without ``inference_time``, the middle of them. Never the moment it was noticed:
+        that would learn each poll's lag and drift later."""
+        assert item.timer is not None
+        run = status.inference_time
+        lower = max(item.timer.last_pending, run or 0.0, item.last_log or 0.0)
+        start = item.first_log if item.first_log is not None else item.last_queued
+        measured = None if run is None else start + run
+        return duration_sample(min(lower, detected), detected, measured)
+
     def _observe(self, item: _Progress, status: FalStatus, handle: JobHandle) -> Flow[None]:
         """Events and queue timing from one status."""
         if status.state == "IN_QUEUE":
@@ -487,6 +535,10 @@ class FalFlows:
             if status.state == "IN_PROGRESS":
                 yield Event("running", PROVIDER, request_id=item.request_id)
         for line in status.logs:
+            at = _offset(line.timestamp, handle)
+            if at is not None:
+                item.first_log = at if item.first_log is None else min(item.first_log, at)
+                item.last_log = at if item.last_log is None else max(item.last_log, at)
             if line.key not in item.log_keys:
                 item.log_keys.add(line.key)
                 yield Event("log", PROVIDER, request_id=item.request_id, message=line.message)

@@ -18,15 +18,23 @@ schedule
 The expected end is learned: :class:`DurationEstimate` keeps an exponentially weighted average of the
 durations of completed jobs, seeded from the provider's published typical time. Everything here is
 pure (no clock, no I/O): the flow passes elapsed seconds in and gets poll times out.
+
+**Cold start.** Until a duration is *known* (given by the caller, learned from a completed job, or read from the
+learned-lengths cache, ``_durations``) the typical time is only a guess: a new client polling around a wrong
+guess noticed a 2 s fal job after 4 s, and a 73 s Eachlabs job up to 8 s late. So a cold timer polls on a
+schedule whose lag is bounded whatever the job's length (:func:`next_cold_poll_at`): gaps of a tenth of the
+time elapsed, at least ``cold_min_interval`` and at most ``cold_max_interval``, plus the guess's own grid so
+that a job as long as the guess is still seen at once (docs/architecture.md, "Polling").
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import attrs
 
-__all__ = ["DurationEstimate", "PollPolicy", "PollTimer", "duration_sample", "next_poll_at"]
+__all__ = ["DurationEstimate", "PollPolicy", "PollTimer", "duration_sample", "next_cold_poll_at", "next_poll_at"]
 
 
 _GRID_STEPS = 4
@@ -58,10 +66,19 @@ class PollPolicy:
     """Past the expected end, wait this fraction of the overrun so far (backing off as a job runs late)."""
     request_timeout: float = attrs.field(default=30.0, validator=_positive)
     """Seconds one HTTP exchange with Eachlabs may take (the caller's deadline may cut it shorter)."""
+    cold_min_interval: float = attrs.field(default=0.5, validator=_positive)
+    """Cold start (no duration known yet): the shortest wait between two polls, at the start of a job."""
+    cold_fraction: float = attrs.field(default=0.1, validator=_positive)
+    """Cold start: wait this fraction of the time elapsed since the job was created (the lag stays within it)."""
+    cold_max_interval: float = attrs.field(default=1.5, validator=_positive)
+    """Cold start: the longest wait between two polls, so that the lag never passes it."""
 
     def __attrs_post_init__(self) -> None:
         if self.min_interval > self.max_interval:
             raise ValueError(f"min_interval ({self.min_interval}) must not exceed max_interval ({self.max_interval})")
+        if self.cold_min_interval > self.cold_max_interval:
+            raise ValueError(f"cold_min_interval ({self.cold_min_interval}) must not exceed cold_max_interval "
+                             f"({self.cold_max_interval})")
 
 
 def next_poll_at(elapsed: float, expected: float, policy: PollPolicy) -> float:
@@ -84,6 +101,22 @@ def next_poll_at(elapsed: float, expected: float, policy: PollPolicy) -> float:
         # the likeliest moment of completion instead of somewhere up to min_interval after it.
         grid = expected + math.floor((at - expected) / step) * step
         at = grid if grid >= elapsed + step / 2 else grid + step
+    return at
+
+
+def next_cold_poll_at(elapsed: float, guess: float, policy: PollPolicy) -> float:
+    """When to poll next while no duration is known (see the module's "Cold start"), after ``elapsed``.
+
+    The gap is ``cold_fraction`` of the time elapsed, between ``cold_min_interval`` and ``cold_max_interval``, so
+    a job is noticed at most that late whatever its length: with the defaults, within 0.5 s for the first 5 s,
+    within a tenth of its length up to 15 s, within 1.5 s after that — at fewer polls than a loop polling every
+    second for any job longer than 10 s. Until just past ``guess`` (the provider's typical time) the guess's own
+    grid (:func:`next_poll_at`) may come sooner: a job as long as the typical one is seen at once.
+    """
+    gap = min(policy.cold_max_interval, max(policy.cold_min_interval, policy.cold_fraction * elapsed))
+    at = elapsed + gap
+    if elapsed < guess + policy.min_interval:
+        at = min(at, next_poll_at(elapsed, guess, policy))
     return at
 
 
@@ -113,6 +146,11 @@ class DurationEstimate:
     """How much one new sample moves the estimate (an exponentially weighted moving average)."""
     samples: int = 0
     """How many completed predictions have been learned from."""
+    known: bool = False
+    """Whether ``seconds`` is known (given by the caller, learned, or read from the learned-lengths cache) rather
+    than the provider's typical time: until it is, timers poll on the cold schedule (:func:`next_cold_poll_at`)."""
+    on_update: Callable[[DurationEstimate], None] | None = attrs.field(default=None, eq=False, repr=False)
+    """Called after each update (the learned-lengths cache saves the estimate, ``_durations``)."""
 
     def update(self, sample: float) -> None:
         """Learn from one completed prediction that took ``sample`` seconds."""
@@ -120,6 +158,9 @@ class DurationEstimate:
             return
         self.seconds = sample if self.samples == 0 else self.seconds + self.weight * (sample - self.seconds)
         self.samples += 1
+        self.known = True
+        if self.on_update is not None:
+            self.on_update(self)
 
 
 @attrs.define
@@ -142,10 +183,17 @@ class PollTimer:
     """When to poll next."""
     started: bool = False
     """Whether a poll has seen the job ``processing`` (or finished)."""
+    cold: bool = False
+    """Whether ``duration`` is only the provider's typical time (no duration known yet): then the cold schedule."""
 
     def __attrs_post_init__(self) -> None:
         self.expected = self.duration
-        self.next_at = next_poll_at(0.0, self.duration, self.policy)
+        self.next_at = self._next(0.0)
+
+    def _next(self, elapsed: float) -> float:
+        if self.cold:
+            return next_cold_poll_at(elapsed, self.expected, self.policy)
+        return next_poll_at(elapsed, self.expected, self.policy)
 
     def pending(self, elapsed: float, *, started: bool) -> None:
         """A poll at ``elapsed`` found the job unfinished; ``started`` when Eachlabs said ``processing``.
@@ -160,4 +208,4 @@ class PollTimer:
         if not self.started:
             run = max(self.duration - self.policy.first_check, self.policy.min_interval)
             self.expected = max(self.expected, elapsed + run)
-        self.next_at = next_poll_at(elapsed, self.expected, self.policy)
+        self.next_at = self._next(elapsed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import email.utils
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -187,6 +188,13 @@ def check_limit(instance: object, attribute: attrs.Attribute[Any], value: int | 
     """attrs validator of a provider limit (``concurrency``, ``per_minute``): a positive integer or ``None``."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ConfigurationError(f"{attribute.name} must be a positive integer or None (no limit), got {value!r}")
+
+
+def check_duration_cache(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An adapter's ``duration_cache`` is ``None``, a bool or a path (``str`` / ``os.PathLike``)."""
+    if value is None or isinstance(value, bool | str | os.PathLike):
+        return
+    raise ConfigurationError(f"{attribute.name} must be True, False, None or a file path, got {value!r}")
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -32,6 +32,7 @@ from ..request import PhotoMakerRequest
 from ..result import PhotoMakerResult
 from ..styles import Style
 from . import _eachlabs_flows
+from ._durations import DurationCache, DurationCacheSetting
 from ._polling import DurationEstimate, PollPolicy
 from ._steps import account_of
 from .base import (
@@ -40,6 +41,7 @@ from .base import (
     IdFactory,
     Provider,
     Translator,
+    check_duration_cache,
     check_limit,
     deep_merge,
     new_uuid,
@@ -168,6 +170,9 @@ class EachlabsProvider(Provider):
     lease_seconds: float | None = None
     """How long a created prediction keeps its slot when nobody polls it (a handle not collected yet): by then
     Eachlabs has finished it. ``None``: four times the expected duration, at least two minutes."""
+    duration_cache: DurationCacheSetting = attrs.field(default=None, validator=check_duration_cache)
+    """Keep learned prediction lengths between runs (``_durations``): ``True`` in the user's cache directory, or
+    a path; ``None`` (default): learn per adapter only. The CLI turns it on (docs/architecture.md, "Polling")."""
     _estimates: dict[str, DurationEstimate] = attrs.field(init=False, factory=dict, repr=False, eq=False)
 
     # ------------------------------------------------------------------------------------------ settings
@@ -189,8 +194,12 @@ class EachlabsProvider(Provider):
     def estimate(self) -> DurationEstimate:
         """The learned expected duration of this provider's model (seeded from its typical time)."""
         if self.model not in self._estimates:
-            seconds = self.expected_seconds or _MODEL_TO_TYPICAL_SECONDS[self.model]
-            self._estimates[self.model] = DurationEstimate(seconds)
+            guess = self.expected_seconds or _MODEL_TO_TYPICAL_SECONDS[self.model]
+            known = self.expected_seconds is not None
+            cache = DurationCache.from_setting(self.duration_cache, self.name)
+            self._estimates[self.model] = (
+                cache.estimate(f"{self.name}|{self.model}|{self.base_url}", guess, known=known) if cache is not None
+                else DurationEstimate(guess, known=known))
         return self._estimates[self.model]
 
     # ------------------------------------------------------------------------------------------- plan

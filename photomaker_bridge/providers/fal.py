@@ -26,13 +26,14 @@ from ..plan import FieldMapping, Plan
 from ..request import PhotoMakerRequest
 from ..result import PhotoMakerResult
 from ..styles import Style
+from ._durations import DurationCache, DurationCacheSetting
 from ._fal_flow import FalFlows
 from ._fal_parse import PROVIDER
 from ._fal_performers import FalAsyncPerformer, FalSyncPerformer
 from ._fal_plan import CAPABILITIES, STYLE_TO_FAL, Pipeline, build_plan
 from ._polling import DurationEstimate, PollPolicy
 from ._steps import account_of
-from .base import Capability, FlowContext, IdFactory, Provider, check_limit, new_uuid
+from .base import Capability, FlowContext, IdFactory, Provider, check_duration_cache, check_limit, new_uuid
 
 __all__ = ["FalAsyncPerformer", "FalProvider", "FalSyncPerformer", "Priority"]
 
@@ -94,6 +95,9 @@ class FalProvider(Provider):
     start_timeout: float | None = None
     """Seconds fal may keep a submission waiting for a runner before giving up on it, above 1 (fal.md §1.2
     ``X-Fal-Request-Timeout``; expired: a 504 error); ``None``: fal's default."""
+    duration_cache: DurationCacheSetting = attrs.field(default=None, validator=check_duration_cache)
+    """Keep learned request lengths between runs (``_durations``): ``True`` in the user's cache directory, or a
+    path; ``None`` (default): learn per adapter only. The CLI turns it on (docs/architecture.md, "Polling")."""
     _estimate: DurationEstimate = attrs.field(init=False, repr=False, eq=False)
     """Learned submit-to-completion time, shared by every call made with this adapter."""
 
@@ -114,7 +118,11 @@ class FalProvider(Provider):
                                      f"got {self.start_timeout!r}")
         if self.expected_seconds is not None and not self.expected_seconds > 0:
             raise ConfigurationError(f"expected_seconds must be positive, got {self.expected_seconds!r}")
-        self._estimate = DurationEstimate(self.expected_seconds or TYPICAL_SECONDS)
+        guess, known = self.expected_seconds or TYPICAL_SECONDS, self.expected_seconds is not None
+        cache = DurationCache.from_setting(self.duration_cache, PROVIDER)
+        key = f"{PROVIDER}|{self.application}|{self.pipeline}|{self.base_url or 'fal'}"
+        self._estimate = (cache.estimate(key, guess, known=known) if cache is not None
+                          else DurationEstimate(guess, known=known))
 
     # -- credentials ----------------------------------------------------------------------------------------
 
@@ -161,7 +169,8 @@ class FalProvider(Provider):
     def _flows(self) -> FalFlows:
         if self.poll_interval is not None:
             fixed = self.poll_interval
-            policy = PollPolicy(first_check=fixed, approach=1.0, min_interval=fixed, max_interval=fixed)
+            policy = PollPolicy(first_check=fixed, approach=1.0, min_interval=fixed, max_interval=fixed,
+                                cold_min_interval=fixed, cold_max_interval=fixed)
         else:
             policy = self.polling
         return FalFlows(self.application, policy, self._estimate, self.with_logs, self.account(), self.limits())
