@@ -26,7 +26,7 @@ from types import FrameType
 from typing import TextIO
 
 from ._cli_cancel import cancel_and_report, resume_lines
-from ._cli_options import base_url_for, configured_providers
+from ._cli_options import EXIT_INTERRUPTED, EXIT_NOT_SAVED, base_url_for, configured_providers
 from ._console import check_out_folder, result_summary, save_result
 from ._display import Job, JobBoard, image_lines, print_results, print_trail
 from .client import Bridge
@@ -38,10 +38,6 @@ from .result import PhotoMakerResult
 __all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "HELD_SUBMIT", "Interrupts", "abandoned_submit", "command_resume",
            "deliver", "generate_direct", "marks_failure", "remaining", "run_job", "stop_job"]
 
-EXIT_NOT_SAVED = 6
-"""The images were generated (and paid for) but could not be saved; their URLs and the result were printed."""
-EXIT_INTERRUPTED = 130
-"""Ctrl-C (128 + SIGINT), the shell's convention."""
 EXIT_TIMEOUT = 5
 
 

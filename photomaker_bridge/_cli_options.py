@@ -22,9 +22,14 @@ from .providers.base import Provider
 from .request import PROVIDER_NAMES, PhotoMakerRequest, structure_request
 from .routing import STRATEGIES, Route, parse_route
 
-__all__ = ["RangeHelpFormatter", "add_request_arguments", "add_route_arguments", "base_url_for", "base_urls",
-           "cli_error_message", "configured_providers", "provider_defaults", "provider_from", "provider_ranges",
-           "request_from"]
+EXIT_NOT_SAVED = 6
+"""The images were generated (and paid for) but could not be saved; their URLs and the result were printed."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (128 + SIGINT), the shell's convention."""
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "RangeHelpFormatter", "add_request_arguments",
+           "add_route_arguments", "base_url_for", "base_urls", "cli_error_message", "configured_providers",
+           "provider_defaults", "provider_from", "provider_ranges", "request_from"]
 
 _ORDER = ("runware", "fal", "eachlabs")  # the order the README and docs list the providers in
 _MAX_SEED = 2**63 - 1

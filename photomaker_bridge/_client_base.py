@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ._connections import DEFAULT_KEEPALIVE, DEFAULT_MAX_CONNECTIONS, ConnectionLimits
 from ._coordination import Coordinator
 from ._http import Event, Flow
 from ._retry import RetryPolicy
@@ -93,7 +94,10 @@ class BridgeBase:
 
     def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None,
                  budget: Decimal | float | str | None = None, breaker: BreakerSettings | None = None,
-                 router_state: RouterState | None = None) -> None:
+                 router_state: RouterState | None = None, max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+                 keepalive: float = DEFAULT_KEEPALIVE) -> None:
+        self._connections = ConnectionLimits(max_connections, keepalive)
+        """The connection pools' settings (checked first: a bad one is a ConfigurationError)."""
         configured: dict[str, Provider] = {}
         for provider in providers or ():
             if provider.name in configured:

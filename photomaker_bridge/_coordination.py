@@ -30,12 +30,9 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import limits
-import limits.storage
-import limits.strategies
 
 from ._coordination_operations import (
     AcquireSlot,
@@ -51,6 +48,9 @@ from ._coordination_operations import (
     RenewSlot,
     UploadTicket,
 )
+
+if TYPE_CHECKING:
+    import limits.strategies
 
 __all__ = [
     "AcquireSlot",
@@ -164,6 +164,12 @@ class Coordinator:
         them)."""
         if wanted.per_minute is None:
             return None
+        # Imported on first use: limits (with its deprecated/wrapt imports) costs ~30 ms, and most clients set
+        # no per-minute rate (docs/architecture.md, "Imports").
+        import limits
+        import limits.storage
+        import limits.strategies
+
         if self._rates is None:
             self._rates = limits.strategies.MovingWindowRateLimiter(limits.storage.MemoryStorage())
         item = limits.RateLimitItemPerMinute(wanted.per_minute)

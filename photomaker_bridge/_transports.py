@@ -25,16 +25,22 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
-import requests
-import urllib3.exceptions
-
+from ._connections import ConnectionLimits
 from ._http import HttpRequest, HttpResponse
 from ._logging import provider_logger
 from ._retry import CONNECTION_REFUSED
 from .errors import ProviderUnavailableError
+
+if TYPE_CHECKING:
+    import aiohttp
+    import requests
+
+# requests and aiohttp are imported when a transport is made, not with this module: aiohttp alone costs
+# ~170 ms at import (its connector builds SSL contexts), and a sync Bridge never needs it (docs/architecture.md,
+# "Imports"). Each method imports what it uses; after the first time that is a dictionary lookup.
 
 __all__ = ["AiohttpTransport", "RequestsTransport"]
 
@@ -68,6 +74,8 @@ def _log_exchange(request: HttpRequest, started: float, status: int | None = Non
 def _never_connected(error: BaseException) -> bool:
     """Whether requests/urllib3 failed to open a connection at all (``NewConnectionError`` anywhere in the chain
     it wraps): then nothing was sent, and even a job-creating request may be sent again (``_retry``)."""
+    import urllib3.exceptions
+
     seen: set[int] = set()
     link: BaseException | None = error
     while link is not None and id(link) not in seen:
@@ -94,11 +102,26 @@ class RequestsTransport:
     body is read in chunks against the request's whole timeout instead.
     """
 
-    def __init__(self, session: requests.Session | None = None) -> None:
-        self.session = session or requests.Session()
+    def __init__(self, session: requests.Session | None = None, *,
+                 connections: ConnectionLimits | None = None) -> None:
+        import requests
+        import requests.adapters
+
+        if session is None:
+            limits = connections or ConnectionLimits()
+            session = requests.Session()
+            # One pool per host of max_connections; past it requests opens throwaway connections (never blocks).
+            size = limits.max_connections or 1_000
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, requests.adapters.HTTPAdapter(pool_connections=10, pool_maxsize=size))
+            if not limits.reuse:
+                session.headers["Connection"] = "close"
+        self.session = session
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send ``request``; any status comes back as a response, network failures as ProviderUnavailableError."""
+        import requests
+
         timeout = request.timeout if request.timeout is not None else DEFAULT_TIMEOUT
         started = time.monotonic()
         ends_at = started + timeout
@@ -151,17 +174,20 @@ class AiohttpTransport:
     used from another loop (a second ``asyncio.run``): an aiohttp session cannot outlive its loop.
     """
 
-    def __init__(self, session: aiohttp.ClientSession | None = None, *, limit: int = 100) -> None:
+    def __init__(self, session: aiohttp.ClientSession | None = None, *,
+                 connections: ConnectionLimits | None = None) -> None:
         self._session = session
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._limit = limit
+        self._connections = connections or ConnectionLimits()
 
     @property
     def session(self) -> aiohttp.ClientSession:
         """The session for the running loop, created on first use."""
+        import aiohttp
+
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or (self._loop is not None and self._loop is not loop):
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self._limit))
+            self._session = aiohttp.ClientSession(connector=self._connector())
             # aiohttp silently sends an idempotent request again when a reused connection drops; the bridge's
             # retry policy is the one place that decides what is tried again (and counts it). No public option.
             self._session._retry_connection = False
@@ -170,8 +196,19 @@ class AiohttpTransport:
             self._loop = loop
         return self._session
 
+    def _connector(self) -> aiohttp.TCPConnector:
+        import aiohttp
+
+        limits = self._connections
+        limit = limits.max_connections or 0  # aiohttp: 0 is no limit
+        if not limits.reuse:
+            return aiohttp.TCPConnector(limit=limit, force_close=True)
+        return aiohttp.TCPConnector(limit=limit, keepalive_timeout=limits.keepalive)
+
     async def send(self, request: HttpRequest) -> HttpResponse:
         """Send ``request``; any status comes back as a response, network failures as ProviderUnavailableError."""
+        import aiohttp
+
         timeout = aiohttp.ClientTimeout(total=request.timeout if request.timeout is not None else DEFAULT_TIMEOUT)
         started = time.monotonic()
         try:

@@ -19,19 +19,18 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ._cli_cancel import command_cancel
-from ._cli_jobs import EXIT_INTERRUPTED, EXIT_NOT_SAVED, command_resume
+from ._cli_emulate import add_emulate_arguments
 from ._cli_options import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_SAVED,
     RangeHelpFormatter,
     add_request_arguments,
     add_route_arguments,
     cli_error_message,
     request_from,
 )
-from ._cli_route import command_generate
-from ._display import JobBoard, make_console, print_table, print_trail
 from ._logging import cli_logging
 from .errors import (
     BridgeError,
@@ -41,15 +40,21 @@ from .errors import (
     InvalidRequestError,
     ProviderError,
 )
-from .plan import Plan
 from .request import PROVIDER_NAMES
+
+if TYPE_CHECKING:
+    from ._display import JobBoard
+    from .plan import Plan
+
+# The commands' modules (the clients, the HTTP libraries, rich) are imported when a command runs, so that
+# `--help` and usage errors stay fast (docs/architecture.md, "Imports").
 
 __all__ = ["EXIT_BUDGET", "EXIT_CONFIGURATION", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_NOT_SAVED", "EXIT_OK",
            "EXIT_PROVIDER", "EXIT_TIMEOUT", "build_parser", "main"]
 
 EXIT_OK, EXIT_INPUT, EXIT_CONFIGURATION, EXIT_PROVIDER, EXIT_TIMEOUT, EXIT_BUDGET = 0, 2, 3, 4, 5, 7
 
-Handler = Callable[[argparse.Namespace, JobBoard, TextIO, TextIO], int]
+Handler = Callable[[argparse.Namespace, "JobBoard", TextIO, TextIO], int]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,6 +75,19 @@ def _version() -> str:
         return __version__
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked for (importlib.metadata costs ~15 ms at every start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(f"{parser.prog} {_version()}\n")  # on stdout, as argparse's own version action
+        parser.exit()
+
+
 def _short(value: Any, limit: int = 60) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     if text.startswith("data:"):
@@ -78,6 +96,8 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def _print_plan(plan: Plan, out: TextIO) -> None:
+    from ._display import print_table
+
     out.write(f"{plan.provider}: {plan.target}; {len(plan.payloads)} payload(s), "
               f"images per payload {list(plan.images_per_payload)}\n\n")
     rows = [[line.unified_field, line.provider_field or "-", "-" if line.value is None else _short(line.value),
@@ -107,6 +127,7 @@ def _command_explain(arguments: argparse.Namespace, board: JobBoard, out: TextIO
 
 
 def _command_styles(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
+    from ._display import print_table
     from .providers import provider_class
     from .styles import Style
 
@@ -118,6 +139,24 @@ def _command_styles(arguments: argparse.Namespace, board: JobBoard, out: TextIO,
     rows = [[style.value, *(spellings[name][style] for name in PROVIDER_NAMES)] for style in Style]
     print_table(out, ["style", *PROVIDER_NAMES], rows)
     return EXIT_OK
+
+
+def _command_generate(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
+    from ._cli_route import command_generate
+
+    return command_generate(arguments, board, out, err)
+
+
+def _command_resume(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
+    from ._cli_jobs import command_resume
+
+    return command_resume(arguments, board, out, err)
+
+
+def _command_cancel(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
+    from ._cli_cancel import command_cancel
+
+    return command_cancel(arguments, board, out, err)
 
 
 def _command_demo(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
@@ -161,14 +200,12 @@ def _add_job_options(parser: argparse.ArgumentParser, *, timeout_help: str) -> N
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``photomaker-bridge``."""
-    from .emulators._cli import add_emulate_arguments
-
     common = _common_options()
     parser = _Parser(prog="photomaker-bridge", description="One PhotoMaker request to Runware, fal or Eachlabs.",
                      epilog="Keys come from RUNWARE_API_KEY, FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET) and "
                             "EACHLABS_API_KEY. Exit codes: 0 ok, 2 bad input, 3 configuration, 4 provider error, "
                             "5 deadline, 6 generated but not saved, 7 over budget (nothing sent), 130 interrupted.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
@@ -183,14 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_request_arguments(explain)
     styles = command("styles", _command_styles, "each provider's spelling of the 11 styles")
     styles.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    generate = command("generate", command_generate, "generate on a provider, with a live progress display "
+    generate = command("generate", _command_generate, "generate on a provider, with a live progress display "
                                                       "(keys from the environment)")
     add_request_arguments(generate, routed=True)
     add_route_arguments(generate)
     _add_job_options(generate, timeout_help="deadline in seconds for the whole call, every attempt of a route "
                                             "included (default: none); when it passes, the job's fate and its "
                                             "resume line are printed")
-    resume = command("resume", command_resume, "collect a job submitted earlier (by `generate`, the library or "
+    resume = command("resume", _command_resume, "collect a job submitted earlier (by `generate`, the library or "
                                                "another process) from its provider and request id")
     resume.add_argument("--provider", required=True, choices=PROVIDER_NAMES, help="where the job runs")
     resume.add_argument("--request-id", required=True, metavar="ID[,ID...]",
@@ -199,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     _add_job_options(resume, timeout_help="how long to wait, in seconds (default: until the job ends); the job "
                                           "keeps running when it passes")
-    cancel = command("cancel", command_cancel, "cancel a job by its provider and request id (where the provider "
+    cancel = command("cancel", _command_cancel, "cancel a job by its provider and request id (where the provider "
                                                "allows it), printing what became of each id")
     cancel.add_argument("--provider", required=True, choices=PROVIDER_NAMES, help="where the job runs")
     cancel.add_argument("--request-id", required=True, metavar="ID[,ID...]",
@@ -257,6 +294,8 @@ def _run(handler: Handler, arguments: argparse.Namespace, board: JobBoard, out: 
 def _print_trail_of(error: BridgeError, err: TextIO) -> None:
     """The decision trail of a routed call that failed (a direct call's one line says nothing more)."""
     if len(error.attempts) > 1 or any(entry.outcome != "error" for entry in error.attempts):
+        from ._display import print_trail
+
         err.write("\n")
         print_trail(err, error.attempts)
 
@@ -274,6 +313,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     out = out or sys.stdout
     err = err or sys.stderr
     arguments = build_parser().parse_args(argv)
+    from ._display import JobBoard, make_console
+
     console = make_console(err)
     quiet = arguments.quiet
     verbosity = -1 if quiet else arguments.verbose

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from ._client_attempts import AsyncAttempts, SyncAttempts
 from ._client_base import BridgeBase, EventHandler, ProviderChoice, with_data
+from ._connections import DEFAULT_KEEPALIVE, DEFAULT_MAX_CONNECTIONS
 from ._http import Flow, Stop, arun_flow, run_flow
 from ._retry import RetryPolicy
 from ._transports import AiohttpTransport, RequestsTransport
@@ -54,7 +55,9 @@ class Bridge(BridgeBase):
     configures them explicitly. A missing key is a :class:`ConfigurationError` before any request.
     ``retry=RetryPolicy(...)`` sets how failed steps are tried again; ``budget=`` caps what all the client's calls
     may spend (USD), ``breaker=BreakerSettings(...)`` when a provider's circuit breaker opens, and
-    ``router_state=`` where routed calls keep what they share (docs/routing.md).
+    ``router_state=`` where routed calls keep what they share (docs/routing.md). ``max_connections`` (default 100,
+    ``None``: no limit) and ``keepalive`` (seconds an idle connection is kept, default 15; 0 closes each after its
+    answer) set the connection pools, fal's included (docs/architecture.md, "Transports").
 
     A ``Bridge`` may be shared between threads: its calls share the connection pool, the provider limits (a call
     beyond a limit waits for a slot), the uploads (one upload per distinct photo, even when calls ask at once) and
@@ -63,9 +66,11 @@ class Bridge(BridgeBase):
 
     def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None,
                  budget: Decimal | float | str | None = None, breaker: BreakerSettings | None = None,
-                 router_state: RouterState | None = None) -> None:
-        super().__init__(providers, retry=retry, budget=budget, breaker=breaker, router_state=router_state)
-        self._transport = RequestsTransport()
+                 router_state: RouterState | None = None, max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+                 keepalive: float = DEFAULT_KEEPALIVE) -> None:
+        super().__init__(providers, retry=retry, budget=budget, breaker=breaker, router_state=router_state,
+                         max_connections=max_connections, keepalive=keepalive)
+        self._transport = RequestsTransport(connections=self._connections)
         self._performers: dict[str, SyncPerformer | None] = {}
 
     def __enter__(self) -> Bridge:
@@ -92,13 +97,13 @@ class Bridge(BridgeBase):
 
     def _after_fork(self) -> None:
         super()._after_fork()
-        self._transport = RequestsTransport()  # the parent's sockets stay the parent's
+        self._transport = RequestsTransport(connections=self._connections)  # the parent's sockets stay the parent's
 
     def _performer(self, adapter: Provider) -> SyncPerformer | None:
         with self._lock:
             self._check_open()
             if adapter.name not in self._performers:
-                self._performers[adapter.name] = adapter.sync_performer()
+                self._performers[adapter.name] = adapter.sync_performer(self._connections)
             return self._performers[adapter.name]
 
     def _drive(self, adapter: Provider, flow: Flow[Any], deadline: float | None, on_event: EventHandler | None,
@@ -260,9 +265,11 @@ class AsyncBridge(BridgeBase):
 
     def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None,
                  budget: Decimal | float | str | None = None, breaker: BreakerSettings | None = None,
-                 router_state: RouterState | None = None) -> None:
-        super().__init__(providers, retry=retry, budget=budget, breaker=breaker, router_state=router_state)
-        self._transport = AiohttpTransport()
+                 router_state: RouterState | None = None, max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+                 keepalive: float = DEFAULT_KEEPALIVE) -> None:
+        super().__init__(providers, retry=retry, budget=budget, breaker=breaker, router_state=router_state,
+                         max_connections=max_connections, keepalive=keepalive)
+        self._transport = AiohttpTransport(connections=self._connections)
         self._performers: dict[str, AsyncPerformer | None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -304,11 +311,11 @@ class AsyncBridge(BridgeBase):
     def _after_fork(self) -> None:
         super()._after_fork()
         self._loop = None  # the parent's loop does not run in the child
-        self._transport = AiohttpTransport()
+        self._transport = AiohttpTransport(connections=self._connections)
 
     def _performer(self, adapter: Provider) -> AsyncPerformer | None:
         if adapter.name not in self._performers:
-            self._performers[adapter.name] = adapter.async_performer()
+            self._performers[adapter.name] = adapter.async_performer(self._connections)
         return self._performers[adapter.name]
 
     async def _drive(self, adapter: Provider, flow: Flow[Any], deadline: float | None,

@@ -33,6 +33,7 @@ import fal_client.auth
 import fal_client.client as fal_module
 import httpx
 
+from .._connections import ConnectionLimits
 from .._retry import CONNECTION_REFUSED
 from ..errors import ConfigurationError, GenerationTimeoutError, ProviderError, ProviderUnavailableError
 from ._fal_parse import PROVIDER, FalStatus, error_for_answer, parse_logs, unreadable
@@ -105,14 +106,26 @@ class _Rewriter:
         request.headers["Host"] = base.netloc.decode("ascii")
 
 
+def _limits(connections: ConnectionLimits) -> httpx.Limits:
+    """The client's pool settings in httpx's terms (idle connections: as many as may be open)."""
+    idle = connections.max_connections if connections.reuse else 0
+    return httpx.Limits(max_connections=connections.max_connections, max_keepalive_connections=idle,
+                        keepalive_expiry=connections.keepalive if connections.reuse else None)
+
+
 class _BridgeTransport(httpx.BaseTransport):
     """fal_client's backup-domain transport, with every failure raised past fal_client's retry loop."""
 
-    def __init__(self, base_url: str | None) -> None:
+    def __init__(self, base_url: str | None, connections: ConnectionLimits) -> None:
         self._rewrite = _Rewriter(base_url)
-        # Loopback (an emulator) goes direct; fal itself through whatever proxy the environment names.
-        inner = httpx.HTTPTransport() if base_url else None
+        limits = _limits(connections)
+        # Loopback (an emulator) goes direct; fal itself through whatever proxy the environment names, as
+        # fal_client's own client does (its inner httpx.Client, with the bridge's pool limits).
+        inner = httpx.HTTPTransport(limits=limits) if base_url else None
         self._inner = fal_module.BackupDomainTransport(transport=inner)
+        if inner is None:
+            self._inner._client.close()
+            self._inner._client = httpx.Client(limits=limits, follow_redirects=False)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self._rewrite(request)
@@ -137,10 +150,14 @@ class _BridgeTransport(httpx.BaseTransport):
 class _AsyncBridgeTransport(httpx.AsyncBaseTransport):
     """The async twin of :class:`_BridgeTransport`."""
 
-    def __init__(self, base_url: str | None) -> None:
+    def __init__(self, base_url: str | None, connections: ConnectionLimits) -> None:
         self._rewrite = _Rewriter(base_url)
-        inner = httpx.AsyncHTTPTransport() if base_url else None
+        limits = _limits(connections)
+        inner = httpx.AsyncHTTPTransport(limits=limits) if base_url else None
         self._inner = fal_module.AsyncBackupDomainTransport(transport=inner)
+        if inner is None:
+            # Nothing was opened yet: replaced synchronously, as for the sync transport.
+            self._inner._client = httpx.AsyncClient(limits=limits, follow_redirects=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self._rewrite(request)
@@ -212,9 +229,9 @@ class _AsyncTokenManager(fal_module.AsyncCDNTokenManager):
 class SyncFalClient(fal_client.SyncClient):
     """``fal_client.SyncClient`` whose every request goes through one :class:`_BridgeTransport`."""
 
-    def __init__(self, key: str, base_url: str | None = None) -> None:
+    def __init__(self, key: str, base_url: str | None = None, connections: ConnectionLimits | None = None) -> None:
         super().__init__(key=key)
-        object.__setattr__(self, "_bridge_transport", _BridgeTransport(base_url))
+        object.__setattr__(self, "_bridge_transport", _BridgeTransport(base_url, connections or ConnectionLimits()))
 
     @property
     def transport(self) -> httpx.BaseTransport:
@@ -253,9 +270,9 @@ class SyncFalClient(fal_client.SyncClient):
 class AsyncFalClient(fal_client.AsyncClient):
     """``fal_client.AsyncClient`` whose every request goes through one :class:`_AsyncBridgeTransport`."""
 
-    def __init__(self, key: str, base_url: str | None = None) -> None:
+    def __init__(self, key: str, base_url: str | None = None, connections: ConnectionLimits | None = None) -> None:
         super().__init__(key=key)
-        self.__dict__["_bridge_transport"] = _AsyncBridgeTransport(base_url)
+        self.__dict__["_bridge_transport"] = _AsyncBridgeTransport(base_url, connections or ConnectionLimits())
 
     @property
     def transport(self) -> httpx.AsyncBaseTransport:

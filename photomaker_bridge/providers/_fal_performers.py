@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import fal_client.client as fal_module
 import httpx
 
+from .._connections import ConnectionLimits
 from .._http import CLEANUP_GRACE_SECONDS
 from ..errors import ClientClosedError, ProviderUnavailableError
 from ._fal_client import AsyncFalClient, SyncFalClient, mapped_errors, status_of
@@ -119,8 +120,9 @@ class FalSyncPerformer:
     until its HTTP timeout, and its outcome is dropped — except a submit's, whose request is cancelled.
     """
 
-    def __init__(self, provider: FalProvider) -> None:
+    def __init__(self, provider: FalProvider, connections: ConnectionLimits | None = None) -> None:
         self._provider = provider
+        self._connections = connections
         self._lock = threading.Condition()  # guards the state below, signals background work ending
         self._client: SyncFalClient | None = None
         self._background: set[concurrent.futures.Future[Any]] = set()
@@ -132,7 +134,7 @@ class FalSyncPerformer:
             if self._closing:
                 raise ClientClosedError("this fal client is closed")
             if self._client is None:
-                self._client = SyncFalClient(self._provider.resolved_key(), self._provider.base_url)
+                self._client = SyncFalClient(self._provider.resolved_key(), self._provider.base_url, self._connections)
             return self._client
 
     def _call(self, client: SyncFalClient, operation: Any) -> Callable[[], Any]:
@@ -242,8 +244,9 @@ class FalAsyncPerformer:
     on, and its request is cancelled once fal answers.
     """
 
-    def __init__(self, provider: FalProvider) -> None:
+    def __init__(self, provider: FalProvider, connections: ConnectionLimits | None = None) -> None:
         self._provider = provider
+        self._connections = connections
         self._client: AsyncFalClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -254,7 +257,7 @@ class FalAsyncPerformer:
         if self._closing:
             raise ClientClosedError("this fal client is closed")
         if self._client is None:
-            self._client = AsyncFalClient(self._provider.resolved_key(), self._provider.base_url)
+            self._client = AsyncFalClient(self._provider.resolved_key(), self._provider.base_url, self._connections)
             self._loop = asyncio.get_running_loop()
         return self._client
 

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import attrs
 
+from .._connections import ConnectionLimits
 from .._coordination import Limits
 from .._http import Flow
 from .._retry import RetryPolicy
@@ -350,10 +351,12 @@ class Provider(abc.ABC):
         """Several requests in one call, one result or error per plan (only where ``supports_batch``)."""
         raise ConfigurationError(f"{self.name} cannot send several requests in one call")
 
-    def sync_performer(self) -> SyncPerformer | None:
-        """The runner of this provider's non-HTTP operations for a sync client, or ``None`` (HTTP only)."""
+    def sync_performer(self, connections: ConnectionLimits | None = None) -> SyncPerformer | None:
+        """The runner of this provider's non-HTTP operations for a sync client, or ``None`` (HTTP only);
+        ``connections``: the client's pool settings, for an SDK's own connections."""
         return None
 
-    def async_performer(self) -> AsyncPerformer | None:
-        """The runner of this provider's non-HTTP operations for an async client, or ``None`` (HTTP only)."""
+    def async_performer(self, connections: ConnectionLimits | None = None) -> AsyncPerformer | None:
+        """The runner of this provider's non-HTTP operations for an async client, or ``None`` (HTTP only);
+        ``connections``: the client's pool settings, for an SDK's own connections."""
         return None

@@ -14,10 +14,11 @@ import datetime
 import math
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 import attrs
 
+from .._connections import ConnectionLimits
 from .._coordination import Limits
 from .._http import Flow
 from ..errors import ConfigurationError
@@ -29,13 +30,15 @@ from ..styles import Style
 from ._durations import DurationCache, DurationCacheSetting
 from ._fal_flow import FalFlows
 from ._fal_parse import PROVIDER
-from ._fal_performers import FalAsyncPerformer, FalSyncPerformer
 from ._fal_plan import CAPABILITIES, STYLE_TO_FAL, Pipeline, build_plan
 from ._polling import DurationEstimate, PollPolicy
 from ._steps import account_of
 from .base import Capability, FlowContext, IdFactory, Provider, check_duration_cache, check_limit, new_uuid
 
-__all__ = ["FalAsyncPerformer", "FalProvider", "FalSyncPerformer", "Priority"]
+if TYPE_CHECKING:
+    from ._fal_performers import FalAsyncPerformer, FalSyncPerformer
+
+__all__ = ["FalProvider", "Priority"]
 
 Priority = Literal["normal", "low"]
 """fal's queue priorities (fal.md §1.2)."""
@@ -205,11 +208,17 @@ class FalProvider(Provider):
                          submitted_at=datetime.datetime.now(datetime.UTC),
                          details={"application": self.application, "submitted_at_known": False})
 
-    def sync_performer(self) -> FalSyncPerformer:
-        """Runs the flows' fal operations with one ``fal_client.SyncClient`` (created on first use)."""
-        return FalSyncPerformer(self)
+    def sync_performer(self, connections: ConnectionLimits | None = None) -> FalSyncPerformer:
+        """Runs the flows' fal operations with one ``fal_client.SyncClient`` (created on first use), its httpx
+        pool set to ``connections``."""
+        from ._fal_performers import FalSyncPerformer  # imports fal_client and httpx: only once a client needs them
 
-    def async_performer(self) -> FalAsyncPerformer:
-        """Runs the flows' fal operations with one ``fal_client.AsyncClient`` (created on first use)."""
-        return FalAsyncPerformer(self)
+        return FalSyncPerformer(self, connections)
+
+    def async_performer(self, connections: ConnectionLimits | None = None) -> FalAsyncPerformer:
+        """Runs the flows' fal operations with one ``fal_client.AsyncClient`` (created on first use), its httpx
+        pool set to ``connections``."""
+        from ._fal_performers import FalAsyncPerformer
+
+        return FalAsyncPerformer(self, connections)
 

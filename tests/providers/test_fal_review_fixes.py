@@ -43,8 +43,9 @@ from photomaker_bridge.providers._fal_flow import (
     _Progress,
 )
 from photomaker_bridge.providers._fal_parse import FalStatus
+from photomaker_bridge.providers._fal_performers import FalAsyncPerformer, FalSyncPerformer
 from photomaker_bridge.providers.base import FlowContext
-from photomaker_bridge.providers.fal import FalAsyncPerformer, FalProvider, FalSyncPerformer
+from photomaker_bridge.providers.fal import FalProvider
 
 FACE = render_image(seed=3, style="face", width=64, height=64)
 APP = "fal-ai/photomaker"
