@@ -294,9 +294,15 @@ class FalAsyncPerformer:
     @staticmethod
     async def _bounded(awaitable: Awaitable[T], operation: Any, remaining: float) -> T:
         try:
-            return await asyncio.wait_for(awaitable, max(remaining, 0.001))
+            result = await asyncio.wait_for(awaitable, max(remaining, 0.001))
         except TimeoutError:
             raise _deadline_error(operation, remaining) from None
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # Python 3.11's wait_for returns the result of a call that ended just as the caller was cancelled,
+            # dropping the cancellation (https://github.com/python/cpython/issues/86296): raise it after all.
+            raise asyncio.CancelledError
+        return result
 
     def _watch(self, jobs: JobTracker) -> None:
         """Cancel ``jobs``' requests if the task running the flow ends before the flow does.

@@ -6,8 +6,10 @@ Reference: ``docs/protocols/fal.md`` (sections cited as §n). Translation tables
 Decisions the reference leaves open:
 
 * **Reference photos** go to fal as one zip archive uploaded to fal storage (§3.3: a data-URI zip is
-  reportedly refused). Only local photos (paths, bytes, data URIs, base64) can be zipped: a photo given as
-  a URL is refused with :class:`~photomaker_bridge.InvalidRequestError` rather than downloaded, because
+  reportedly refused). The plan only describes it (its size is computed, its cache key is made of the photos'
+  own SHA-256s): the archive is built when the upload cache misses, and dropped once uploaded. Only local
+  photos (paths, bytes, data URIs, base64) can be zipped: a photo given as a URL is refused with
+  :class:`~photomaker_bridge.InvalidRequestError` rather than downloaded, because
   translation does no network I/O and the bridge never fetches arbitrary user URLs.
   Pass the bytes, or your own archive as ``provider_options={"fal": {"image_archive_url": ...}}`` (then the
   photos are not sent at all). A Runware image UUID only means something to Runware: refused too.
@@ -108,8 +110,9 @@ CAPABILITIES: Final[tuple[Capability, ...]] = (
                "'img' exactly once, right after the class word; inserted when missing, 'rwre' renamed, each "
                "with a warning"),
     Capability("images", "image_archive_url", "adjusted",
-               "1–4 local PNG/JPEG photos in one zip, uploaded once to fal storage; URLs, WEBP and Runware "
-               "UUIDs refused (or pass your own zip as provider_options['fal']['image_archive_url'])"),
+               "1–4 local PNG/JPEG photos in one zip, built and uploaded to fal storage once per client (keyed by "
+               "the photos' SHA-256s); URLs, WEBP and Runware UUIDs refused (or pass your own zip as "
+               "provider_options['fal']['image_archive_url'])"),
     Capability("style", "style", "native", "(No style), Cinematic, Disney Character, ... (11 styles)"),
     Capability("style_strength", "style_strength", "native", "integer 15–50"),
     Capability("negative_prompt", "negative_prompt", "native", "fal's default: empty"),

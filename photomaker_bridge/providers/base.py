@@ -91,13 +91,18 @@ def split_count(total: int, per_call: int) -> list[int]:
 
 def upload_placeholder(kind: str, sha256: str) -> str:
     """The string standing, in a planned payload, for the URL (or id) an upload of ``sha256`` will return."""
-    return "{{upload:" + kind + ":" + sha256[:12] + "}}"
+    return _PLACEHOLDER_START + kind + ":" + sha256[:12] + "}}"
+
+
+_PLACEHOLDER_START = "{{upload:"
 
 
 def fill_placeholders(value: Any, urls: Mapping[str, str]) -> Any:
     """``value`` (a JSON value) with every upload placeholder replaced by what its upload returned, at any
-    depth and inside longer strings."""
+    depth and inside longer strings. Containers are always copied (the plan's payloads stay as planned)."""
     if isinstance(value, str):
+        if _PLACEHOLDER_START not in value:
+            return value
         for placeholder, url in urls.items():
             value = value.replace(placeholder, url)
         return value
