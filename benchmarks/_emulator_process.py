@@ -6,7 +6,8 @@ settings: a job time per group, say), prints their URLs as one JSON line, then a
 JSON line each, until stdin closes:
 
 * ``["polls", group, provider]``: ``{request_id: status calls}`` the emulator received since the last ``reset``;
-* ``["reset", group, provider]``: empty log and counters (jobs already accepted are kept).
+* ``["reset", group, provider]``: empty log and counters (jobs already accepted are kept);
+* ``["count", group, provider, method, path suffix]``: requests received since the last reset.
 """
 
 from __future__ import annotations
@@ -37,8 +38,13 @@ print(json.dumps([{"runware": item.runware.url, "fal": item.fal.url, "eachlabs":
                   for item in running]), flush=True)
 STATUS = {"fal": re.compile(r"/requests/([^/]+)/status$"), "eachlabs": re.compile(r"^/v1/prediction/([^/]+)$")}
 for line in sys.stdin:
-    command, group, name = json.loads(line)
+    command, group, name, *rest = json.loads(line)
     emulator = running[group][name]
+    if command == "count":
+        method, suffix = rest
+        print(sum(1 for logged in list(emulator.log) if logged.method == method and logged.path.endswith(suffix)),
+              flush=True)
+        continue
     if command == "reset":
         emulator.reset()
         print("null", flush=True)
@@ -81,6 +87,11 @@ class EmulatorProcess:
         """Status calls per request id the emulator ``provider`` of ``group`` received since its last reset."""
         counts: dict[str, int] = self._ask("polls", group, provider)
         return counts
+
+    def count(self, group: int, provider: str, method: str, suffix: str) -> int:
+        """Requests ``method`` to a path ending in ``suffix`` that one emulator received since its last reset."""
+        counted: int = self._ask("count", group, provider, method, suffix)
+        return counted
 
     def reset(self, group: int, provider: str) -> None:
         """Forget the log and counters of one emulator."""

@@ -342,6 +342,7 @@ def result(provider: EachlabsProvider, handle: JobHandle, context: FlowContext) 
             delay = origins[prediction_id] + timer.next_at - context.clock()
             if delay > 0:
                 yield Wait(delay)
+            sent = context.clock() - origins[prediction_id]
             try:
                 snapshot = yield from _poll(provider, prediction_id, context, headers)
             except ProviderError as error:
@@ -360,7 +361,7 @@ def result(provider: EachlabsProvider, handle: JobHandle, context: FlowContext) 
                 yield Event(kind, PROVIDER, prediction_id)
             if not snapshot.finished:
                 yield from renew_slot(account, limits, prediction_id)
-                timer.pending(elapsed, started=snapshot.phase == "running")
+                timer.pending(elapsed, started=snapshot.phase == "running", sent=sent)
                 continue
             snapshots[prediction_id] = snapshot
             yield from release_slot(account, limits, request_id=prediction_id)

@@ -170,9 +170,10 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _offset(timestamp: str | None, handle: JobHandle) -> float | None:
-    """Seconds from the handle's submit to a log line's ISO 8601 ``timestamp`` (fal.md §1.4; UTC when it names
-    no zone), or ``None`` when it cannot be read or the handle's submit time is not known."""
+def _offset(timestamp: str | None, handle: JobHandle, origin: float) -> float | None:
+    """Seconds from ``origin`` (seconds after the handle's submit time) to a log line's ISO 8601 ``timestamp``
+    (fal.md §1.4; UTC when it names no zone), or ``None`` when it cannot be read or the submit time is not
+    known."""
     if not timestamp or not handle.details.get("submitted_at_known", False):
         return None
     try:
@@ -181,7 +182,7 @@ def _offset(timestamp: str | None, handle: JobHandle) -> float | None:
         return None
     if at.tzinfo is None:
         at = at.replace(tzinfo=datetime.UTC)
-    return (at - handle.submitted_at).total_seconds()
+    return (at - handle.submitted_at).total_seconds() - origin
 
 
 @attrs.define
@@ -196,11 +197,13 @@ class _Progress:
     log_keys: set[tuple[str | None, str]] = attrs.field(factory=set)
     queue_seconds: float | None = None
     first_log: float | None = None
-    """Seconds from the submit to the earliest log line's timestamp seen (the run had started by then)."""
+    """Seconds from ``origin`` to the earliest log line's timestamp seen (the run had started by then)."""
     last_log: float | None = None
-    """Seconds from the submit to the latest log line's timestamp seen (the request was not done before)."""
+    """Seconds from ``origin`` to the latest log line's timestamp seen (the request was not done before)."""
     last_queued: float = 0.0
-    """Seconds from the submit to the last poll that found the request IN_QUEUE (its run started later)."""
+    """Seconds from ``origin`` to the last poll that found the request IN_QUEUE (its run started later)."""
+    origin: float = 0.0
+    """When fal accepted this request, in seconds after the handle's submit time: its times count from there."""
     timer: PollTimer | None = None
     state: str | None = None
     """The status last seen (IN_QUEUE, IN_PROGRESS, COMPLETED)."""
@@ -263,12 +266,15 @@ class FalFlows:
             urls[upload.placeholder] = uploads[key] = url
         submitted_at = _now()
         request_ids: list[str] = []
+        accepted_after: list[float] = []
 
         def handle() -> JobHandle:
             details: dict[str, Any] = {"application": self.application, "submitted_at_known": True,
                                        "uploads": dict(uploads), "reused_uploads": list(reused)}
             if upload_seconds is not None:
                 details["upload_seconds"] = round(upload_seconds, 6)
+            if accepted_after:
+                details["accepted_after"] = list(accepted_after)
             return JobHandle(provider=PROVIDER, request_ids=tuple(request_ids), submitted_at=submitted_at,
                              requested_images=sum(plan.images_per_payload),
                              images_per_request=tuple(plan.images_per_payload[: len(request_ids)]),
@@ -314,6 +320,9 @@ class FalFlows:
             if jobs is not None:
                 jobs.add(self.application, submission.request_id)
             request_ids.append(submission.request_id)
+            # Each request's times count from when fal accepted it: on a busy client (many calls at once) a
+            # later submit may leave well after submitted_at, and its request's schedule must not start early.
+            accepted_after.append(round(max(0.0, (_now() - submitted_at).total_seconds()), 6))
             yield from bind_slot(lease, submission.request_id, keep=keep_slots)
             yield Event("submitted", PROVIDER, request_id=submission.request_id,
                         queue_position=submission.queue_position)
@@ -364,7 +373,10 @@ class FalFlows:
         # Times are seconds since the submit; a handle rebuilt from a bare id (resume) has no submit time, so
         # it is polled at once and its duration is not learned from.
         known = bool(handle.details.get("submitted_at_known", False))
-        for item in progress:
+        accepted_after = handle.details.get("accepted_after")
+        for index, item in enumerate(progress):
+            if known and isinstance(accepted_after, list) and index < len(accepted_after):
+                item.origin = max(0.0, float(accepted_after[index]))
             item.timer = (PollTimer(self.polling, self.estimate.seconds, cold=not self.estimate.known) if known
                           else PollTimer(self.polling, self.polling.min_interval))
         try:
@@ -372,27 +384,30 @@ class FalFlows:
             while pending:
                 if known:
                     # No status call before a request is due (fal.md §1.4): sleep until the soonest one is.
-                    elapsed = self._elapsed(handle)
-                    soonest = min(item.timer.next_at for item in pending if item.timer is not None)
-                    if soonest > elapsed:
-                        yield Wait(soonest - elapsed)
+                    now = self._elapsed(handle)
+                    soonest = min(item.origin + item.timer.next_at for item in pending if item.timer is not None)
+                    if soonest > now:
+                        yield Wait(soonest - now)
                         continue
-                    due = [item for item in pending if item.timer is not None and item.timer.next_at <= elapsed]
+                    due = [item for item in pending
+                           if item.timer is not None and item.origin + item.timer.next_at <= now]
                 else:
                     due = list(pending)  # a bare id (resume): poll every request, min_interval apart
                 for item in due:
+                    sent = self._elapsed(handle) - item.origin if known else elapsed
                     status: FalStatus = yield from step(
                         FalStatusCheck(application, item.request_id, self.with_logs, jobs=jobs), context,
                         provider=PROVIDER, what="status poll", request_id=item.request_id)
                     item.state = status.state
                     yield from self._observe(item, status, handle)
-                    elapsed = self._elapsed(handle) if known else elapsed + self.polling.min_interval
+                    elapsed = (self._elapsed(handle) - item.origin if known
+                               else elapsed + self.polling.min_interval)
                     assert item.timer is not None
                     if status.state == "IN_QUEUE":
                         item.last_queued = elapsed
                     if status.state != "COMPLETED":
                         yield from renew_slot(self.account, self.limits, item.request_id)
-                        item.timer.pending(elapsed, started=status.state == "IN_PROGRESS")
+                        item.timer.pending(elapsed, started=status.state == "IN_PROGRESS", sent=sent)
                         continue
                     yield from release_slot(self.account, self.limits, request_id=item.request_id)
                     if known and not status.failed:
@@ -535,7 +550,7 @@ class FalFlows:
             if status.state == "IN_PROGRESS":
                 yield Event("running", PROVIDER, request_id=item.request_id)
         for line in status.logs:
-            at = _offset(line.timestamp, handle)
+            at = _offset(line.timestamp, handle, item.origin)
             if at is not None:
                 item.first_log = at if item.first_log is None else min(item.first_log, at)
                 item.last_log = at if item.last_log is None else max(item.last_log, at)

@@ -195,15 +195,18 @@ class PollTimer:
             return next_cold_poll_at(elapsed, self.expected, self.policy)
         return next_poll_at(elapsed, self.expected, self.policy)
 
-    def pending(self, elapsed: float, *, started: bool) -> None:
-        """A poll at ``elapsed`` found the job unfinished; ``started`` when Eachlabs said ``processing``.
+    def pending(self, elapsed: float, *, started: bool, sent: float | None = None) -> None:
+        """A poll answered at ``elapsed`` found the job unfinished; ``started`` when Eachlabs said ``processing``.
+        ``sent``: when that poll was sent. The provider looked somewhere between the two, so only ``sent`` proves
+        the job unfinished (on a busy client an answer may be read long after the job ended: taking its arrival
+        as "still running" would learn lengths that are too long).
 
         A typical job has a worker by the first check, so its run takes about ``duration - first_check``. A
         job still ``created`` (waiting for a worker, eachlabs.md §2.5) at ``elapsed`` cannot finish before it
         has run, so the expected end moves to at least ``elapsed`` plus that run.
         """
         self.polls += 1
-        self.last_pending = max(self.last_pending, elapsed)
+        self.last_pending = max(self.last_pending, elapsed if sent is None else min(sent, elapsed))
         self.started = self.started or started
         if not self.started:
             run = max(self.duration - self.policy.first_check, self.policy.min_interval)

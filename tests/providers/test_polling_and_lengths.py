@@ -232,3 +232,12 @@ async def test_fal_builds_the_archive_once_for_concurrent_first_calls(fal: Emula
         await bridge.generate(request(), "fal", timeout=60)
     assert built == [1]  # zipped for the one upload, never for the calls that found it uploaded
     assert len(calls(fal, "/files/upload", "POST")) == 1
+
+
+def test_a_poll_proves_the_job_unfinished_only_when_it_was_sent() -> None:
+    # On a busy client an answer may be read long after the provider wrote it: the job may have ended since.
+    timer = PollTimer(PollPolicy(), 10.0)
+    timer.pending(7.5, started=True, sent=2.0)
+    assert timer.last_pending == 2.0 and timer.polls == 1
+    timer.pending(9.0, started=True)
+    assert timer.last_pending == 9.0
