@@ -15,12 +15,14 @@ import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidRequestError
-from .providers.base import Provider
 from .request import PROVIDER_NAMES, PhotoMakerRequest, structure_request
 from .routing import STRATEGIES, Route, parse_route
+
+if TYPE_CHECKING:
+    from .providers.base import Provider  # the adapters (and asyncio under them) load when a command runs
 
 EXIT_NOT_SAVED = 6
 """The images were generated (and paid for) but could not be saved; their URLs and the result were printed."""
