@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ._cli_batch import add_commands as add_batch_commands
 from ._cli_emulate import add_emulate_arguments
 from ._cli_options import (
     EXIT_INTERRUPTED,
@@ -251,8 +252,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", metavar="DIR",
                       help="where to write images and summary.json (default: a new photomaker-demo-* folder "
                            "here); checked before anything runs")
-    from .batch._cli import add_commands as add_batch_commands
-
     add_batch_commands(command)  # compare and batch
     emulate = command("emulate", _command_emulate, "serve local emulators of the three providers")
     add_emulate_arguments(emulate)

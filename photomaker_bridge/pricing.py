@@ -20,7 +20,11 @@ import attrs
 
 from .result import Cost
 
-__all__ = ["PRICES", "Price", "estimate_cost", "price_for"]
+__all__ = ["DEFAULT_MAX_COST", "PRICES", "Price", "estimate_cost", "price_for"]
+
+DEFAULT_MAX_COST = Decimal("1")
+"""USD: ``compare`` and ``batch`` refuse to start when the jobs left are estimated above this, unless told another
+cap (docs/compare-and-batch.md)."""
 
 _AMOUNT_QUANTUM = Decimal("0.000001")
 """Estimated amounts are rounded to a millionth of a dollar, as Eachlabs rounds its ``metrics.cost``."""

@@ -3,7 +3,8 @@
 Both run through the batch runner into ``--out`` (journal, images, summary files, report), after a preflight
 that needs no network: every job planned, bad lines reported by number, keys checked, the cost estimated and
 refused above ``--max-cost``. Running the same command again finishes what an earlier run left (see
-docs/compare-and-batch.md). ``cli.py`` registers the two commands with :func:`add_commands`.
+docs/compare-and-batch.md). Their options are declared in ``_cli_batch.py`` (outside this package, so that
+``--help`` loads none of it); ``cli.py`` registers them with ``_cli_batch.add_commands``.
 
 Exit codes: 0 every job succeeded; 2 bad input (lines skipped, a bad flag, a cost above ``--max-cost``);
 3 configuration (a missing key); 4 some jobs failed; 5 some jobs are unfinished (run again); 6 images could not
@@ -37,7 +38,7 @@ from .progress import BatchProgress
 from .runner import BatchOptions, run_batch
 from .tables import COMPACT_COLUMNS, summary_rows
 
-__all__ = ["add_commands", "command_batch", "command_compare", "run_command"]
+__all__ = ["command_batch", "command_compare", "run_command"]
 
 EXIT_OK, EXIT_INPUT, EXIT_PROVIDER, EXIT_UNFINISHED, EXIT_NOT_SAVED, EXIT_INTERRUPTED = 0, 2, 4, 5, 6, 130
 
@@ -107,69 +108,6 @@ def _base_urls(values: list[str]) -> list[Provider]:
         # from the environment.
         adapters.append(provider_class(name)(base_url=url))  # type: ignore[call-arg]
     return adapters
-
-
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="where the journal, images, summary.json/.csv, report.html and contact_sheet.png go; "
-                             "checked before anything is sent (DIR may be new but its parent must exist); run the "
-                             "same command with the same DIR to finish an interrupted run")
-    parser.add_argument("--concurrency", type=int, default=8, metavar="N",
-                        help="jobs in flight at once, default 8 (provider limits such as Eachlabs' are the "
-                             "client's to respect within this)")
-    parser.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS",
-                        help="per job, submission to collection, default 900; a job still running then is "
-                             "collected by the next run")
-    parser.add_argument("--max-cost", metavar="USD",
-                        help=f"refuse to start when the jobs left to submit are estimated above this, default "
-                             f"{DEFAULT_MAX_COST} ('none': no limit); the estimate is printed first")
-    parser.add_argument("--resubmit-unknown", action="store_true",
-                        help="send again the jobs an earlier run was killed while submitting (the provider may "
-                             "then run them twice); without it they are listed and left alone")
-    parser.add_argument("--no-download", action="store_true",
-                        help="keep the images' URLs instead of downloading them (the report then shows none)")
-    parser.add_argument("--base-url", action="append", default=[], metavar="PROVIDER=URL",
-                        help="another endpoint for a provider, e.g. fal=http://127.0.0.1:8001 (repeatable); "
-                             "keys still come from the environment")
-    parser.add_argument("--title", help="the report's title")
-
-
-def add_commands(command: Command) -> None:
-    """Declare ``compare`` and ``batch`` with ``cli.py``'s ``command(name, handler, help)``."""
-    compare = command("compare", command_compare,
-                      "the same jobs on several providers side by side: reference sets × prompts × styles × seeds "
-                      "× providers, with a report")
-    compare.add_argument("--provider", action="append", default=[], metavar="P[,P...]",
-                         help="providers to compare, e.g. runware,fal,eachlabs (repeatable); default: all three")
-    compare.add_argument("--prompt", action="append", required=True, metavar="TEXT",
-                         help="a prompt with the trigger word after the class word, e.g. 'a man img on a boat' "
-                              "(repeat for several)")
-    compare.add_argument("--style", action="append", default=[], metavar="STYLE",
-                         help="a style in any provider's spelling (repeat for several); default: no style")
-    compare.add_argument("--seeds", metavar="N[,N...]", help="seeds, e.g. 42,43; default: one random seed")
-    compare.add_argument("--faces", action="append", default=[], metavar="PATH[,PATH...]",
-                         help="one reference set: 1 to 4 photos of one person joined by commas (repeat for more "
-                              "sets)")
-    compare.add_argument("--image", action="append", default=[], metavar="PATH|URL",
-                         help="a photo of one reference set made of all the --image photos (repeat the option, "
-                              "1 to 4 photos)")
-    compare.add_argument("--sample-faces", type=int, default=0, metavar="N",
-                         help="one more reference set of N (1-3) of the package's bundled sample faces")
-    compare.add_argument("--num-images", type=int, metavar="1-100", help="images per job, default 1")
-    compare.add_argument("--steps", type=int, metavar="N", help="denoising steps; default: each provider's")
-    compare.add_argument("--guidance-scale", type=float, metavar="X", help="guidance; default: each provider's")
-    compare.add_argument("--style-strength", type=int, metavar="15-50", help="style strength, default 20")
-    compare.add_argument("--negative-prompt", metavar="TEXT", help="what to avoid; default: each provider's")
-    _add_run_options(compare)
-    batch = command("batch", command_batch,
-                    "run the jobs of a JSONL file (one request per line), resumably, with a report")
-    batch.add_argument("jobs", metavar="JOBS.jsonl",
-                       help="one PhotoMakerRequest.to_dict() object per line, plus optional \"provider\" and "
-                            "\"key\"; bad lines are reported by number and skipped")
-    where = batch.add_mutually_exclusive_group()
-    where.add_argument("--provider", choices=PROVIDER_NAMES,
-                       help="the provider of lines that name none")
-    _add_run_options(batch)
 
 
 def _face_sets(arguments: argparse.Namespace) -> list[list[str]]:

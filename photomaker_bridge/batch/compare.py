@@ -16,6 +16,7 @@ import attrs
 
 from ..client import AsyncBridge
 from ..errors import InvalidRequestError
+from ..pricing import DEFAULT_MAX_COST
 from ..providers.base import Provider
 from ..request import PROVIDER_NAMES, PhotoMakerRequest, ReferenceImage
 from ..styles import Style, normalize_style
@@ -28,7 +29,6 @@ from .runner import BatchOptions, BatchOutcome, EventCallback, arun_batch, run_i
 
 __all__ = ["DEFAULT_MAX_COST", "CompareMatrix", "CompareOutcome", "acompare", "compare"]
 
-DEFAULT_MAX_COST = Decimal("1")
 """USD: a compare estimated above this is refused unless the caller raises the limit."""
 
 FaceSet = Sequence[ReferenceImage | str | Path | bytes]
