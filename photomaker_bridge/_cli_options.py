@@ -17,12 +17,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._strategies import STRATEGIES
 from .errors import InvalidRequestError
 from .request import PROVIDER_NAMES, PhotoMakerRequest, structure_request
-from .routing import STRATEGIES, Route, parse_route
 
 if TYPE_CHECKING:
     from .providers.base import Provider  # the adapters (and asyncio under them) load when a command runs
+    from .routing import Route  # so does the routing package
 
 EXIT_NOT_SAVED = 6
 """The images were generated (and paid for) but could not be saved; their URLs and the result were printed."""
@@ -205,6 +206,8 @@ history of calls to leave room for one hedge; one CLI run is one call, so its he
 
 def provider_from(arguments: argparse.Namespace) -> str | Route:
     """``--provider`` and the routing options: a name (a direct call) or a :class:`Route`."""
+    from .routing import parse_route
+
     hedge = getattr(arguments, "hedge", None)
     if hedge is not None and ":" not in hedge:
         hedge = f"{hedge}:{CLI_HEDGE_CAP}"

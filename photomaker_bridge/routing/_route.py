@@ -11,20 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Literal, get_args
+from typing import Any, Literal
 
 import attrs
 
+from .._strategies import STRATEGIES, Strategy
 from ..errors import ConfigurationError, InvalidRequestError
 from ..request import PROVIDER_NAMES
 from ._policy import ACTIONS, POLICY_KEYS, Action
 
 __all__ = ["STRATEGIES", "Hedge", "Route", "Strategy", "as_route", "parse_route"]
-
-Strategy = Literal["ordered", "cheapest", "fastest", "weighted"]
-"""How a route orders its candidates (docs/routing.md, "Strategies")."""
-
-STRATEGIES: Final[tuple[str, ...]] = get_args(Strategy)
 
 HedgeDelay = float | Literal["p95"]
 
