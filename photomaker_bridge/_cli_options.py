@@ -303,7 +303,7 @@ def cli_error_message(error: InvalidRequestError, arguments: argparse.Namespace 
 
 def configured_providers(arguments: argparse.Namespace) -> list[Provider]:
     """The adapters the CLI sets up: each with its ``--base-url`` when given (the keys still come from the
-    environment), and fal's and Eachlabs' keeping learned job lengths between runs unless
+    environment), each keeping learned job lengths between runs unless
     ``PHOTOMAKER_BRIDGE_DURATION_CACHE=off`` (docs/cli.md): every run is a new client, which would otherwise
     start knowing nothing of how long jobs take."""
     from .providers import provider_class
@@ -316,7 +316,7 @@ def configured_providers(arguments: argparse.Namespace) -> list[Provider]:
         settings: dict[str, Any] = {}
         if name in urls:
             settings["base_url"] = urls[name]  # another endpoint (a proxy, or `photomaker-bridge emulate`)
-        if cache is not None and name != "runware":
+        if cache is not None:
             settings["duration_cache"] = cache
         if settings:
             adapters.append(provider_class(name)(**settings))

@@ -2,9 +2,9 @@
 
 A client learns how long a provider's jobs take (``_polling.DurationEstimate``) and polls around that time. A new
 client — every CLI run — knows nothing yet and polls on the cold schedule, which bounds the lag but costs polls.
-With ``FalProvider(duration_cache=True)`` or ``EachlabsProvider(duration_cache=True)`` (the CLI's default) the
-adapter starts from what earlier clients learned and saves what it learns after each completed job, so a run
-starts warm (docs/architecture.md, "Polling").
+With ``duration_cache=True`` on any adapter (``FalProvider``, ``EachlabsProvider``, ``RunwareProvider``; the
+CLI's default) the adapter starts from what earlier clients learned and saves what it learns after each
+completed job, so a run starts warm (docs/architecture.md, "Polling").
 
 The file (``job-lengths.json`` in ``platformdirs.user_cache_dir("photomaker-bridge")``, or any path given) maps
 ``provider|model|endpoint`` to ``{"seconds", "samples", "updated"}``; the endpoint keeps an emulator's or a

@@ -3,7 +3,7 @@
 Reference: ``docs/protocols/runware.md`` (cited below as §n) and Runware's PhotoMaker page (runware.md SEED).
 Translation tables come first, then :class:`RunwareProvider` (translation, then the flows). The wire classes
 live in ``_runware_wire``, the parsing of Runware's answers in ``_runware_parsing``, the flows in
-``_runware_flows``.
+``_runware_flows`` (sending tasks), ``_runware_uploads`` and ``_runware_results`` (polling by handle).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from ..request import OutputFormat, PhotoMakerRequest
 from ..result import PhotoMakerResult
 from ..styles import Style
 from . import _runware_fields as rules
-from . import _runware_flows
+from . import _runware_flows, _runware_results
+from ._durations import DurationCache, DurationCacheSetting
+from ._polling import DurationEstimate, PollPolicy
 from ._runware_fields import (
     CFG_SCALE_RANGE,
     DIMENSION_RANGE,
@@ -42,6 +44,7 @@ from .base import (
     IdFactory,
     Provider,
     Translator,
+    check_duration_cache,
     check_limit,
     deep_merge,
     new_uuid,
@@ -79,6 +82,20 @@ _PHOTOMAKER_FIELDS: Final[Mapping[TaskShape, Mapping[str, str]]] = {
     "photoMaker": {"images": "inputImages", "style": "style", "strength": "strength"},
 }
 """Where each shape carries the reference images, the style and its strength."""
+
+
+_TYPICAL_SECONDS: Final = 5.0
+"""The task length to expect before any is known: Runware publishes none, so a guess; the cold schedule bounds
+the lag whatever the length is (``_polling``)."""
+
+RUNWARE_POLLING: Final = PollPolicy(first_check=0.5, min_interval=0.25, max_interval=10.0)
+"""Runware's tasks take seconds, not Eachlabs' tens of seconds: an early first check and a finer grid around the
+learned length; the longest wait is the SDK's 10 s (§4.2)."""
+
+
+def _optional_positive(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9):
+        raise ConfigurationError(f"{attribute.name} must be a positive number of seconds, got {value!r}")
 
 
 def _rest_endpoint(url: str) -> str:
@@ -149,10 +166,20 @@ class RunwareProvider(Provider):
     task_shape: TaskShape = attrs.field(default="imageInference",
                                         validator=attrs.validators.in_(("imageInference", "photoMaker")))
     """``imageInference`` (with ``photoMaker`` settings, §5.3) or ``photoMaker`` (the standalone task, §5.1)."""
-    poll_interval: float = 0.5
-    """Seconds before the second ``getResponse`` poll; the first is immediate, later ones wait 1.5× longer."""
-    max_poll_interval: float = 10.0
-    """The longest wait between two polls (the new SDK's cadence: 0.5 s ×1.5 up to 10 s, §4.2)."""
+    polling: PollPolicy = RUNWARE_POLLING
+    """When ``result`` polls ``getResponse``: the cold schedule until this model's task length is known, then
+    around the learned length (``_runware_results``, docs/architecture.md "Polling")."""
+    expected_seconds: float | None = attrs.field(default=None, validator=_optional_positive)
+    """The first expected task length; ``None``: unknown (Runware publishes none), so the cold schedule."""
+    poll_interval: float | None = attrs.field(default=None, validator=_optional_positive)
+    """A fixed cadence instead of the learned one, as Runware's SDK polls (§4.2): at once, then after this many
+    seconds, each wait 1.5× the last up to ``max_poll_interval``. ``None`` (default): the learned schedule."""
+    max_poll_interval: float = attrs.field(default=10.0, validator=_optional_positive)
+    """The longest wait of the fixed cadence (the SDK's: 0.5 s ×1.5 up to 10 s, §4.2)."""
+    duration_cache: DurationCacheSetting = attrs.field(default=None, validator=check_duration_cache)
+    """Keep learned task lengths between runs (``_durations``): ``True`` in the user's cache directory, or a
+    path; ``None`` (default): learn per adapter only. The CLI turns it on (docs/architecture.md, "Polling")."""
+    _estimates: dict[str, DurationEstimate] = attrs.field(init=False, factory=dict, repr=False, eq=False)
     concurrency: int | None = attrs.field(default=None, validator=check_limit)
     """Task submissions (one POST each) in flight at once through one client; ``None`` (default): no limit.
     Runware documents no hard limit ("no hard rate limits ... increased latency rather than immediate failures",
@@ -185,6 +212,17 @@ class RunwareProvider(Provider):
     def account(self) -> str:
         """The provider and a hash of the key: how shared state names this account (never the key)."""
         return account_of(self.name, self.key())
+
+    def estimate(self) -> DurationEstimate:
+        """The learned length of this model's tasks (per adapter, and across runs with ``duration_cache``)."""
+        if self.model not in self._estimates:
+            guess = self.expected_seconds or _TYPICAL_SECONDS
+            known = self.expected_seconds is not None
+            cache = DurationCache.from_setting(self.duration_cache, self.name)
+            self._estimates[self.model] = (
+                cache.estimate(f"{self.name}|{self.model}|{self.base_url}", guess, known=known) if cache is not None
+                else DurationEstimate(guess, known=known))
+        return self._estimates[self.model]
 
     # --- translation --------------------------------------------------------------------------------------------
 
@@ -290,11 +328,11 @@ class RunwareProvider(Provider):
         At the caller's deadline raises :class:`~photomaker_bridge.GenerationTimeoutError` with the handle:
         Runware has no cancel API, so the tasks keep running and can be collected later.
         """
-        return _runware_flows.result_flow(self, handle, context)
+        return _runware_results.result_flow(self, handle, context)
 
     def handle_for(self, request_id: str) -> JobHandle:
         """A handle for tasks submitted earlier, from their taskUUID (several may be joined with commas)."""
-        return _runware_flows.handle_for(self, request_id)
+        return _runware_results.handle_for(self, request_id)
 
     supports_batch = True
 
