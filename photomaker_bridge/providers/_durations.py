@@ -27,7 +27,8 @@ from typing import Any, Final
 from .._logging import provider_logger
 from ._polling import DurationEstimate
 
-__all__ = ["ENVIRONMENT_VARIABLE", "DurationCache", "DurationCacheSetting", "cli_setting", "default_path"]
+__all__ = ["ENVIRONMENT_VARIABLE", "DurationCache", "DurationCacheSetting", "cli_setting", "default_path",
+           "starting_estimate"]
 
 DurationCacheSetting = bool | str | os.PathLike[str] | None
 """An adapter's ``duration_cache``: ``None``/``False`` off, ``True`` the default file, or a path."""
@@ -58,6 +59,15 @@ def cli_setting() -> DurationCacheSetting:
     if value.strip().lower() in ("", "0", "off", "false", "no"):
         return None
     return value
+
+
+def starting_estimate(setting: DurationCacheSetting, provider: str, key: str, expected: float | None,
+                      typical: float) -> DurationEstimate:
+    """An adapter's first estimate: ``expected`` (the caller's, known) or ``typical`` (a guess); with a
+    ``duration_cache`` setting, what the file holds under ``key`` wins and every update is saved."""
+    guess, known = expected or typical, expected is not None
+    cache = DurationCache.from_setting(setting, provider)
+    return cache.estimate(key, guess, known=known) if cache is not None else DurationEstimate(guess, known=known)
 
 
 def _lock(path: Path) -> threading.Lock:

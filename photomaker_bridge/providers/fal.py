@@ -27,7 +27,7 @@ from ..plan import FieldMapping, Plan
 from ..request import PhotoMakerRequest
 from ..result import PhotoMakerResult
 from ..styles import Style
-from ._durations import DurationCache, DurationCacheSetting
+from ._durations import DurationCacheSetting, starting_estimate
 from ._fal_flow import FalFlows
 from ._fal_parse import PROVIDER
 from ._fal_plan import CAPABILITIES, STYLE_TO_FAL, Pipeline, build_plan
@@ -121,11 +121,8 @@ class FalProvider(Provider):
                                      f"got {self.start_timeout!r}")
         if self.expected_seconds is not None and not self.expected_seconds > 0:
             raise ConfigurationError(f"expected_seconds must be positive, got {self.expected_seconds!r}")
-        guess, known = self.expected_seconds or TYPICAL_SECONDS, self.expected_seconds is not None
-        cache = DurationCache.from_setting(self.duration_cache, PROVIDER)
         key = f"{PROVIDER}|{self.application}|{self.pipeline}|{self.base_url or 'fal'}"
-        self._estimate = (cache.estimate(key, guess, known=known) if cache is not None
-                          else DurationEstimate(guess, known=known))
+        self._estimate = starting_estimate(self.duration_cache, PROVIDER, key, self.expected_seconds, TYPICAL_SECONDS)
 
     # -- credentials ----------------------------------------------------------------------------------------
 

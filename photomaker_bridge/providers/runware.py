@@ -25,7 +25,7 @@ from ..result import PhotoMakerResult
 from ..styles import Style
 from . import _runware_fields as rules
 from . import _runware_flows, _runware_results
-from ._durations import DurationCache, DurationCacheSetting
+from ._durations import DurationCacheSetting, starting_estimate
 from ._polling import DurationEstimate, PollPolicy
 from ._runware_fields import (
     CFG_SCALE_RANGE,
@@ -216,12 +216,9 @@ class RunwareProvider(Provider):
     def estimate(self) -> DurationEstimate:
         """The learned length of this model's tasks (per adapter, and across runs with ``duration_cache``)."""
         if self.model not in self._estimates:
-            guess = self.expected_seconds or _TYPICAL_SECONDS
-            known = self.expected_seconds is not None
-            cache = DurationCache.from_setting(self.duration_cache, self.name)
-            self._estimates[self.model] = (
-                cache.estimate(f"{self.name}|{self.model}|{self.base_url}", guess, known=known) if cache is not None
-                else DurationEstimate(guess, known=known))
+            self._estimates[self.model] = starting_estimate(self.duration_cache, self.name,
+                                                            f"{self.name}|{self.model}|{self.base_url}",
+                                                            self.expected_seconds, _TYPICAL_SECONDS)
         return self._estimates[self.model]
 
     # --- translation --------------------------------------------------------------------------------------------
