@@ -23,6 +23,7 @@ spend, which one backend must hold together (docs/routing.md, "Circuit breakers"
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Literal
 
@@ -121,11 +122,10 @@ def record(breaker: Breaker, now: float, settings: BreakerSettings, *, ok: bool,
     if disable is not None:
         return Breaker(status="disabled", reason=disable)
     if ok:
-        recent = _recent(breaker.outcomes, now, settings)
-        return Breaker(outcomes=(*recent, (now, True)))
+        return Breaker(outcomes=_added(_recent(breaker.outcomes, now, settings), now, ok=True))
     if not counts:
         return breaker
-    recent = (*_recent(breaker.outcomes, now, settings), (now, False))
+    recent = _added(_recent(breaker.outcomes, now, settings), now, ok=False)
     consecutive = breaker.consecutive + 1
     if breaker.status == "half_open":
         return Breaker(status="open", consecutive=consecutive, outcomes=recent, retry_at=now + settings.cooldown,
@@ -145,4 +145,17 @@ def record(breaker: Breaker, now: float, settings: BreakerSettings, *, ok: bool,
 
 def _recent(outcomes: tuple[tuple[float, bool], ...], now: float,
             settings: BreakerSettings) -> tuple[tuple[float, bool], ...]:
-    return tuple(item for item in outcomes if item[0] > now - settings.window)
+    # Oldest first: a binary search finds the window's start, so a busy provider (thousands of outcomes a
+    # minute) costs a slice per call rather than a Python-level scan of the whole window.
+    start = bisect.bisect_right(outcomes, now - settings.window, key=_time)
+    return outcomes[start:]
+
+
+def _added(outcomes: tuple[tuple[float, bool], ...], now: float, *, ok: bool) -> tuple[tuple[float, bool], ...]:
+    """``outcomes`` with ``(now, ok)`` in time order (threads may record a moment out of order)."""
+    at = bisect.bisect_right(outcomes, now, key=_time)
+    return (*outcomes[:at], (now, ok), *outcomes[at:])
+
+
+def _time(item: tuple[float, bool]) -> float:
+    return item[0]
