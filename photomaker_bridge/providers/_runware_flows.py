@@ -129,6 +129,7 @@ def _sync_flow(provider: RunwareProvider, plans: Sequence[Plan], context: FlowCo
     lease = leases[0] if leases else None
     yield Event("submitted", PROVIDER, request_id=first_id)
     answer: RunwareAnswer | None = None
+    sent_at = context.clock()
     try:
         answer = yield from _send_tasks(provider, all_tasks, context, own_uuids=_own_uuids(plans))
     except DeadlineReached:
@@ -143,6 +144,10 @@ def _sync_flow(provider: RunwareProvider, plans: Sequence[Plan], context: FlowCo
         yield Event("failed", PROVIDER, request_id=error.request_id, message=str(error))
         return [error for _ in plans]
     yield from bind_slot(lease, first_id, keep=False)
+    if answer is not None and answer.items and not answer.failures:
+        # A sync answer arrives when the tasks are done: the task length as a caller sees it, which the polling
+        # of async tasks learns from too (_runware_results).
+        provider.estimate().update(context.clock() - sent_at)
     outcomes = []
     for plan, tasks, handle in zip(plans, prepared, handles, strict=True):
         if answer is None:

@@ -88,7 +88,7 @@ _TYPICAL_SECONDS: Final = 5.0
 """The task length to expect before any is known: Runware publishes none, so a guess; the cold schedule bounds
 the lag whatever the length is (``_polling``)."""
 
-RUNWARE_POLLING: Final = PollPolicy(first_check=0.5, min_interval=0.25, max_interval=10.0)
+RUNWARE_POLLING: Final = PollPolicy(first_check=0.5, min_interval=0.1, max_interval=10.0)
 """Runware's tasks take seconds, not Eachlabs' tens of seconds: an early first check and a finer grid around the
 learned length; the longest wait is the SDK's 10 s (§4.2)."""
 
