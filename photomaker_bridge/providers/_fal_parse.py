@@ -2,7 +2,7 @@
 
 Pure functions over JSON values, with no ``fal_client`` import, so they are tested from the reference's own
 bodies. ``providers/fal.py`` feeds them what ``fal_client`` hands over (its status objects, the body of a
-``FalClientHTTPError``); the flows in ``_fal_flow.py`` turn their output into a result.
+``FalClientHTTPError``); the flows (``_fal_flow`` and its ``_fal_*`` steps) turn their output into a result.
 
 Lenient at the provider's edge: only the fields read here must be present, anything
 else fal adds is ignored, and a body that cannot be read becomes a :class:`ProviderUnavailableError`
@@ -42,6 +42,7 @@ __all__ = [
     "parse_submit",
     "total_inference_time",
     "unreadable",
+    "unreadable_archive",
 ]
 
 PROVIDER: Final = "fal"
@@ -310,3 +311,13 @@ def total_inference_time(statuses: Iterable[FalStatus | None]) -> float | None:
             return None
         total += seconds
     return total
+
+
+def unreadable_archive(error: BaseException) -> bool:
+    """Whether fal refused the request because it could not download or open the photo archive (fal.md §1.6:
+    a 422 ``detail`` item on ``image_archive_url`` of type ``file_download_error``)."""
+    if not isinstance(error, ProviderError) or error.status != 422:
+        return False
+    details = error.errors if isinstance(error, ProviderRejectedError) else []
+    return any(isinstance(entry, Mapping) and entry.get("type") == "file_download_error"
+               and "image_archive_url" in [str(part) for part in entry.get("loc") or ()] for entry in details)

@@ -40,10 +40,11 @@ from photomaker_bridge.providers._fal_flow import (
     FalStatusCheck,
     FalSubmit,
     FalUpload,
-    _Progress,
 )
 from photomaker_bridge.providers._fal_parse import FalStatus
 from photomaker_bridge.providers._fal_performers import FalAsyncPerformer, FalSyncPerformer
+from photomaker_bridge.providers._fal_progress import RequestProgress
+from photomaker_bridge.providers._fal_result import deadline_message
 from photomaker_bridge.providers.base import FlowContext
 from photomaker_bridge.providers.fal import FalProvider
 
@@ -297,15 +298,14 @@ async def test_a_fetch_that_keeps_failing_names_the_completed_request(runner: Ru
 
 
 def test_the_deadline_message_tells_running_from_finished_requests() -> None:
-    flows = FalProvider(key="k:s")._flows()
-    running, finished = _Progress("a", 1), _Progress("b", 1, final=FalStatus("COMPLETED"))
-    message = flows._deadline_message([running, finished], (), FlowContext(cancel_on_deadline=True))
+    running, finished = RequestProgress("a", 1), RequestProgress("b", 1, final=FalStatus("COMPLETED"))
+    message = deadline_message([running, finished], (), FlowContext(cancel_on_deadline=True))
     assert message.startswith("fal request(s) a did not finish before the deadline (cancelled)")
     assert "b finished, but the deadline passed while fetching the result (not cancelled" in message
-    kept = flows._deadline_message([running], (), FlowContext(cancel_on_deadline=False))
+    kept = deadline_message([running], (), FlowContext(cancel_on_deadline=False))
     assert "still running" in kept and "resume()" in kept
-    told = flows._deadline_message([running], (CancelOutcome("fal", "a", "cancel_requested"),),
-                                   FlowContext(cancel_on_deadline=True))
+    told = deadline_message([running], (CancelOutcome("fal", "a", "cancel_requested"),),
+                            FlowContext(cancel_on_deadline=True))
     assert "(cancel requested (it was running): a)" in told
 
 
