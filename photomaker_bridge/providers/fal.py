@@ -2,9 +2,10 @@
 
 Reference: ``docs/protocols/fal.md`` (sections cited as §n). :class:`FalProvider` holds the settings and
 hands translation to ``_fal_plan`` (pure: into a :class:`~photomaker_bridge.Plan`). The flows live in
-``_fal_flow``, the performers that run their operations in ``_fal_performers``, and the seam with
-``fal_client`` (its clients as the bridge configures them, its errors mapped to the bridge's) in
-``_fal_client`` — the only module that knows ``fal_client``'s internals. The translation tables and the
+``_fal_flow`` (and the ``_fal_*`` steps it drives), the performers that run their operations in
+``_fal_sync_performer`` and ``_fal_async_performer``, and the seam with ``fal_client`` (its clients as the
+bridge configures them, its errors mapped to the bridge's) in ``_fal_client`` — the only module that knows
+``fal_client``'s internals. The translation tables and the
 decisions the reference leaves open are in ``_fal_plan``.
 """
 
@@ -36,7 +37,8 @@ from ._steps import account_of
 from .base import Capability, FlowContext, IdFactory, Provider, check_duration_cache, check_limit, new_uuid
 
 if TYPE_CHECKING:
-    from ._fal_performers import FalAsyncPerformer, FalSyncPerformer
+    from ._fal_async_performer import FalAsyncPerformer
+    from ._fal_sync_performer import FalSyncPerformer
 
 __all__ = ["FalProvider", "Priority"]
 
@@ -208,14 +210,14 @@ class FalProvider(Provider):
     def sync_performer(self, connections: ConnectionLimits | None = None) -> FalSyncPerformer:
         """Runs the flows' fal operations with one ``fal_client.SyncClient`` (created on first use), its httpx
         pool set to ``connections``."""
-        from ._fal_performers import FalSyncPerformer  # imports fal_client and httpx: only once a client needs them
+        from ._fal_sync_performer import FalSyncPerformer  # imports fal_client and httpx: only once a client needs them
 
         return FalSyncPerformer(self, connections)
 
     def async_performer(self, connections: ConnectionLimits | None = None) -> FalAsyncPerformer:
         """Runs the flows' fal operations with one ``fal_client.AsyncClient`` (created on first use), its httpx
         pool set to ``connections``."""
-        from ._fal_performers import FalAsyncPerformer
+        from ._fal_async_performer import FalAsyncPerformer
 
         return FalAsyncPerformer(self, connections)
 

@@ -34,6 +34,7 @@ from photomaker_bridge._http import Flow, HttpRequest, HttpResponse, arun_flow, 
 from photomaker_bridge._retry import RetryPolicy
 from photomaker_bridge.emulators import EmulatorHandle, Emulators, Fault, start_emulators
 from photomaker_bridge.emulators._images import render_image
+from photomaker_bridge.providers._fal_async_performer import FalAsyncPerformer
 from photomaker_bridge.providers._fal_flow import (
     FalCancel,
     FalFetch,
@@ -42,9 +43,9 @@ from photomaker_bridge.providers._fal_flow import (
     FalUpload,
 )
 from photomaker_bridge.providers._fal_parse import FalStatus
-from photomaker_bridge.providers._fal_performers import FalAsyncPerformer, FalSyncPerformer
 from photomaker_bridge.providers._fal_progress import RequestProgress
 from photomaker_bridge.providers._fal_result import deadline_message
+from photomaker_bridge.providers._fal_sync_performer import FalSyncPerformer
 from photomaker_bridge.providers.base import FlowContext
 from photomaker_bridge.providers.fal import FalProvider
 
