@@ -32,13 +32,13 @@ from ..result import PhotoMakerResult
 from ._eachlabs_parsing import (
     PROVIDER,
     PredictionSnapshot,
-    assemble_result,
     http_error,
     parse_create,
     parse_prediction,
     parse_presign,
     upload_error,
 )
+from ._eachlabs_result import assemble_result
 from ._polling import PollTimer, duration_sample
 from ._steps import (
     acquire_slots,

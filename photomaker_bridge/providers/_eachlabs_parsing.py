@@ -1,41 +1,29 @@
-"""Eachlabs answers → result pieces or typed errors. Pure: each function takes an HttpResponse (or a parsed
-body) and returns a value or raises; no I/O.
+"""Eachlabs answers → prediction ids, snapshots of a prediction, presigned uploads, or typed errors. Pure: each
+function takes an HttpResponse (or a parsed body) and returns a value or raises; no I/O.
 
-Section numbers (§) refer to ``docs/protocols/eachlabs.md``. Eachlabs' HTTP errors are ``{"error": ...}``
-with an optional integer ``status`` and free-form ``details`` (§2.3, MD-OAS ``Error``); they carry no error
-code, so the exception class (from the HTTP status) is the signal and ``code`` stays ``None``. Failures of an
-accepted prediction are not HTTP errors: they arrive on a 200 poll with ``status: "error"`` and the detail in
-``output``, either a plain string or a classified envelope with an ``error_code`` (§2.6).
+Section numbers (§) refer to ``docs/protocols/eachlabs.md``. Refused requests (HTTP error statuses) are read by
+``_eachlabs_errors``. Failures of an accepted prediction are not HTTP errors: they arrive on a 200 poll with
+``status: "error"`` and the detail in ``output``, either a plain string or a classified envelope with an
+``error_code`` (§2.6); :func:`failure_error` reads them. ``_eachlabs_result`` assembles the result.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
 import attrs
 
 from .._http import HttpResponse
-from ..errors import (
-    ContentPolicyError,
-    GenerationFailedError,
-    ProviderError,
-    ProviderRejectedError,
-    ProviderUnavailableError,
-)
-from ..jobs import JobHandle
-from ..result import BridgeWarning, Cost, GeneratedImage, PhotoMakerResult, Timings
-from .base import error_for_status
+from ..errors import ContentPolicyError, GenerationFailedError, ProviderError, ProviderRejectedError
+from ._eachlabs_errors import PROVIDER, http_error, invalid_response, json_object, upload_error
 
 __all__ = [
     "PROVIDER",
     "PredictionSnapshot",
     "PresignedUpload",
-    "assemble_result",
     "failure_error",
     "http_error",
     "parse_create",
@@ -43,8 +31,6 @@ __all__ = [
     "parse_presign",
     "upload_error",
 ]
-
-PROVIDER: Final = "eachlabs"
 
 # ---------------------------------------------------------------------------------------------------- tables
 
@@ -95,85 +81,7 @@ _CONTENT_POLICY_WORDS: Final = re.compile(
 _TRANSIENT_WORDS: Final = re.compile(r"temporar|\bretr(y|ie)|rate[ _-]?limit", re.IGNORECASE)
 
 _DEFAULT_NUM_OUTPUTS: Final = 1
-_TRANSIENT_UPLOAD_STATUSES: Final = frozenset({408, 409, 429})
-"""Refusals of a storage PUT that a later try may not meet (with every 5xx)."""
 """``num_outputs`` when the input leaves it out (§3.1)."""
-
-
-# ---------------------------------------------------------------------------------------------- raw bodies
-
-
-def _raw(response: HttpResponse) -> Any:
-    """The body as parsed JSON when it is JSON, else as text (for ``ProviderError.raw``)."""
-    try:
-        return response.json()
-    except ValueError:
-        return response.text()
-
-
-def _shorten(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _invalid_response(response: HttpResponse, what: str, request_id: str | None) -> ProviderUnavailableError:
-    return ProviderUnavailableError(
-        f"Eachlabs sent an unreadable answer to {what}: {_shorten(response.text()) or '<empty body>'}",
-        provider=PROVIDER, status=response.status, code="invalid_response", request_id=request_id,
-        raw=_raw(response),
-    )
-
-
-def _json_object(response: HttpResponse, what: str, request_id: str | None) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        raise _invalid_response(response, what, request_id) from None
-    if not isinstance(body, dict):
-        raise _invalid_response(response, what, request_id)
-    return body
-
-
-def _error_message(raw: Any, status: int) -> str:
-    """``error``, then ``details`` when there is one (the 402/429 explanation lives there, §2.3)."""
-    if isinstance(raw, dict):
-        error = raw.get("error") or raw.get("message")
-        details = raw.get("details")
-        text = str(error) if error else f"HTTP {status}"
-        if details:
-            text += ": " + (details if isinstance(details, str) else json.dumps(details))
-        return text
-    if isinstance(raw, str) and raw.strip():
-        return f"HTTP {status}: {_shorten(raw)}"
-    return f"HTTP {status}"
-
-
-def _redirect_error(response: HttpResponse, what: str, request_id: str | None) -> ProviderUnavailableError:
-    """A 3xx answer. No Eachlabs endpoint redirects (§1, §2.11) and the transports do not follow redirects
-    (following one would send the API key to wherever ``Location`` points), so it is refused, not parsed:
-    usually a ``base_url`` that is not the API's (``http://`` redirected to ``https://``, a proxy)."""
-    location = response.header("location")
-    where = f" to {_shorten(location, 200)}" if location else ""
-    return ProviderUnavailableError(
-        f"Eachlabs answered {what} with a redirect (HTTP {response.status}){where}; redirects are not followed "
-        "so that the API key stays with the API: check base_url", provider=PROVIDER, status=response.status,
-        code="unexpected_redirect", request_id=request_id, retryable=False, raw=_raw(response),
-    )
-
-
-def http_error(response: HttpResponse, *, request_id: str | None) -> ProviderError:
-    """The typed error for an Eachlabs API answer with an error status (§2.3, §2.7, §2.11).
-
-    400/404/422 → ProviderRejectedError, 401 → AuthenticationError, 402 → InsufficientCreditsError,
-    429 → RateLimitedError with ``Retry-After`` and the ``details`` text, 5xx (and anything unreadable) →
-    ProviderUnavailableError, 3xx → ProviderUnavailableError with code ``unexpected_redirect`` (not
-    retryable). ``request_id`` is the prediction id when there is one, else ``X-Request-Id``.
-    """
-    if 300 <= response.status < 400:
-        return _redirect_error(response, "an API request", request_id)
-    raw = _raw(response)
-    return error_for_status(response.status, _error_message(raw, response.status), provider=PROVIDER,
-                            request_id=request_id, raw=raw, retry_after=response.header("retry-after"))
 
 
 # ------------------------------------------------------------------------------------------------- create
@@ -184,11 +92,11 @@ def parse_create(response: HttpResponse) -> str:
     request_id = response.header("x-request-id")
     if not 200 <= response.status < 300:
         raise http_error(response, request_id=request_id)
-    body = _json_object(response, "the create request", request_id)
+    body = json_object(response, "the create request", request_id)
     prediction_id = body.get("predictionID")
     # The seed page treats any `status` other than "success" as a failure of the create.
     if body.get("status", "success") != "success" or not isinstance(prediction_id, str) or not prediction_id:
-        raise _invalid_response(response, "the create request (no predictionID)", request_id)
+        raise invalid_response(response, "the create request (no predictionID)", request_id)
     return prediction_id
 
 
@@ -272,10 +180,10 @@ def parse_prediction(response: HttpResponse, prediction_id: str) -> PredictionSn
     """
     if not 200 <= response.status < 300:
         raise http_error(response, request_id=prediction_id)
-    body = _json_object(response, f"the poll of prediction {prediction_id}", prediction_id)
+    body = json_object(response, f"the poll of prediction {prediction_id}", prediction_id)
     status = body.get("status")
     if not isinstance(status, str) or not status:
-        raise _invalid_response(response, f"the poll of prediction {prediction_id} (no status)", prediction_id)
+        raise invalid_response(response, f"the poll of prediction {prediction_id} (no status)", prediction_id)
     # A status we do not know is not terminal: keep polling (§2.5).
     phase = _STATUS_TO_PHASE.get(status.lower(), "queued")
     if phase == "failed" or phase == "cancelled":
@@ -290,7 +198,7 @@ def parse_prediction(response: HttpResponse, prediction_id: str) -> PredictionSn
         return PredictionSnapshot(phase=phase, **fields)
     urls = _output_urls(body.get("output"))
     if urls is None:
-        raise _invalid_response(response, f"the poll of prediction {prediction_id} (output is not URLs)",
+        raise invalid_response(response, f"the poll of prediction {prediction_id} (output is not URLs)",
                                 prediction_id)
     metrics = _object(body.get("metrics"))
     predict_time = _number(metrics.get("predict_time"))
@@ -368,94 +276,10 @@ def parse_presign(response: HttpResponse) -> PresignedUpload:
     request_id = response.header("x-request-id")
     if not 200 <= response.status < 300:
         raise http_error(response, request_id=request_id)
-    body = _json_object(response, "the upload presign request", request_id)
+    body = json_object(response, "the upload presign request", request_id)
     presigned, public = body.get("presigned_url"), body.get("public_url")
     headers = body.get("required_headers") or {}
     if not (isinstance(presigned, str) and presigned and isinstance(public, str) and public
             and isinstance(headers, dict)):
-        raise _invalid_response(response, "the upload presign request", request_id)
+        raise invalid_response(response, "the upload presign request", request_id)
     return PresignedUpload(presigned, public, {str(name): str(value) for name, value in headers.items()})
-
-
-def upload_error(response: HttpResponse) -> ProviderError:
-    """The typed error of a refused PUT to a presigned URL (S3 answers in XML: ``<Code>``, ``<Message>``).
-
-    408, 409, 429 and 5xx → the transient error of that status (429 a RateLimitedError with ``Retry-After``);
-    any other 4xx → ProviderRejectedError, since the refusal concerns the upload (an expired or mismatched
-    signature, a too large file), not the Eachlabs key (§2.11); 3xx → ProviderUnavailableError with code
-    ``unexpected_redirect``.
-    """
-    if 300 <= response.status < 400:  # an S3 region redirect, a proxy: not followed, not parsed (§2.11)
-        return _redirect_error(response, "the upload of a reference image", None)
-    text = response.text()
-    code_match = re.search(r"<Code>([^<]*)</Code>", text)
-    message_match = re.search(r"<Message>([^<]*)</Message>", text)
-    message = message_match.group(1) if message_match else (_shorten(text) or f"HTTP {response.status}")
-    code = code_match.group(1) if code_match else None
-    if response.status in _TRANSIENT_UPLOAD_STATUSES or response.status >= 500:
-        return error_for_status(response.status, f"uploading a reference image failed: {message}",
-                                provider=PROVIDER, code=code, raw=text, retry_after=response.header("retry-after"))
-    return ProviderRejectedError(f"uploading a reference image failed: {message}", provider=PROVIDER,
-                                 status=response.status, code=code, raw=text)
-
-
-# ------------------------------------------------------------------------------------------------- result
-
-
-def assemble_result(snapshots: Sequence[PredictionSnapshot], handle: JobHandle, *,
-                    total_seconds: float | None = None,
-                    created_at: datetime.datetime | None = None) -> PhotoMakerResult:
-    """One result from the successful snapshots of a job's predictions, in the order of ``handle``.
-
-    Images are PNG (the predictor saves ``image_{i}.png``, seed page "Output Format: PNG") and carry their
-    prediction's seed. The cost is the sum of the reported ``metrics.cost`` (``None`` unless every prediction
-    reported one); ``run_seconds`` the longest ``predict_time``, since predictions run side by side. A
-    prediction with fewer images than asked (the safety checker drops flagged images silently, §2.4) adds a
-    warning; no image at all raises :class:`ContentPolicyError` when the checker was on, else
-    :class:`GenerationFailedError` with code ``no_output``.
-    """
-    images: list[GeneratedImage] = []
-    warnings: list[BridgeWarning] = list(handle.warnings)
-    for snapshot in snapshots:
-        images.extend(GeneratedImage(url=url, content_type="image/png", seed=snapshot.seed)
-                      for url in snapshot.image_urls)
-        got, asked = len(snapshot.image_urls), snapshot.requested_images
-        if got < asked:
-            why = ("the safety checker drops flagged images without an error (eachlabs.md §2.4)"
-                   if snapshot.safety_checker else "Eachlabs returned fewer images than asked")
-            warnings.append(BridgeWarning(field="num_images", asked=asked, sent=got, provider=PROVIDER,
-                                          reason=f"prediction {snapshot.prediction_id} returned {got} of "
-                                                 f"{asked} images; {why}"))
-    requested = handle.requested_images or sum(snapshot.requested_images for snapshot in snapshots)
-    if not images and snapshots:
-        raw = [snapshot.raw for snapshot in snapshots]
-        request_id = snapshots[0].prediction_id
-        if any(snapshot.safety_checker for snapshot in snapshots):
-            raise ContentPolicyError("Eachlabs returned no image: the safety checker dropped every output",
-                                     provider=PROVIDER, status=200, code="no_output", request_id=request_id,
-                                     raw=raw)
-        raise GenerationFailedError("Eachlabs reported success but returned no image", provider=PROVIDER,
-                                    status=200, code="no_output", request_id=request_id, raw=raw)
-    costs = [snapshot.cost for snapshot in snapshots]
-    cost = None
-    if snapshots and all(amount is not None for amount in costs):
-        cost = Cost(sum((amount for amount in costs if amount is not None), Decimal(0)), source="reported")
-    run_times = [snapshot.predict_time for snapshot in snapshots if snapshot.predict_time is not None]
-    upload_seconds = handle.details.get("upload_seconds")
-    timings = Timings(
-        total_seconds=total_seconds,
-        upload_seconds=float(upload_seconds) if isinstance(upload_seconds, int | float) else None,
-        run_seconds=max(run_times) if run_times else None,
-    )
-    return PhotoMakerResult(
-        images=tuple(images),
-        provider=PROVIDER,
-        request_ids=tuple(snapshot.prediction_id for snapshot in snapshots),
-        seed=images[0].seed if images else None,
-        cost=cost,
-        timings=timings,
-        warnings=tuple(warnings),
-        raw=tuple(snapshot.raw for snapshot in snapshots),
-        requested_images=requested,
-        created_at=created_at or datetime.datetime.now(datetime.UTC),
-    )

@@ -27,13 +27,13 @@ from photomaker_bridge import (
 from photomaker_bridge._http import HttpResponse
 from photomaker_bridge.providers._eachlabs_parsing import (
     PredictionSnapshot,
-    assemble_result,
     failure_error,
     parse_create,
     parse_prediction,
     parse_presign,
     upload_error,
 )
+from photomaker_bridge.providers._eachlabs_result import assemble_result
 
 PREDICTION_ID = "1e44fdd0-a565-4f59-908c-c4625dfe5395"
 REQUEST_ID = "req-7d1c"
