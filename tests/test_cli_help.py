@@ -14,17 +14,18 @@ import pytest
 
 import photomaker_bridge
 from photomaker_bridge.cli import build_parser, main
-from photomaker_bridge.providers import _fal_plan, eachlabs, runware
+from photomaker_bridge.providers import _eachlabs_plan, _fal_plan, runware
 
 # The adapters' tables, as the adapters define them (what the translation clamps to).
 TABLES = {
-    "steps": {"runware": runware.STEPS_RANGE, "fal": _fal_plan._STEPS_RANGE, "eachlabs": eachlabs._NUM_STEPS_RANGE},
+    "steps": {"runware": runware.STEPS_RANGE, "fal": _fal_plan._STEPS_RANGE,
+              "eachlabs": _eachlabs_plan._NUM_STEPS_RANGE},
     "guidance_scale": {"runware": runware.CFG_SCALE_RANGE, "fal": _fal_plan._GUIDANCE_RANGE,
-                       "eachlabs": eachlabs._GUIDANCE_SCALE_RANGE},
+                       "eachlabs": _eachlabs_plan._GUIDANCE_SCALE_RANGE},
     "style_strength": {"runware": runware.STRENGTH_RANGE, "fal": _fal_plan._STYLE_STRENGTH_RANGE,
-                       "eachlabs": eachlabs._STYLE_STRENGTH_RANGE},
+                       "eachlabs": _eachlabs_plan._STYLE_STRENGTH_RANGE},
     "num_images": {"runware": (1, runware.MAX_RESULTS_PER_TASK), "fal": (1, _fal_plan._MAX_IMAGES_PER_CALL),
-                   "eachlabs": (1, eachlabs._MAX_OUTPUTS_PER_PREDICTION)},
+                   "eachlabs": (1, _eachlabs_plan._MAX_OUTPUTS_PER_PREDICTION)},
 }
 FLAGS = {"steps": "--steps", "guidance_scale": "--guidance-scale", "style_strength": "--style-strength",
          "num_images": "--num-images"}
