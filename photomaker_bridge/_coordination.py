@@ -85,6 +85,13 @@ class _Account:
 class Coordinator:
     """The shared state of one client's calls (thread-safe). See the module docstring."""
 
+    remote: bool = False
+    """Whether slots live elsewhere (``photomaker_bridge.state``): an async run then asks through :meth:`aslot`."""
+
+    async def aslot(self, operation: CoordinationOperation) -> Any:
+        """Answer a slot operation without blocking the event loop (only where :attr:`remote`)."""
+        raise TypeError(f"{type(self).__name__} answers slots in memory")
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._clock = clock
@@ -172,7 +179,7 @@ class Coordinator:
 
         if self._rates is None:
             self._rates = limits.strategies.MovingWindowRateLimiter(limits.storage.MemoryStorage())
-        item = limits.RateLimitItemPerMinute(wanted.per_minute)
+        item = limits.RateLimitItemPerSecond(wanted.per_minute, max(1, round(wanted.rate_window)))
         if self._rates.hit(item, account, cost=count):
             return None
         reset, _ = self._rates.get_window_stats(item, account)
@@ -309,6 +316,10 @@ class Scope:
 
     async def aperform(self, operation: CoordinationOperation, remaining: float | None) -> Any:
         """Answer ``operation`` (async), waiting at most ``remaining`` seconds (``None``: no limit)."""
+        if self.coordinator.remote and isinstance(operation, AcquireSlot | BindSlot | RenewSlot | ReleaseSlot):
+            answer = await self.coordinator.aslot(operation)
+            self._track(operation, answer)
+            return answer
         immediate, future = self._start(operation)
         if future is None:
             return immediate
@@ -348,13 +359,11 @@ class Scope:
             answer = coordinator.try_acquire(operation)
             if isinstance(answer, concurrent.futures.Future):
                 return None, answer
-            if isinstance(answer, tuple):
-                self._leases.extend(answer)
+            self._track(operation, answer)
             return answer, None
         if isinstance(operation, BindSlot):
             coordinator.bind(operation.lease, operation.request_id)
-            if operation.keep and operation.lease in self._leases:
-                self._leases.remove(operation.lease)
+            self._track(operation, None)
             return None, None
         if isinstance(operation, RenewSlot):
             coordinator.renew(operation.account, operation.request_id)
@@ -363,6 +372,13 @@ class Scope:
             coordinator.release(operation.account, request_id=operation.request_id, lease=operation.lease)
             return None, None
         raise TypeError(f"the coordinator cannot perform {operation!r}")
+
+    def _track(self, operation: CoordinationOperation, answer: Any) -> None:
+        """Remember the leases the run took, and forget those handed over with a job."""
+        if isinstance(operation, AcquireSlot) and isinstance(answer, tuple):
+            self._leases.extend(answer)
+        elif isinstance(operation, BindSlot) and operation.keep and operation.lease in self._leases:
+            self._leases.remove(operation.lease)
 
     def _after(self, operation: CoordinationOperation, outcome: Any) -> Any:
         if isinstance(operation, ClaimUpload):
@@ -386,3 +402,11 @@ class Scope:
         for lease in self._leases:
             self.coordinator.release(lease.account, lease=lease)
         self._leases.clear()
+
+    async def aclose(self) -> None:
+        """:meth:`close` for an async run: remote slots are given back without blocking the event loop."""
+        if self.coordinator.remote:
+            leases, self._leases = self._leases, []
+            for lease in leases:
+                await self.coordinator.aslot(ReleaseSlot(lease.account, lease=lease))
+        self.close()

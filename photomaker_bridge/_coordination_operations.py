@@ -38,6 +38,8 @@ class Limits:
     concurrency: int | None = None
     per_minute: int | None = None
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    rate_window: float = 60.0
+    """Seconds of the window ``per_minute`` counts in: a minute; tests shorten it (whole seconds)."""
 
     @property
     def active(self) -> bool:

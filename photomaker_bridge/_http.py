@@ -328,7 +328,7 @@ async def arun_flow(flow: Flow[T], transport: AsyncTransport, *,
         try:
             flow.close()  # a cancelled task's flow runs its clean-up now, not at garbage collection
         finally:
-            scope.close()
+            await scope.aclose()
 
 
 async def _arun(stepper: _Stepper, transport: AsyncTransport,

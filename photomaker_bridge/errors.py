@@ -8,6 +8,7 @@
     ├── InvalidRequestError           bad input, caught before anything is sent (names field, value, allowed)
     ├── WebhookVerificationError      a webhook delivery whose signature or timestamp does not check out
     ├── BudgetExceededError           the call's or the client's spend cap would be passed; nothing was sent
+    ├── StateUnavailableError         the shared state (Redis) could not be reached; carries any accepted handle
     └── ProviderError                 the provider (or the way to it) failed: provider, status, code, message,
         │                             request_id, retryable, raw
         ├── AuthenticationError       the key was refused (401/403, invalidApiKey)
@@ -51,6 +52,7 @@ __all__ = [
     "ProviderRejectedError",
     "ProviderUnavailableError",
     "RateLimitedError",
+    "StateUnavailableError",
     "WebhookVerificationError",
 ]
 
@@ -94,6 +96,22 @@ class BudgetExceededError(BridgeError):
         """``call`` for a route's ``budget``, ``client`` for the client's ``budget``."""
         self.provider = provider
         """The provider of the refused attempt, when there was one."""
+        super().__init__(message)
+
+
+class StateUnavailableError(BridgeError):
+    """The shared state (``RedisState``) did not answer in time and ``on_state_error="fail"`` (docs/scaling.md).
+
+    Raised before anything is sent when a decision needs the shared state (a provider slot, a breaker, the
+    budget, the job journal). When a job was already accepted, ``handle`` is its handle: collect it with
+    ``result(handle)`` (or call ``generate`` again with the same ``idempotency_key`` once the state is back), so
+    nothing accepted is lost or paid twice."""
+
+    def __init__(self, message: str, *, handle: Any = None, backend: str = "redis") -> None:
+        self.handle = handle
+        """The ``JobHandle`` of a job the provider accepted before the state failed, else ``None``."""
+        self.backend = backend
+        """Which state failed (``"redis"``)."""
         super().__init__(message)
 
 

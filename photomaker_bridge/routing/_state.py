@@ -20,7 +20,7 @@ import itertools
 import math
 import statistics
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ __all__ = [
     "SettleHedge",
     "SettleSpend",
     "StateOperation",
+    "numbers_from",
 ]
 
 SAMPLES = 200
@@ -309,10 +310,15 @@ class MemoryRouterState:
 
     def _numbers(self, name: str) -> ProviderNumbers:
         state = self._providers[name]
-        prices = sorted(state.prices)
-        return ProviderNumbers(
-            p50_seconds=statistics.median(state.seconds) if state.seconds else None,
-            p95_seconds=percentile(state.seconds, 0.95), p95_queue_seconds=percentile(state.queue, 0.95),
-            unit_price=prices[(len(prices) - 1) // 2] if prices else None, samples=len(state.seconds),
-            queue_samples=len(state.queue),
-            breaker=state.breaker.status)
+        return numbers_from(state.breaker, state.seconds, state.queue, state.prices)
+
+
+def numbers_from(breaker: Breaker, seconds: Sequence[float], queue: Sequence[float],
+                 prices: Sequence[Decimal]) -> ProviderNumbers:
+    """A provider's :class:`ProviderNumbers` from its breaker and its samples (every backend computes them here)."""
+    ordered = sorted(prices)
+    return ProviderNumbers(
+        p50_seconds=statistics.median(seconds) if seconds else None,
+        p95_seconds=percentile(seconds, 0.95), p95_queue_seconds=percentile(queue, 0.95),
+        unit_price=ordered[(len(ordered) - 1) // 2] if ordered else None, samples=len(seconds),
+        queue_samples=len(queue), breaker=breaker.status)

@@ -1,0 +1,42 @@
+"""A real Redis for the state tests: one server per session, a fresh namespace per test; the parametrized
+``state`` fixture gives each test both backends."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from helpers_redis import RedisServer
+
+from photomaker_bridge.state import MemoryState, RedisState, State
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(params=["memory", "redis"])
+def state(request: pytest.FixtureRequest, namespace: str) -> Iterator[State]:
+    """Each backend in turn: the same test must hold for both."""
+    if request.param == "memory":
+        yield MemoryState()
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    shared = RedisState(server.url, namespace=namespace)
+    try:
+        yield shared
+    finally:
+        shared.clear()
+        shared.close()
