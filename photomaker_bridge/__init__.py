@@ -31,10 +31,12 @@ if TYPE_CHECKING:
         GenerationTimeoutError,
         InsufficientCreditsError,
         InvalidRequestError,
+        JobUnknownError,
         ProviderError,
         ProviderRejectedError,
         ProviderUnavailableError,
         RateLimitedError,
+        StateUnavailableError,
         WebhookVerificationError,
     )
     from .jobs import CancelOutcome, JobHandle
@@ -53,8 +55,8 @@ __version__ = "0.1.0"
 
 _ERRORS = ("AuthenticationError", "BridgeError", "BudgetExceededError", "ClientClosedError", "ConfigurationError",
            "ContentPolicyError", "GenerationFailedError", "GenerationTimeoutError", "InsufficientCreditsError",
-           "InvalidRequestError", "ProviderError", "ProviderRejectedError", "ProviderUnavailableError",
-           "RateLimitedError", "WebhookVerificationError")
+           "InvalidRequestError", "JobUnknownError", "ProviderError", "ProviderRejectedError",
+           "ProviderUnavailableError", "RateLimitedError", "StateUnavailableError", "WebhookVerificationError")
 
 _LAZY: dict[str, tuple[str, str]] = {
     **{name: ("errors", name) for name in _ERRORS},
@@ -125,6 +127,7 @@ __all__ = [
     "InsufficientCreditsError",
     "InvalidRequestError",
     "JobHandle",
+    "JobUnknownError",
     "MemoryRouterState",
     "PhotoMakerRequest",
     "PhotoMakerResult",
@@ -139,6 +142,7 @@ __all__ = [
     "Route",
     "RouterState",
     "RunwareProvider",
+    "StateUnavailableError",
     "Style",
     "Timings",
     "UploadPlaceholder",

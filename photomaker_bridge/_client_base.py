@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import attrs
@@ -42,6 +42,10 @@ from .routing._choice import first_choice
 from .routing._route import _amount
 from .routing._state import ReadNumbers, Reset, StateOperation
 from .routing._trail import error_attempt, failure_record, success_record
+
+if TYPE_CHECKING:
+    from .state import State
+    from .state._idempotent import IdempotentFlow
 
 __all__ = ["BridgeBase", "EventHandler", "ProviderChoice", "check_timeout", "with_data"]
 
@@ -95,7 +99,7 @@ class BridgeBase:
     def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None,
                  budget: Decimal | float | str | None = None, breaker: BreakerSettings | None = None,
                  router_state: RouterState | None = None, max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
-                 keepalive: float = DEFAULT_KEEPALIVE) -> None:
+                 keepalive: float = DEFAULT_KEEPALIVE, state: State | None = None) -> None:
         self._connections = ConnectionLimits(max_connections, keepalive)
         """The connection pools' settings (checked first: a bad one is a ConfigurationError)."""
         configured: dict[str, Provider] = {}
@@ -120,6 +124,12 @@ class BridgeBase:
         self._router_state: RouterState = router_state if router_state is not None else MemoryRouterState()
         self._random = random.Random().random
         self._coordinator = Coordinator()
+        self._state = state
+        self._own_journal: State | None = None
+        """Without ``state=``: where ``idempotency_key`` calls are journaled (made on first use)."""
+        self._accounts: dict[str, str] = {}
+        if state is not None:
+            self._use_state(state, router_state)
         self._closed = False
         self._lock = threading.RLock()
         _OPEN_CLIENTS.add(self)
@@ -143,6 +153,71 @@ class BridgeBase:
         """What every routed call of this client shares: circuit breakers, learned numbers, spend
         (docs/routing.md, "Router state")."""
         return self._router_state
+
+    @property
+    def state(self) -> State | None:
+        """The state given as ``state=`` (slots, breakers, numbers, spend and the job journal; docs/scaling.md), or
+        ``None``: this client keeps its own in memory."""
+        return self._state
+
+    def _use_state(self, state: State, router_state: RouterState | None) -> None:
+        from .state import State
+
+        if not isinstance(state, State):
+            raise ConfigurationError(f"state must be a MemoryState or a RedisState (photomaker_bridge.state), got "
+                                     f"{type(state).__name__}")
+        if router_state is not None:
+            raise ConfigurationError("pass state= or router_state=, not both: state= holds the router state too")
+        self._router_state = state.router_state(self._account_name)
+        self._coordinator = state.coordinator()
+
+    def _account_name(self, name: str) -> str:
+        """How the state names ``name``'s account: the provider and a hash of its key (the name alone while no key
+        is configured)."""
+        account = self._accounts.get(name)
+        if account is None:
+            adapter = self._providers.get(name)
+            try:
+                account = adapter.account() if adapter is not None else name
+            except ConfigurationError:
+                return name
+            self._accounts[name] = account
+        return account
+
+    def _state_mark(self) -> int:
+        """Where the state's incident count stands before a call (see :meth:`_state_warned`)."""
+        return self._state.incidents() if self._state is not None else 0
+
+    def _state_warned(self, result: PhotoMakerResult, mark: int) -> PhotoMakerResult:
+        """``result`` with a warning when the state could not answer during the call (so limits, breakers or spend
+        were this process's alone for some of it)."""
+        if self._state is None or self._state.incidents() == mark:
+            return result
+        warning = BridgeWarning(field="state", asked=self._state.describe(), sent="this process only",
+                                reason=f"{self._state.describe()} did not answer during this call: provider limits, "
+                                       "breakers, spend or the job journal were kept in this process's memory for "
+                                       "part of it (docs/scaling.md, \"When Redis fails\")")
+        return attrs.evolve(result, warnings=[*result.warnings, warning])
+
+    def _idempotent(self, key: str, provider: ProviderChoice, deadline: float | None) -> tuple[Any, IdempotentFlow]:
+        """The state whose journal keeps ``key`` (this client's own memory when it has no ``state=``) and the flow
+        of an idempotent ``generate``."""
+        from .state import MemoryState
+        from .state._idempotent import check_key, idempotent_flow
+
+        key = check_key(key)
+        self._check_open()
+        with self._lock:
+            state = self._state
+            if state is None:  # no state= given: the keys are this client's to remember
+                state = self._own_journal = self._own_journal or MemoryState()
+        owner = str(getattr(state, "owner", id(self)))
+        keep = float(getattr(state, "journal_seconds", 7 * 86400.0))
+
+        def remaining() -> float | None:
+            return None if deadline is None else deadline - time.monotonic()
+
+        return state, idempotent_flow(key, owner, keep, remaining, as_route(provider) is not None)
 
     @property
     def budget(self) -> Decimal | None:
@@ -214,8 +289,12 @@ class BridgeBase:
             if forget is not None:
                 forget()
         self._performers = {}
-        uploads = dict(self._coordinator.uploads)
         self._lock = threading.RLock()
+        if self._state is not None:
+            self._state.after_fork()
+            self._coordinator = self._state.coordinator()
+            return
+        uploads = dict(self._coordinator.uploads)
         self._coordinator = Coordinator()
         self._coordinator.uploads.update(uploads)
         after_fork = getattr(self._router_state, "after_fork", None)

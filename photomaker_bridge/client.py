@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._client_attempts import AsyncAttempts, SyncAttempts
 from ._client_base import BridgeBase, EventHandler, ProviderChoice, with_data
@@ -39,6 +39,9 @@ from .routing import (
     wait_background,
 )
 
+if TYPE_CHECKING:
+    from .state import State
+
 __all__ = ["AsyncBridge", "Bridge", "EventHandler"]
 
 Mode = Literal["generate", "submit"]
@@ -57,7 +60,10 @@ class Bridge(BridgeBase):
     may spend (USD), ``breaker=BreakerSettings(...)`` when a provider's circuit breaker opens, and
     ``router_state=`` where routed calls keep what they share (docs/routing.md). ``max_connections`` (default 100,
     ``None``: no limit) and ``keepalive`` (seconds an idle connection is kept, default 15; 0 closes each after its
-    answer) set the connection pools, fal's included (docs/architecture.md, "Transports").
+    answer) set the connection pools, fal's included (docs/architecture.md, "Transports"). ``state=`` (a
+    :class:`~photomaker_bridge.state.MemoryState` or :class:`~photomaker_bridge.state.RedisState`) keeps provider
+    slots, breakers, numbers, spend and the job journal there instead, shared with every client — and, with
+    Redis, every process — using it (docs/scaling.md).
 
     A ``Bridge`` may be shared between threads: its calls share the connection pool, the provider limits (a call
     beyond a limit waits for a slot), the uploads (one upload per distinct photo, even when calls ask at once) and
@@ -67,9 +73,9 @@ class Bridge(BridgeBase):
     def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None,
                  budget: Decimal | float | str | None = None, breaker: BreakerSettings | None = None,
                  router_state: RouterState | None = None, max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
-                 keepalive: float = DEFAULT_KEEPALIVE) -> None:
+                 keepalive: float = DEFAULT_KEEPALIVE, state: State | None = None) -> None:
         super().__init__(providers, retry=retry, budget=budget, breaker=breaker, router_state=router_state,
-                         max_connections=max_connections, keepalive=keepalive)
+                         max_connections=max_connections, keepalive=keepalive, state=state)
         self._transport = RequestsTransport(connections=self._connections)
         self._performers: dict[str, SyncPerformer | None] = {}
 
@@ -120,7 +126,8 @@ class Bridge(BridgeBase):
 
     def generate(self, request: PhotoMakerRequest, provider: ProviderChoice, *, timeout: float | None = None,
                  on_event: EventHandler | None = None, strict: bool = False,
-                 download: bool = False, webhook_url: str | None = None) -> PhotoMakerResult:
+                 download: bool = False, webhook_url: str | None = None,
+                 idempotency_key: str | None = None) -> PhotoMakerResult:
         """Generate on ``provider`` — a name, a list of names (an ordered route) or a :class:`~photomaker_bridge.
         Route` — and wait for the images. ``result.attempts`` is the decision trail (docs/routing.md).
 
@@ -131,10 +138,26 @@ class Bridge(BridgeBase):
         job that turned out to have finished is collected and returned instead. ``download=True`` fetches every
         image's bytes. ``webhook_url``: the provider also POSTs the outcome there (fal, Runware; see :meth:`submit`);
         the call still waits and returns the images.
+
+        ``idempotency_key``: the job is paid for once per key. The key's accepted job is recorded in the client's
+        state (``state=``; with a ``RedisState``, for every process) and any later call with the same key — after a
+        crash, from another process — collects that job instead of submitting again (docs/scaling.md). Such a call
+        submits and then collects, so a passed deadline leaves the job running for the next call with the key.
         """
+        mark = self._state_mark()
         deadline = self._deadline(timeout)
-        result: PhotoMakerResult = self._route(request, provider, strict, "generate", deadline, on_event,
-                                               webhook_url=webhook_url)
+        if idempotency_key is not None:
+            from .state._idempotent import run_idempotent
+
+            state, flow = self._idempotent(idempotency_key, provider, deadline)
+            result: PhotoMakerResult = run_idempotent(
+                state, flow, deadline,
+                lambda left, after: self._route(request, provider, strict, "submit", self._deadline(left), on_event,
+                                                after, webhook_url=webhook_url),
+                lambda handle, left: self.result(handle, timeout=left, on_event=on_event))
+        else:
+            result = self._route(request, provider, strict, "generate", deadline, on_event, webhook_url=webhook_url)
+        result = self._state_warned(result, mark)
         return self.download(result, timeout=self._left(deadline)) if download else result
 
     def submit(self, request: PhotoMakerRequest, provider: ProviderChoice, *, timeout: float | None = None,
@@ -160,6 +183,7 @@ class Bridge(BridgeBase):
                download: bool = False) -> PhotoMakerResult:
         """Wait for a submitted job and collect it. On timeout the job keeps running (resume it later)."""
         started = time.monotonic()
+        mark = self._state_mark()
         deadline = self._deadline(timeout)
         self._check_open()
         adapter = self.provider(handle.provider)
@@ -174,6 +198,7 @@ class Bridge(BridgeBase):
                                             time.monotonic() - started)
         self._router_state.perform(record)
         assert collected is not None
+        collected = self._state_warned(collected, mark)
         return self.download(collected, timeout=self._left(deadline)) if download else collected
 
     def resume(self, provider: str, request_id: str, *, timeout: float | None = None,
@@ -266,9 +291,9 @@ class AsyncBridge(BridgeBase):
     def __init__(self, providers: Iterable[Provider] | None = None, *, retry: RetryPolicy | None = None,
                  budget: Decimal | float | str | None = None, breaker: BreakerSettings | None = None,
                  router_state: RouterState | None = None, max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
-                 keepalive: float = DEFAULT_KEEPALIVE) -> None:
+                 keepalive: float = DEFAULT_KEEPALIVE, state: State | None = None) -> None:
         super().__init__(providers, retry=retry, budget=budget, breaker=breaker, router_state=router_state,
-                         max_connections=max_connections, keepalive=keepalive)
+                         max_connections=max_connections, keepalive=keepalive, state=state)
         self._transport = AiohttpTransport(connections=self._connections)
         self._performers: dict[str, AsyncPerformer | None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -307,6 +332,8 @@ class AsyncBridge(BridgeBase):
             if performer is not None:
                 await performer.aclose()
         await self._transport.aclose()
+        if self._state is not None:
+            await self._state.aclose()  # this loop's connections to a shared state (it reconnects if used again)
 
     def _after_fork(self) -> None:
         super()._after_fork()
@@ -334,12 +361,26 @@ class AsyncBridge(BridgeBase):
 
     async def generate(self, request: PhotoMakerRequest, provider: ProviderChoice, *, timeout: float | None = None,
                        on_event: EventHandler | None = None, strict: bool = False,
-                       download: bool = False, webhook_url: str | None = None) -> PhotoMakerResult:
+                       download: bool = False, webhook_url: str | None = None,
+                       idempotency_key: str | None = None) -> PhotoMakerResult:
         """Generate on ``provider`` (a name, a list of names or a Route) and wait for the images (see
-        :meth:`Bridge.generate`)."""
+        :meth:`Bridge.generate`, ``idempotency_key`` included)."""
+        mark = self._state_mark()
         deadline = self._deadline(timeout)
-        result: PhotoMakerResult = await self._route(request, provider, strict, "generate", deadline, on_event,
-                                                     webhook_url=webhook_url)
+        if idempotency_key is not None:
+            from .state._idempotent import arun_idempotent
+
+            self._bind()
+            state, flow = self._idempotent(idempotency_key, provider, deadline)
+            result: PhotoMakerResult = await arun_idempotent(
+                state, flow, deadline,
+                lambda left, after: self._route(request, provider, strict, "submit", self._deadline(left), on_event,
+                                                after, webhook_url=webhook_url),
+                lambda handle, left: self.result(handle, timeout=left, on_event=on_event))
+        else:
+            result = await self._route(request, provider, strict, "generate", deadline, on_event,
+                                       webhook_url=webhook_url)
+        result = self._state_warned(result, mark)
         return await self.download(result, timeout=self._left(deadline)) if download else result
 
     async def submit(self, request: PhotoMakerRequest, provider: ProviderChoice, *, timeout: float | None = None,
@@ -355,6 +396,7 @@ class AsyncBridge(BridgeBase):
                      download: bool = False) -> PhotoMakerResult:
         """Wait for a submitted job and collect it. On timeout the job keeps running (resume it later)."""
         started = time.monotonic()
+        mark = self._state_mark()
         deadline = self._deadline(timeout)
         self._bind()
         adapter = self.provider(handle.provider)
@@ -369,6 +411,7 @@ class AsyncBridge(BridgeBase):
                                             time.monotonic() - started)
         await self._router_state.aperform(record)
         assert collected is not None
+        collected = self._state_warned(collected, mark)
         return await self.download(collected, timeout=self._left(deadline)) if download else collected
 
     async def resume(self, provider: str, request_id: str, *, timeout: float | None = None,

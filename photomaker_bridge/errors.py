@@ -9,6 +9,7 @@
     ├── WebhookVerificationError      a webhook delivery whose signature or timestamp does not check out
     ├── BudgetExceededError           the call's or the client's spend cap would be passed; nothing was sent
     ├── StateUnavailableError         the shared state (Redis) could not be reached; carries any accepted handle
+    ├── JobUnknownError               an idempotency key's earlier submission ended unanswered; not sent again
     └── ProviderError                 the provider (or the way to it) failed: provider, status, code, message,
         │                             request_id, retryable, raw
         ├── AuthenticationError       the key was refused (401/403, invalidApiKey)
@@ -48,6 +49,7 @@ __all__ = [
     "GenerationTimeoutError",
     "InsufficientCreditsError",
     "InvalidRequestError",
+    "JobUnknownError",
     "ProviderError",
     "ProviderRejectedError",
     "ProviderUnavailableError",
@@ -112,6 +114,18 @@ class StateUnavailableError(BridgeError):
         """The ``JobHandle`` of a job the provider accepted before the state failed, else ``None``."""
         self.backend = backend
         """Which state failed (``"redis"``)."""
+        super().__init__(message)
+
+
+class JobUnknownError(BridgeError):
+    """``generate(..., idempotency_key=key)`` found ``key`` claimed by a submission that ended without recording
+    an answer (its process died while the provider was accepting, or not yet accepting, the job). A provider may
+    have accepted it, so it is not sent again: look it up at the provider, or use a new key to pay for a new job
+    (docs/scaling.md, "The job journal")."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        self.key = key
+        """The idempotency key."""
         super().__init__(message)
 
 

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from helpers_redis import RedisServer
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "clients"))  # the emulator helpers (helpers_bridge)
 
 from photomaker_bridge.state import MemoryState, RedisState, State
 
