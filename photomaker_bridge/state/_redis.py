@@ -216,9 +216,12 @@ class RedisState(State):
 
     def _failed(self, operation: StateOperation, accounts: Callable[[str], str] | None,
                 error: BaseException) -> Any:
-        self._down_until = time.monotonic() + self.retry_seconds
-        logger.warning("%s did not answer %s: %s: %s", self.describe(), type(operation).__name__,
-                       type(error).__name__, error)
+        now = time.monotonic()
+        # One warning per outage (then debug lines): a dead server would otherwise log every poll of every job.
+        level = logging.WARNING if now >= self._down_until else logging.DEBUG
+        self._down_until = now + self.retry_seconds
+        logger.log(level, "%s did not answer %s: %s: %s", self.describe(), type(operation).__name__,
+                   type(error).__name__, error)
         if self.on_state_error == "fail" and isinstance(operation, DECISIONS):
             self._incidents += 1
             raise StateUnavailableError(f"the shared state ({self.describe()}) did not answer "
