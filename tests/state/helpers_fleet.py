@@ -93,7 +93,7 @@ def run_worker(spec: dict[str, Any], results: Any) -> None:
     message)``."""
     from helpers_bridge import FAST_RETRY, photo_request
 
-    from photomaker_bridge import Bridge, BreakerSettings, BridgeError, Route
+    from photomaker_bridge import BreakerSettings, Bridge, BridgeError, Route
     from photomaker_bridge.state import RedisState
 
     providers = build_providers(spec["addresses"], dict(spec.get("eachlabs", {})))
