@@ -92,4 +92,7 @@ def add_commands(command: Command) -> None:
     where = batch.add_mutually_exclusive_group()
     where.add_argument("--provider", choices=PROVIDER_NAMES,
                        help="the provider of lines that name none")
+    batch.add_argument("--shard", metavar="K/N",
+                       help="run only shard K of N (by a stable hash of each job's key): N processes or machines "
+                            "share one input and one --out folder (docs/scaling.md)")
     _add_run_options(batch)

@@ -94,7 +94,18 @@ def _options_from(arguments: argparse.Namespace) -> BatchOptions:
     if not arguments.timeout > 0:
         raise InvalidRequestError("--timeout", arguments.timeout, "a positive number of seconds")
     return BatchOptions(concurrency=arguments.concurrency, timeout=arguments.timeout,
-                        download=not arguments.no_download, resubmit_unknown=arguments.resubmit_unknown)
+                        download=not arguments.no_download, resubmit_unknown=arguments.resubmit_unknown,
+                        shard=_shard_flag(getattr(arguments, "shard", None)))
+
+
+def _shard_flag(text: str | None) -> tuple[int, int] | None:
+    """``--shard K/N`` as ``(K, N)``."""
+    if text is None:
+        return None
+    head, _, tail = text.partition("/")
+    if not (head.strip().isdigit() and tail.strip().isdigit()) or not 1 <= int(head) <= int(tail):
+        raise InvalidRequestError("--shard", text, "K/N with 1 <= K <= N, such as 2/8 (this run's shard of N)")
+    return int(head), int(tail)
 
 
 def _base_urls(values: list[str]) -> list[Provider]:
@@ -158,7 +169,12 @@ def command_batch(arguments: argparse.Namespace, board: JobBoard, out: TextIO, e
         raise InvalidRequestError("JOBS.jsonl", arguments.jobs, "a JSONL file, one request per line",
                                   reason="no such file")
     source = JobFile(path, default_provider=arguments.provider)
-    return run_command(board, out, err, folder=_folder(arguments), items=source.numbered, jobs=lambda: source,
+
+    def items() -> Iterator[tuple[str, BatchJob | LineProblem]]:  # this shard's jobs (and every problem line)
+        return ((where, item) for where, item in source.numbered()
+                if not isinstance(item, BatchJob) or options.owns(item.key))
+
+    return run_command(board, out, err, folder=_folder(arguments), items=items, jobs=lambda: source,
                        providers=_base_urls(arguments.base_url), options=options, max_cost=max_cost,
                        title=arguments.title or f"PhotoMaker batch: {path.name}")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -34,7 +35,7 @@ from .output import prepare_output, save_images
 from .progress import BatchEvent, BatchEventKind
 from .records import JobTiming, failure_record, success_record
 
-__all__ = ["BatchOptions", "BatchOutcome", "EventCallback", "arun_batch", "run_batch", "submit_job"]
+__all__ = ["BatchOptions", "BatchOutcome", "EventCallback", "arun_batch", "run_batch", "shard_of", "submit_job"]
 
 EventCallback = Callable[[BatchEvent], Any]
 """Receives every :class:`BatchEvent` (on the runner's event-loop thread; keep it quick)."""
@@ -76,6 +77,27 @@ class BatchOptions:
     """Refuse any adjustment of a request instead of warning (see ``Bridge.submit``)."""
     fsync: bool = False
     """Force every journal line to the disk (survives a power cut, not only a killed process)."""
+    shard: tuple[int, int] | None = attrs.field(default=None, validator=lambda _, __, value: check_shard(value))
+    """``(K, N)``: run only the jobs of shard K of N (by a stable hash of their key), so that N processes or
+    machines can share one input and one output folder (docs/scaling.md, "Sharded batches"); ``None``: all."""
+
+    def owns(self, key: str) -> bool:
+        """Whether the job ``key`` belongs to this run's shard."""
+        return self.shard is None or shard_of(key, self.shard[1]) == self.shard[0] - 1
+
+
+def shard_of(key: str, count: int) -> int:
+    """The shard (0 to ``count`` - 1) of the job ``key``: the same in every process and on every machine."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:16], 16) % count
+
+
+def check_shard(value: object) -> None:
+    """Refuse a shard that is not ``(K, N)`` with 1 <= K <= N."""
+    if value is None:
+        return
+    if (not isinstance(value, tuple) or len(value) != 2 or not all(isinstance(part, int) and not isinstance(
+            part, bool) for part in value) or not 1 <= value[0] <= value[1]):
+        raise ConfigurationError(f"shard must be (K, N) with 1 <= K <= N, such as (2, 8), got {value!r}")
 
 
 @attrs.frozen
@@ -144,12 +166,18 @@ class _Run:
 
     def work(self, jobs: Iterable[BatchJob]) -> Iterator[_Resume | _Submit]:
         """What to do, lazily: first collect what earlier runs left accepted, then the caller's jobs."""
+        for key in [key for key in self.state.pending if not self.options.owns(key)]:
+            del self.state.pending[key]  # another shard's to collect
+        for key in [key for key in self.state.unknown if not self.options.owns(key)]:
+            del self.state.unknown[key]
         while self.state.pending:
             key, pending = next(iter(self.state.pending.items()))
             del self.state.pending[key]
             self.seen.add(key)
             yield _Resume(pending)
         for job in jobs:
+            if not self.options.owns(job.key):
+                continue
             if job.key in self.seen:
                 self.emit("duplicate", job.key, job.provider, message="this key was already given; the first runs")
                 continue
