@@ -39,7 +39,8 @@ from typing import Any, Final
 from ._http import HttpResponse
 from .errors import ConfigurationError, GenerationFailedError, ProviderError, WebhookVerificationError
 from .providers._fal_parse import error_for_answer, parse_output
-from .providers._runware_parsing import TaskCollector, TaskInfo, parse_answer, summarize
+from .providers._runware_parsing import parse_answer
+from .providers._runware_tasks import TaskCollector, TaskInfo, summarize
 from .result import PhotoMakerResult
 
 __all__ = ["FAL_JWKS_URL", "FAL_SIGNATURE_TOLERANCE_SECONDS", "fetch_fal_jwks", "parse_webhook",

@@ -12,7 +12,8 @@ from ..errors import ConfigurationError, GenerationTimeoutError, InvalidRequestE
 from ..jobs import JobHandle
 from ..plan import Plan
 from ..result import BridgeWarning, PhotoMakerResult, Timings
-from ._runware_parsing import PROVIDER, RunwareAnswer, Summary, TaskInfo, parse_answer
+from ._runware_parsing import PROVIDER, RunwareAnswer, parse_answer
+from ._runware_tasks import Summary, TaskInfo
 from .base import FlowContext, error_for_status
 
 if TYPE_CHECKING:

@@ -40,8 +40,9 @@ from ._runware_common import (
     tasks_of,
     timeout_error,
 )
-from ._runware_parsing import PROVIDER, RunwareAnswer, Summary, TaskCollector, TaskInfo, summarize
+from ._runware_parsing import PROVIDER, RunwareAnswer
 from ._runware_results import result_flow
+from ._runware_tasks import Summary, TaskCollector, TaskInfo, summarize
 from ._runware_uploads import forget_stale, prepare_tasks
 from ._runware_wire import get_response_task
 from ._steps import acquire_slots, bind_slot, release_slot, step

@@ -9,8 +9,6 @@ an array (§5.4 [CONFLICT]), the singular ``error`` object and the legacy ``erro
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -31,20 +29,10 @@ from ..errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
-from ..images import image_size, parse_data_uri, sniff_format
-from ..result import BridgeWarning, Cost, GeneratedImage
 from .base import error_for_status, parse_retry_after
 
-__all__ = [
-    "PROVIDER",
-    "RunwareAnswer",
-    "TaskCollector",
-    "TaskInfo",
-    "error_from_item",
-    "parse_answer",
-    "read_body",
-    "summarize",
-]
+__all__ = ["PROVIDER", "ResponseItem", "RunwareAnswer", "error_from_item", "invalid_response", "parse_answer",
+           "read_body"]
 
 PROVIDER: Final = "runware"
 
@@ -98,17 +86,9 @@ _QUOTA_CODE = re.compile(r"Credits|Balance|Quota")
 _PENDING_STATUSES: Final = frozenset({"processing", "pending", "queued", "scheduled", "waiting", "running"})
 _ERROR_STATUSES: Final = frozenset({"error", "failed"})
 
-_RUNWARE_FORMAT_TO_CONTENT_TYPE: Final[Mapping[str, str]] = {
-    "JPG": "image/jpeg", "JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
-}
-_EXTENSION_TO_CONTENT_TYPE: Final[Mapping[str, str]] = {
-    "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
-}
-_DEFAULT_OUTPUT_FORMAT: Final = "JPG"  # runware.md §5.1: outputFormat defaults to JPG
-
 
 @attrs.frozen(kw_only=True)
-class _ResponseItem:
+class ResponseItem:
     """One item of ``data`` / ``errors`` (or a singular ``error`` object): only the fields we read, all optional
     (lenient at the provider's edge)."""
 
@@ -184,8 +164,8 @@ def _make_converter() -> cattrs.Converter:
     made.register_structure_hook(Decimal, _structure_decimal)
     made.register_structure_hook(int, _structure_int)
     made.register_structure_hook(Any, lambda value, _: value)
-    made.register_structure_hook(_ResponseItem, make_dict_structure_fn(
-        _ResponseItem, made,
+    made.register_structure_hook(ResponseItem, make_dict_structure_fn(
+        ResponseItem, made,
         task_type=override(rename="taskType"),
         task_uuid=override(rename="taskUUID"),
         image_uuid=override(rename="imageUUID"),
@@ -202,21 +182,21 @@ def _make_converter() -> cattrs.Converter:
 _converter = _make_converter()
 
 
-def _invalid_response(message: str, *, status: int | None, raw: Any, request_id: str | None = None,
+def invalid_response(message: str, *, status: int | None, raw: Any, request_id: str | None = None,
                       ) -> ProviderUnavailableError:
     return ProviderUnavailableError(message, provider=PROVIDER, status=status, code="invalid_response",
                                     request_id=request_id, raw=raw)
 
 
-def _structure_item(value: Any, *, status: int, body: Any, request_id: str | None) -> _ResponseItem:
+def _structure_item(value: Any, *, status: int, body: Any, request_id: str | None) -> ResponseItem:
     if not isinstance(value, Mapping):
-        raise _invalid_response(f"Runware sent an item that is not an object: {value!r:.120}", status=status,
+        raise invalid_response(f"Runware sent an item that is not an object: {value!r:.120}", status=status,
                                 raw=body, request_id=request_id)
     try:
-        return _converter.structure(dict(value), _ResponseItem)
+        return _converter.structure(dict(value), ResponseItem)
     except cattrs.BaseValidationError as error:
         details = "; ".join(cattrs.transform_error(error))
-        raise _invalid_response(f"Runware sent an item the bridge cannot read: {details}", status=status,
+        raise invalid_response(f"Runware sent an item the bridge cannot read: {details}", status=status,
                                 raw=body, request_id=request_id) from error
 
 
@@ -232,11 +212,11 @@ def read_body(response: HttpResponse, *, request_id: str | None = None) -> Any:
             raise error_for_status(response.status, f"Runware answered HTTP {response.status}: {snippet}",
                                    provider=PROVIDER, request_id=request_id, raw=text,
                                    retry_after=response.header("retry-after")) from error
-        raise _invalid_response(f"Runware answered HTTP {response.status} with a body that is not JSON: {snippet}",
+        raise invalid_response(f"Runware answered HTTP {response.status} with a body that is not JSON: {snippet}",
                                 status=response.status, raw=text, request_id=request_id) from error
 
 
-def _error_fields(item: _ResponseItem) -> tuple[str | None, str, Any]:
+def _error_fields(item: ResponseItem) -> tuple[str | None, str, Any]:
     """``(code, message, parameter)`` of an error item in any of its shapes."""
     code, message, parameter = item.code, item.message or item.error_message, item.parameter
     nested = item.error
@@ -251,7 +231,7 @@ def _error_fields(item: _ResponseItem) -> tuple[str | None, str, Any]:
     return code, message or "Runware reported an error without a message", parameter
 
 
-def error_from_item(item: Mapping[str, Any] | _ResponseItem, *, status: int | None, raw: Any,
+def error_from_item(item: Mapping[str, Any] | ResponseItem, *, status: int | None, raw: Any,
                     request_id: str | None = None, retry_after: str | None = None,
                     all_errors: Sequence[Any] = ()) -> ProviderError:
     """The typed error for one Runware error item (runware.md §6).
@@ -260,7 +240,7 @@ def error_from_item(item: Mapping[str, Any] | _ResponseItem, *, status: int | No
     else (an error reported for an accepted task in a 2xx answer or a ``getResponse`` poll) to
     :class:`GenerationFailedError`. ``request_id`` is the item's ``taskUUID``, else the one given.
     """
-    parsed = item if isinstance(item, _ResponseItem) else _structure_item(item, status=status or 0, body=raw,
+    parsed = item if isinstance(item, ResponseItem) else _structure_item(item, status=status or 0, body=raw,
                                                                           request_id=request_id)
     code, message, parameter = _error_fields(parsed)
     if parameter:
@@ -300,13 +280,13 @@ class RunwareAnswer:
     """The HTTP status."""
     body: Any
     """The parsed JSON body as received."""
-    items: tuple[_ResponseItem, ...]
+    items: tuple[ResponseItem, ...]
     """Every non-error item of ``data`` (results, ACKs, ``processing`` poll items)."""
     failures: tuple[tuple[str | None, ProviderError], ...]
     """``(taskUUID or None, error)`` for every error item; ``None`` when the error names no task (auth, rate
     limit, server errors concern the whole request)."""
 
-    def items_for(self, task_uuid: str) -> list[_ResponseItem]:
+    def items_for(self, task_uuid: str) -> list[ResponseItem]:
         """The non-error items of one task."""
         return [item for item in self.items if item.task_uuid == task_uuid]
 
@@ -336,10 +316,10 @@ def parse_answer(response: HttpResponse, *, request_id: str | None = None) -> Ru
         if status >= 400:
             raise error_for_status(status, f"Runware answered HTTP {status}", provider=PROVIDER,
                                    request_id=request_id, raw=body, retry_after=retry_after)
-        raise _invalid_response(f"Runware answered with JSON that is not an object: {body!r:.120}",
+        raise invalid_response(f"Runware answered with JSON that is not an object: {body!r:.120}",
                                 status=status, raw=body, request_id=request_id)
-    error_items: list[_ResponseItem] = []
-    items: list[_ResponseItem] = []
+    error_items: list[ResponseItem] = []
+    items: list[ResponseItem] = []
     for value in _as_list(body.get("data")):
         item = _structure_item(value, status=status, body=body, request_id=request_id)
         (error_items if item.is_error else items).append(item)
@@ -358,7 +338,7 @@ def parse_answer(response: HttpResponse, *, request_id: str | None = None) -> Ru
         raise error_for_status(status, f"Runware answered HTTP {status} without an error item", provider=PROVIDER,
                                request_id=request_id, raw=body, retry_after=retry_after)
     if not error_items and "data" not in body:
-        raise _invalid_response("Runware answered without data or errors", status=status, raw=body,
+        raise invalid_response("Runware answered without data or errors", status=status, raw=body,
                                 request_id=request_id)
     raw_errors = [value for value in _as_list(body.get("errors"))]
     failures = tuple(
@@ -367,179 +347,3 @@ def parse_answer(response: HttpResponse, *, request_id: str | None = None) -> Ru
         for item in error_items
     )
     return RunwareAnswer(status=status, body=body, items=tuple(items), failures=failures)
-
-
-@attrs.frozen
-class TaskInfo:
-    """What parsing needs to know about one task sent: its id and the output it asked for."""
-
-    task_uuid: str
-    number_results: int | None = None
-    """Images asked for; ``None`` when unknown (a handle rebuilt from an id alone)."""
-    output_format: str | None = None
-    """``JPG``/``PNG``/``WEBP`` as sent; ``None`` for Runware's default (JPG) or unknown."""
-    width: int | None = None
-    height: int | None = None
-    known: bool = True
-    """Whether the fields above come from the task sent (``False``: rebuilt from an id alone)."""
-
-    @classmethod
-    def from_task(cls, task: Mapping[str, Any]) -> TaskInfo:
-        """From a task object as sent (after ``provider_options`` were merged in)."""
-        def integer(name: str) -> int | None:
-            value = task.get(name)
-            return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-        output_format = task.get("outputFormat")
-        return cls(task_uuid=str(task["taskUUID"]), number_results=integer("numberResults"),
-                   output_format=output_format if isinstance(output_format, str) else None,
-                   width=integer("width"), height=integer("height"))
-
-    def to_details(self) -> dict[str, Any]:
-        """JSON values for ``JobHandle.details``."""
-        return {"numberResults": self.number_results, "outputFormat": self.output_format, "width": self.width,
-                "height": self.height}
-
-    @classmethod
-    def from_details(cls, task_uuid: str, details: Mapping[str, Any] | None) -> TaskInfo:
-        """From :meth:`to_details` output; ``details=None`` for a task known by its id only."""
-        if details is None:
-            return cls(task_uuid=task_uuid, known=False)
-        return cls(task_uuid=task_uuid, number_results=details.get("numberResults"),
-                   output_format=details.get("outputFormat"), width=details.get("width"),
-                   height=details.get("height"))
-
-
-def _decode_base64(text: str, *, status: int, body: Any, request_id: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise _invalid_response(f"Runware sent image data that is not valid base64: {error}", status=status,
-                                raw=body, request_id=request_id) from error
-
-
-def _content_type(info: TaskInfo, url: str | None, data: bytes | None) -> str | None:
-    if data is not None:
-        sniffed = sniff_format(data)
-        if sniffed is not None:
-            return {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}[sniffed]
-    if info.known:
-        return _RUNWARE_FORMAT_TO_CONTENT_TYPE.get((info.output_format or _DEFAULT_OUTPUT_FORMAT).upper())
-    if url:
-        extension = url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
-        return _EXTENSION_TO_CONTENT_TYPE.get(extension)
-    return None
-
-
-class TaskCollector:
-    """One task's outcome as answers arrive: images deduplicated by imageUUID (runware.md §3.2; getResponse is
-    cumulative, §4.2), their costs, the task's errors, and how many images are still processing."""
-
-    def __init__(self, info: TaskInfo) -> None:
-        self.info = info
-        self.images: dict[str, GeneratedImage] = {}
-        self.costs: dict[str, Decimal] = {}
-        self.failures: list[ProviderError] = []
-        self.pending = 0
-        self.answered = False
-        """Whether any answer mentioned this task (an item, an ACK, an error)."""
-
-    def add(self, answer: RunwareAnswer, *, include_unscoped: bool = True) -> None:
-        """Take in one answer: new images, errors, and (for a poll) the current count of pending images."""
-        items = answer.items_for(self.info.task_uuid)
-        failures = (answer.failures_for(self.info.task_uuid) if include_unscoped
-                    else [error for uuid, error in answer.failures if uuid == self.info.task_uuid])
-        self.answered = self.answered or bool(items) or bool(failures)
-        self.pending = sum(1 for item in items if item.is_pending)
-        for error in failures:
-            if not any(error is known for known in self.failures):
-                self.failures.append(error)
-        for item in items:
-            if item.is_pending or not item.has_output:
-                continue  # an ACK ({taskType, taskUUID}) or an image still processing
-            self._add_image(item, answer)
-
-    def _add_image(self, item: _ResponseItem, answer: RunwareAnswer) -> None:
-        data: bytes | None = None
-        content_type: str | None = None
-        if item.image_data_uri:
-            try:
-                content_type, data = parse_data_uri(item.image_data_uri)
-            except ValueError as error:
-                raise _invalid_response(f"Runware sent an imageDataURI the bridge cannot read: {error}",
-                                        status=answer.status, raw=answer.body,
-                                        request_id=self.info.task_uuid) from error
-        elif item.image_base64_data:
-            data = _decode_base64(item.image_base64_data, status=answer.status, body=answer.body,
-                                  request_id=self.info.task_uuid)
-        key = item.image_uuid or item.image_url or f"data:{len(self.images)}"
-        if key in self.images:
-            return
-        width, height = self.info.width, self.info.height
-        if data is not None and (size := image_size(data)) is not None:
-            width, height = size
-        self.images[key] = GeneratedImage(
-            url=item.image_url, data=data, content_type=content_type or _content_type(self.info, item.image_url, data),
-            width=width, height=height, seed=item.seed, nsfw=item.nsfw_content, provider_image_id=item.image_uuid,
-        )
-        if item.cost is not None:
-            self.costs[key] = item.cost
-
-    @property
-    def done(self) -> bool:
-        """Whether nothing more will come for this task: every image asked for is in, or the task failed, or
-        Runware reports nothing still processing (a task that delivered fewer images than asked)."""
-        if self.failures:
-            return self.pending == 0
-        expected = self.info.number_results
-        if expected is not None and len(self.images) >= expected:
-            return True
-        return self.answered and self.pending == 0 and bool(self.images)
-
-
-@attrs.frozen
-class Summary:
-    """The images, cost and warnings of several tasks together, or the error to raise when none succeeded."""
-
-    images: tuple[GeneratedImage, ...]
-    cost: Cost | None
-    warnings: tuple[BridgeWarning, ...]
-    error: ProviderError | None
-    """The first typed error, in task order, when no task delivered an image; else ``None``."""
-
-
-def summarize(collectors: Sequence[TaskCollector], *, requested: int | None) -> Summary:
-    """Put tasks' outcomes together. Partial success is never lost: when some images arrived, every error
-    becomes a warning on the result; when none did, the first error (in task order) is the one to raise."""
-    images = [image for collector in collectors for image in collector.images.values()]
-    costs = [cost for collector in collectors for cost in collector.costs.values()]
-    errors: list[ProviderError] = []
-    for collector in collectors:
-        for error in collector.failures:
-            if not any(error is seen for seen in errors):
-                errors.append(error)
-    if not images:
-        first = errors[0] if errors else GenerationFailedError(
-            "Runware answered without any image and without an error", provider=PROVIDER,
-            request_id=collectors[0].info.task_uuid if collectors else None, retryable=True,
-            raw=None)
-        return Summary(images=(), cost=None, warnings=(), error=first)
-    warnings: list[BridgeWarning] = []
-    for error in errors:
-        warnings.append(BridgeWarning(
-            field="num_images", asked=requested, sent=len(images), provider=PROVIDER,
-            reason=f"task {error.request_id} failed ({type(error).__name__}, {error.code}): {error.message}; "
-                   f"the images of the other tasks are returned",
-        ))
-    if requested is not None and len(images) < requested and not errors:
-        warnings.append(BridgeWarning(field="num_images", asked=requested, sent=len(images), provider=PROVIDER,
-                                      reason=f"Runware returned {len(images)} of the {requested} images asked for"))
-    flagged = [index for index, image in enumerate(images) if image.nsfw]
-    if flagged:
-        # NSFWContent flags an image "as potentially sensitive" and still returns it (runware.md §2.2, runware.md SEED
-        # "NSFWContent"): the image is kept with nsfw=True, and the flag is reported here too.
-        warnings.append(BridgeWarning(field="safety_check", asked=True, sent=True, provider=PROVIDER,
-                                      reason=f"Runware flagged image(s) {flagged} as potentially sensitive "
-                                             f"(NSFWContent); they are returned with nsfw=True"))
-    cost = Cost(sum(costs, Decimal(0)), source="reported") if costs else None
-    return Summary(images=tuple(images), cost=cost, warnings=tuple(warnings), error=None)

@@ -23,7 +23,8 @@ from ..jobs import JobHandle
 from ..result import PhotoMakerResult
 from ._polling import PollTimer, duration_sample
 from ._runware_common import make_result, now, post_tasks, read_answer, stamp, timeout_error
-from ._runware_parsing import PROVIDER, RunwareAnswer, TaskCollector, TaskInfo, summarize
+from ._runware_parsing import PROVIDER, RunwareAnswer
+from ._runware_tasks import TaskCollector, TaskInfo, summarize
 from ._runware_wire import get_response_task
 from ._steps import release_slot, step
 from .base import FlowContext

@@ -2,7 +2,8 @@
 
 Reference: ``docs/protocols/runware.md`` (cited below as §n) and Runware's PhotoMaker page (runware.md SEED).
 Translation tables come first, then :class:`RunwareProvider` (translation, then the flows). The wire classes
-live in ``_runware_wire``, the parsing of Runware's answers in ``_runware_parsing``, the flows in
+live in ``_runware_wire``, the parsing of Runware's answers in ``_runware_parsing`` (and of its tasks'
+outcomes in ``_runware_tasks``), the flows in
 ``_runware_flows`` (sending tasks), ``_runware_uploads`` and ``_runware_results`` (polling by handle).
 """
 

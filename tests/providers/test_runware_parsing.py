@@ -22,13 +22,8 @@ from photomaker_bridge.errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
-from photomaker_bridge.providers._runware_parsing import (
-    TaskCollector,
-    TaskInfo,
-    error_from_item,
-    parse_answer,
-    summarize,
-)
+from photomaker_bridge.providers._runware_parsing import error_from_item, parse_answer
+from photomaker_bridge.providers._runware_tasks import TaskCollector, TaskInfo, summarize
 
 TASK = "a770f077-f413-47de-9dac-be0b26a35da6"
 OTHER_TASK = "6bb2cc2c-0000-4000-8000-000000000002"
