@@ -8,6 +8,7 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
+from ._cli_options import add_route_arguments
 from .pricing import DEFAULT_MAX_COST
 from .request import PROVIDER_NAMES
 
@@ -87,11 +88,17 @@ def add_commands(command: Command) -> None:
     batch = command("batch", _command_batch,
                     "run the jobs of a JSONL file (one request per line), resumably, with a report")
     batch.add_argument("jobs", metavar="JOBS.jsonl",
-                       help="one PhotoMakerRequest.to_dict() object per line, plus optional \"provider\" and "
-                            "\"key\"; bad lines are reported by number and skipped")
+                       help="one PhotoMakerRequest.to_dict() object per line, plus optional \"provider\" (a name or "
+                            "a list of names), \"route\" (an object: docs/compare-and-batch.md) and \"key\"; bad "
+                            "lines are reported by number and skipped")
     where = batch.add_mutually_exclusive_group()
     where.add_argument("--provider", choices=PROVIDER_NAMES,
                        help="the provider of lines that name none")
+    where.add_argument("--route", metavar="P[,P...]",
+                       help="the route of lines that name none: providers tried in turn as --strategy says, falling "
+                            "back when one fails; each job is journaled under the provider that ran it "
+                            "(docs/compare-and-batch.md)")
+    add_route_arguments(batch, flag="--route", hedge=False)
     batch.add_argument("--shard", metavar="K/N",
                        help="run only shard K of N (by a stable hash of each job's key): N processes or machines "
                             "share one input and one --out folder (docs/scaling.md)")

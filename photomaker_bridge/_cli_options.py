@@ -180,18 +180,23 @@ def add_request_arguments(parser: argparse.ArgumentParser, *, routed: bool = Fal
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def add_route_arguments(parser: argparse.ArgumentParser) -> None:
-    """``generate``'s routing options (any of them makes even one provider a route)."""
+def add_route_arguments(parser: argparse.ArgumentParser, *, flag: str = "--provider", hedge: bool = True) -> None:
+    """The routing options of ``generate`` (any of them makes even one provider a route) and of ``batch`` (for its
+    ``--route``: ``flag`` names the option that lists the providers; ``hedge=False`` leaves ``--hedge`` out)."""
     group = parser.add_argument_group("routing (docs/routing.md)")
     group.add_argument("--strategy", choices=STRATEGIES,
-                       help="how the providers of --provider are ordered: as listed (ordered, the default), by the "
+                       help=f"how the providers of {flag} are ordered: as listed (ordered, the default), by the "
                             "estimated price of this request (cheapest), by learned median time (fastest), at random "
                             "(weighted)")
     group.add_argument("--max-attempts", type=int, metavar="N",
                        help="attempts across all providers together (default 3); a skipped provider is not one")
     group.add_argument("--budget", metavar="USD",
                        help="the most this call may spend, e.g. 0.05: an attempt whose estimated cost would pass it "
-                            "is not sent (exit 7 when none fits)")
+                            "is not sent (exit 7 when none fits)" if hedge else
+                            "the most one job may spend, e.g. 0.05: an attempt whose estimated cost would pass it "
+                            "is not sent (the job then fails with BudgetExceededError)")
+    if not hedge:
+        return
     group.add_argument("--hedge", metavar="p95|SECONDS[:CAP]",
                        help="while the first job is still queued this long after it was accepted (p95: its "
                             "provider's learned 95th percentile queue wait), send the request to the next provider "

@@ -32,10 +32,12 @@ from .compare import DEFAULT_MAX_COST, CompareMatrix
 from .display import BatchDisplay
 from .jobs import BatchJob
 from .jsonl import JobFile, LineProblem
+from .options import BatchOptions
 from .output import prepare_output
 from .preflight import Preflight, check_cost, preflight
 from .progress import BatchProgress
-from .runner import BatchOptions, run_batch
+from .routes import JobProvider
+from .runner import run_batch
 from .tables import COMPACT_COLUMNS, summary_rows
 
 __all__ = ["command_batch", "command_compare", "run_command"]
@@ -108,6 +110,28 @@ def _shard_flag(text: str | None) -> tuple[int, int] | None:
     return int(head), int(tail)
 
 
+def default_route(arguments: argparse.Namespace) -> JobProvider | None:
+    """``batch``'s ``--provider`` or ``--route`` (with ``--strategy``, ``--max-attempts``, ``--budget``, read by the
+    routing package's own ``parse_route``, as ``generate`` reads them): where the lines that name none go."""
+    from ..routing import parse_route
+
+    options = {flag: getattr(arguments, field, None) for flag, field in (
+        ("--strategy", "strategy"), ("--max-attempts", "max_attempts"), ("--budget", "budget"))}
+    if arguments.route is None:
+        for flag, value in options.items():
+            if value is not None:
+                raise InvalidRequestError(flag, value, "given with --route (it shapes the route of the lines that "
+                                          "name none)")
+        return arguments.provider  # type: ignore[no-any-return]
+    try:
+        return parse_route(arguments.route, strategy=arguments.strategy, max_attempts=arguments.max_attempts,
+                           budget=arguments.budget)
+    except InvalidRequestError as error:
+        if error.field != "providers":
+            raise
+        raise InvalidRequestError("--route", error.value, error.allowed, reason=error.reason) from None
+
+
 def _base_urls(values: list[str]) -> list[Provider]:
     adapters: list[Provider] = []
     for value in values:
@@ -168,7 +192,7 @@ def command_batch(arguments: argparse.Namespace, board: JobBoard, out: TextIO, e
     if not path.is_file():
         raise InvalidRequestError("JOBS.jsonl", arguments.jobs, "a JSONL file, one request per line",
                                   reason="no such file")
-    source = JobFile(path, default_provider=arguments.provider)
+    source = JobFile(path, default_provider=default_route(arguments))
 
     def items() -> Iterator[tuple[str, BatchJob | LineProblem]]:  # this shard's jobs (and every problem line)
         return ((where, item) for where, item in source.numbered()

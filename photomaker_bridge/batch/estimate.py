@@ -3,12 +3,13 @@ the few assumptions a price table cannot give (how many seconds a per-second pri
 replaced by what earlier runs in the same journal actually cost as soon as there is any.
 
 The assumptions are deliberately on the high side, since the estimate guards a spending limit; each is listed,
-with its source, in ``docs/compare-and-batch.md``.
+with its source, in ``docs/compare-and-batch.md``. For the same reason a routed job is estimated at the most
+expensive of the candidates that can take it: whichever the route ends on, the estimate is not passed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 import attrs
@@ -115,20 +116,33 @@ class CostEstimator:
     _basis: dict[str, str] = attrs.field(factory=dict)
 
     def add(self, adapter: Provider, plan: Plan) -> None:
-        """Count one job to submit."""
-        name = adapter.name
+        """Count one job to submit to ``adapter``."""
+        self.add_job(adapter.name, [(adapter, plan)])
+
+    def add_job(self, label: str, planned: Sequence[tuple[Provider, Plan]]) -> None:
+        """Count one job to submit under ``label``, at the most expensive of its ``planned`` candidates (one for a
+        job sent to one provider; every candidate of a route that can take it)."""
+        name = label
         self._jobs[name] = self._jobs.get(name, 0) + 1
-        estimate: tuple[Decimal, str] | None
-        if name in self.learned:
-            images = sum(plan.images_per_payload) or len(plan.payloads)
-            estimate = self.learned[name] * images, f"{self.learned[name]} USD/image (earlier runs of this journal)"
-        else:
-            estimate = job_cost(adapter, plan)
+        estimates = [(priced, adapter.name) for adapter, plan in planned
+                     if (priced := self._estimate(adapter, plan)) is not None]
+        estimate: tuple[Decimal, str] | None = None
+        if estimates:
+            (amount, basis), provider = max(estimates, key=lambda item: item[0][0])
+            estimate = (amount, basis) if len(planned) == 1 else (
+                amount, f"the dearest candidate of the route, {provider}: {basis}")
         if estimate is None:
             self._unpriced[name] = self._unpriced.get(name, 0) + 1
             return
         self._amounts[name] = self._amounts.get(name, Decimal(0)) + estimate[0]
         self._basis[name] = estimate[1]
+
+    def _estimate(self, adapter: Provider, plan: Plan) -> tuple[Decimal, str] | None:
+        name = adapter.name
+        if name in self.learned:
+            images = sum(plan.images_per_payload) or len(plan.payloads)
+            return self.learned[name] * images, f"{self.learned[name]} USD/image (earlier runs of this journal)"
+        return job_cost(adapter, plan)
 
     def result(self) -> CostEstimate:
         """The estimate so far."""

@@ -3,9 +3,11 @@
 Five kinds of line (``"type"``):
 
 * ``run`` — a run started (when, and the format version);
-* ``intent`` — a job is about to be submitted (written *before* the request leaves);
+* ``intent`` — a job is about to be submitted (written *before* the request leaves); for a routed job also when
+  its accepted job failed and the route goes on to another attempt (the earlier handle is then spent);
 * ``withdrawn`` — the submission stopped before any request left (a missing key): the intent is void;
-* ``submitted`` — the provider accepted it: the job's handle, enough to collect it from any process;
+* ``submitted`` — the provider accepted it: the job's handle, enough to collect it from any process (for a
+  routed job, under the provider that accepted it, with the route and the decision trail so far);
 * ``finished`` — the outcome: images, cost, timings, warnings, or the error (see :mod:`.records`).
 
 Reading it back (:func:`scan_journal`) tells a new run what to do with each key: *finished* keys are skipped;
@@ -24,7 +26,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -85,19 +88,28 @@ class JournalWriter:
         """Record that a run starts."""
         self.write({"type": "run", "format": FORMAT_VERSION, "at": now_iso(), "pid": os.getpid()})
 
-    def intent(self, key: str, provider: str, labels: JobLabels) -> None:
-        """Record that ``key`` is about to be submitted (before any request leaves)."""
+    def intent(self, key: str, provider: str, labels: JobLabels, *, route: Mapping[str, Any] | None = None,
+               attempts: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Record that ``key`` is about to be submitted (before any request leaves); ``provider`` is the route's
+        label for a routed job, ``route`` its canonical form and ``attempts`` the trail of its earlier attempts."""
         self.write({"type": "intent", "key": key, "provider": provider, "labels": labels.to_dict(),
-                    "at": now_iso()})
+                    **_routed(route, attempts), "at": now_iso()})
 
     def withdrawn(self, key: str) -> None:
         """Record that the submission of ``key`` stopped before any request left."""
         self.write({"type": "withdrawn", "key": key, "at": now_iso()})
 
-    def submitted(self, key: str, provider: str, handle: Mapping[str, Any], labels: JobLabels) -> None:
-        """Record the handle of an accepted job (``JobHandle.to_dict()``)."""
+    def submitted(self, key: str, provider: str, handle: Mapping[str, Any], labels: JobLabels, *,
+                  route: Mapping[str, Any] | None = None, attempts: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Record the handle of an accepted job (``JobHandle.to_dict()``) under the provider that accepted it; for a
+        routed job with the route's canonical form and the decision trail up to the acceptance."""
         self.write({"type": "submitted", "key": key, "provider": provider, "handle": dict(handle),
-                    "labels": labels.to_dict(), "at": now_iso()})
+                    "labels": labels.to_dict(), **_routed(route, attempts), "at": now_iso()})
+
+
+def _routed(route: Mapping[str, Any] | None, attempts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The fields a routed job's lines add (none for a job sent to one provider)."""
+    return {} if route is None else {"route": dict(route), "attempts": list(attempts)}
 
 
 @attrs.frozen
@@ -112,6 +124,8 @@ class PendingJob:
     timed_out: bool = False
     """An earlier run's deadline passed while the provider still ran it (its ``timeout`` outcome counts until
     a later run collects it)."""
+    route: Mapping[str, Any] | None = None
+    """The route's canonical form, for a routed job (``None`` for one sent to one provider)."""
 
 
 @attrs.define
@@ -128,6 +142,8 @@ class JournalState:
     """How many runs wrote to the journal."""
     damaged: list[int] = attrs.field(factory=list)
     """Numbers of lines that could not be read (a torn last line is not counted)."""
+    ran_by: dict[str, str] = attrs.field(factory=dict)
+    """Routed keys with an outcome → the provider (or route label) their ``finished`` line counts them under."""
 
 
 def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -166,23 +182,32 @@ def scan_journal(path: Path) -> JournalState:
             state.runs += 1
         elif kind == "damaged" or not isinstance(key, str):
             state.damaged.append(number)
-        elif kind == "intent":
+        elif kind == "intent":  # a routed job's next attempt, after its accepted job failed, spends the handle
             state.finished.discard(key)
+            state.pending.pop(key, None)
             state.unknown[key] = (str(record.get("provider")), JobLabels.from_dict(record.get("labels")))
         elif kind == "withdrawn":
             state.unknown.pop(key, None)
         elif kind == "submitted":
             state.unknown.pop(key, None)
             state.pending[key] = PendingJob(key, str(record.get("provider")), record.get("handle") or {},
-                                            JobLabels.from_dict(record.get("labels")))
+                                            JobLabels.from_dict(record.get("labels")), route=_route(record))
         elif kind == "finished":
             state.unknown.pop(key, None)
             handle = record.get("handle")
             if record.get("resumable") and isinstance(handle, dict):
                 state.pending[key] = PendingJob(key, str(record.get("provider")), handle,
-                                                JobLabels.from_dict(record.get("labels")), timed_out=True)
+                                                JobLabels.from_dict(record.get("labels")), timed_out=True,
+                                                route=_route(record))
                 state.finished.discard(key)
             else:
                 state.pending.pop(key, None)
                 state.finished.add(key)
+                if _route(record) is not None:
+                    state.ran_by[key] = sys.intern(str(record.get("provider")))
     return state
+
+
+def _route(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    route = record.get("route")
+    return route if isinstance(route, Mapping) else None

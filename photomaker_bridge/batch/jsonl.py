@@ -1,5 +1,6 @@
-"""Jobs from a JSONL file: one ``PhotoMakerRequest.to_dict()`` object per line, plus optional ``provider`` and
-``key``.
+"""Jobs from a JSONL file: one ``PhotoMakerRequest.to_dict()`` object per line, plus optional ``provider`` (a
+name, or a list of names: an ordered route), ``route`` (a route object: :func:`~photomaker_bridge.batch.routes.
+route_from_line`) and ``key``.
 
 Bad lines (not JSON, not an object, an invalid request, an unknown provider, a missing image, a key used
 twice) are reported by line number and skipped; they never stop the good lines from running. The file is
@@ -21,6 +22,7 @@ import attrs
 from ..errors import BridgeError, InvalidRequestError
 from ..request import PhotoMakerRequest
 from .jobs import BatchJob
+from .routes import JobProvider, route_from_line
 
 __all__ = ["JobFile", "LineProblem"]
 
@@ -46,8 +48,8 @@ class JobFile:
 
     path: Path = attrs.field(converter=Path)
     """The file."""
-    default_provider: str | None = None
-    """The provider of lines that name none (the CLI's ``--provider``)."""
+    default_provider: JobProvider | None = None
+    """The provider or route of lines that name none (the CLI's ``--provider`` or ``--route``)."""
 
     def numbered(self) -> Iterator[tuple[str, BatchJob | LineProblem]]:
         """Every non-blank line as ``("line N", job)`` or ``("line N", problem)``, in file order."""
@@ -76,10 +78,13 @@ class JobFile:
         if not isinstance(value, dict):
             raise InvalidRequestError("line", _clip(text), "a JSON object (a request's fields)")
         fields = dict(value)
-        provider = fields.pop("provider", None) or self.default_provider
-        key = fields.pop("key", None)
+        named, route, key = fields.pop("provider", None), fields.pop("route", None), fields.pop("key", None)
+        if named is not None and route is not None:
+            raise InvalidRequestError("route", route, 'either "provider" or "route" on a line, not both')
+        provider = route_from_line(route) if route is not None else named or self.default_provider
         if provider is None:
-            raise InvalidRequestError("provider", None, 'a "provider" on the line, or --provider for every line')
+            raise InvalidRequestError("provider", None, 'a "provider" or "route" on the line, or --provider or '
+                                      "--route for every line")
         if "images" in fields:
             fields["images"] = self._resolve_images(fields["images"])
         request = PhotoMakerRequest.from_dict(fields)

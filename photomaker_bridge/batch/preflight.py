@@ -1,5 +1,6 @@
-"""Everything checked before the first request of a batch: each job planned for its provider (offline), keys
-given twice, every provider's key present, what earlier runs already did, and what the rest will cost.
+"""Everything checked before the first request of a batch: each job planned for its provider — or for every
+candidate of its route — offline, keys given twice, every provider's key present, what earlier runs already did,
+and what the rest will cost (a routed job at its most expensive candidate).
 
 Bad jobs become :class:`~photomaker_bridge.batch.jsonl.LineProblem` entries (reported, then skipped); a missing
 key is a :class:`~photomaker_bridge.ConfigurationError`; a cost above the limit an
@@ -16,6 +17,9 @@ import attrs
 
 from ..client import AsyncBridge, Bridge
 from ..errors import BridgeError, ConfigurationError, InvalidRequestError
+from ..plan import Plan
+from ..providers.base import Provider
+from ..routing._choice import is_capability
 from .estimate import CostEstimate, CostEstimator, learned_prices
 from .jobs import BatchJob
 from .journal import JOURNAL_NAME, scan_journal
@@ -30,7 +34,7 @@ class Preflight:
     """What a run will do, known before it sends anything."""
 
     to_submit: Mapping[str, int]
-    """Jobs to submit per provider."""
+    """Jobs to submit per provider (routed jobs under ``"route"``)."""
     to_resume: int
     """Jobs an earlier run left accepted, to collect by handle."""
     finished: int
@@ -40,7 +44,8 @@ class Preflight:
     estimate: CostEstimate
     """What the jobs to submit will cost."""
     per_provider: Mapping[str, int] = attrs.field(factory=dict)
-    """Every runnable job per provider (to submit, to resume, finished before): what progress counts towards."""
+    """Every runnable job per provider (to submit, to resume, finished before): what progress counts towards. A
+    routed job counts under the provider that accepted it, or under ``"route"`` while none has."""
 
     @property
     def jobs(self) -> int:
@@ -65,6 +70,7 @@ def preflight(items: Iterable[tuple[str, BatchJob | LineProblem]], bridge: Bridg
     first_seen: dict[str, str] = {}
     to_submit: dict[str, int] = {}
     per_provider: dict[str, int] = {}
+    needs_key: set[str] = set()
     finished = resumed = 0
     for where, item in items:
         if isinstance(item, LineProblem):
@@ -74,28 +80,25 @@ def preflight(items: Iterable[tuple[str, BatchJob | LineProblem]], bridge: Bridg
             problems.append(LineProblem(where, f"key {item.key!r} is already used by {first_seen[item.key]}"))
             continue
         first_seen[item.key] = where
-        if item.key in state.finished or item.key in state.pending:
-            per_provider[item.provider] = per_provider.get(item.provider, 0) + 1
         if item.key in state.finished:
+            _count(per_provider, state.ran_by.get(item.key, item.label))
             finished += 1
             continue
-        if item.key in state.pending:
-            resumed += 1
+        if item.key in state.pending:  # counted below, under the provider that accepted it
             continue
         try:
-            adapter = bridge.provider(item.provider)
-            plan = adapter.plan(item.request, strict=strict)
+            planned = plan_job(bridge, item, strict=strict)
         except BridgeError as error:
             problems.append(LineProblem(where, str(error)))
             continue
-        to_submit[item.provider] = to_submit.get(item.provider, 0) + 1
-        per_provider[item.provider] = per_provider.get(item.provider, 0) + 1
-        estimator.add(adapter, plan)
-    for key, pending in state.pending.items():
-        if key not in first_seen:  # accepted in an earlier run and no longer in the input: still collected
-            resumed += 1
-            per_provider[pending.provider] = per_provider.get(pending.provider, 0) + 1
-    for name in sorted(to_submit):
+        _count(to_submit, item.label)
+        _count(per_provider, item.label)
+        needs_key.update(item.candidates)
+        estimator.add_job(item.label, planned)
+    for pending in state.pending.values():  # accepted in an earlier run (in the input or not): collected
+        resumed += 1
+        _count(per_provider, pending.provider)
+    for name in sorted(needs_key):
         bridge.provider(name).require_key()
     for name in sorted({pending.provider for pending in state.pending.values()}):
         try:
@@ -104,6 +107,37 @@ def preflight(items: Iterable[tuple[str, BatchJob | LineProblem]], bridge: Bridg
             raise ConfigurationError(f"jobs accepted by {name} in an earlier run wait to be collected: {error}") \
                 from None
     return Preflight(to_submit, resumed, finished, tuple(problems), estimator.result(), per_provider)
+
+
+def _count(counts: dict[str, int], name: str) -> None:
+    counts[name] = counts.get(name, 0) + 1
+
+
+def plan_job(bridge: Bridge | AsyncBridge, job: BatchJob, *, strict: bool = False) -> list[tuple[Provider, Plan]]:
+    """Plan ``job`` offline for its provider, or for every candidate of its route: the ``(adapter, plan)`` of each
+    provider that can take it. A candidate that cannot take the request *as given* (fal with an image URL, a Runware
+    UUID elsewhere, an adjustment under ``strict``) drops out, as the route would skip it; a request one candidate
+    refuses for any other reason is refused (the route would stop there), naming that provider; so is one that no
+    candidate can take. Raises :class:`InvalidRequestError`."""
+    if job.route is None:
+        adapter = bridge.provider(job.label)
+        return [(adapter, adapter.plan(job.request, strict=strict))]
+    planned: list[tuple[Provider, Plan]] = []
+    refused: list[str] = []
+    for name in job.candidates:
+        adapter = bridge.provider(name)
+        try:
+            planned.append((adapter, adapter.plan(job.request, strict=strict)))
+        except InvalidRequestError as error:
+            if not is_capability(error):
+                raise InvalidRequestError(error.field, error.value, error.allowed,
+                                          reason=f"{name}, a provider of the route: {error.reason or 'refused'}") \
+                    from None
+            refused.append(f"{name}: {error}")
+    if not planned:
+        raise InvalidRequestError("provider", list(job.candidates), "a route with a provider that can take this "
+                                  "request", reason="no provider of the route can: " + "; ".join(refused))
+    return planned
 
 
 def check_cost(estimate: CostEstimate, max_cost: Decimal | None, *, field: str = "max_cost") -> None:

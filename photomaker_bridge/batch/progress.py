@@ -2,6 +2,11 @@
 that a display draws: per provider done / failed / in flight, spend so far, elapsed and estimated time left.
 
 Pure: the tally is fed events and a clock reading; it never reads the journal or the clock itself.
+
+A routed job moves between rows: it is in flight under ``route`` while its route is choosing, under the provider
+that accepted it once one has (the event's ``provider`` says which), back under ``route`` when that job failed and
+the route goes on, and it finishes under the provider its journal line names. Its expected place in the totals
+moves with it, so every row's bar still counts towards its own jobs.
 """
 
 from __future__ import annotations
@@ -23,12 +28,12 @@ class BatchEvent:
     """One step of one job.
 
     ``kind``: ``skipped`` (finished in an earlier run), ``duplicate`` (a key given twice: the first one runs),
-    ``submitting``, ``submitted`` (the provider accepted it), ``resuming`` (an earlier run's accepted job,
-    collected by its handle), ``collecting`` (waiting for the result), ``finished`` (``record`` is its journal
-    line), ``unknown`` (its submission was interrupted in an earlier run, so it may or may not exist; it is not
-    sent again), ``error`` (an unexpected failure; the job stays in the journal to resume, ``message`` says
-    what happened), ``stopping`` (the run was cancelled; ``key`` and ``provider`` are empty, ``message`` says
-    what happens to the jobs in flight).
+    ``submitting`` (``provider`` is ``"route"`` for a routed job), ``submitted`` (``provider`` accepted it),
+    ``resuming`` (an earlier run's accepted job, collected by its handle), ``collecting`` (waiting for the
+    result), ``finished`` (``record`` is its journal line), ``unknown`` (its submission was interrupted in an
+    earlier run, so it may or may not exist; it is not sent again), ``error`` (an unexpected failure; the job
+    stays in the journal to resume, ``message`` says what happened), ``stopping`` (the run was cancelled;
+    ``key`` and ``provider`` are empty, ``message`` says what happens to the jobs in flight).
     """
 
     kind: BatchEventKind
@@ -79,6 +84,8 @@ class BatchProgress:
 
     started: float
     providers: dict[str, ProviderProgress] = attrs.field(factory=dict)
+    _where: dict[str, str] = attrs.field(factory=dict, init=False)
+    """Each job in flight → the row it is counted in (only the jobs in flight: at most the run's concurrency)."""
 
     def expect(self, provider: str, total: int) -> None:
         """Say how many jobs ``provider`` has in all (what the bars count towards)."""
@@ -94,16 +101,42 @@ class BatchProgress:
         tally = self._provider(event.provider)
         if event.kind == "skipped":
             tally.skipped += 1
-        elif event.kind in ("submitting", "resuming"):
-            tally.in_flight += 1
+        elif event.kind in ("submitting", "resuming", "submitted", "collecting"):
+            self._move(event.key, event.provider)
         elif event.kind == "unknown":
             tally.left += 1
         elif event.kind == "error":
-            tally.in_flight = max(0, tally.in_flight - 1)
+            self._land(event.key, event.provider)
             tally.left += 1
         elif event.kind == "finished" and event.record is not None:
-            tally.in_flight = max(0, tally.in_flight - 1)
+            self._land(event.key, event.provider)
             self._count_finished(tally, event.record)
+
+    def _move(self, key: str, to: str) -> None:
+        """Count job ``key`` in flight under ``to`` (from the row it was in, with its place in the totals)."""
+        before = self._where.get(key)
+        if before == to:
+            return
+        self._where[key] = to
+        self._provider(to).in_flight += 1
+        if before is not None:
+            self._shift(before, to)
+            self._provider(before).in_flight = max(0, self._provider(before).in_flight - 1)
+
+    def _land(self, key: str, at: str) -> None:
+        """Job ``key`` left the jobs in flight, counted under ``at``."""
+        before = self._where.pop(key, at)
+        self._provider(before).in_flight = max(0, self._provider(before).in_flight - 1)
+        if before != at:
+            self._shift(before, at)
+
+    def _shift(self, source: str, target: str) -> None:
+        """One expected job moves from ``source``'s total to ``target``'s (when ``source`` has one)."""
+        tally = self._provider(source)
+        if tally.total is not None and tally.total > 0:
+            tally.total -= 1
+            destination = self._provider(target)
+            destination.total = (destination.total or 0) + 1
 
     @staticmethod
     def _count_finished(tally: ProviderProgress, record: Mapping[str, Any]) -> None:

@@ -6,7 +6,8 @@ relative to the output folder, ``seed``, size, content type), ``seed``, ``cost``
 decimal string, ``currency``, ``source``: ``reported`` or ``estimated``), ``queue_seconds``, ``run_seconds``,
 ``upload_seconds``, ``total_seconds``, ``warnings`` (as text), ``attempts``, ``labels``, ``started_at``,
 ``finished_at``, ``resumed`` and, for a deadline that passed while the job still ran, ``resumable`` with the
-``handle`` to collect it by.
+``handle`` to collect it by. A routed job's line also holds ``route`` (its canonical form); its ``attempts`` are the
+decision trail of every attempt across its providers.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import attrs
 
 from ..errors import BridgeError, GenerationTimeoutError, ProviderError
 from ..jobs import JobHandle
-from ..result import PhotoMakerResult
+from ..result import Attempt, PhotoMakerResult
 from .jobs import JobLabels
 from .journal import now_iso
 
-__all__ = ["JobTiming", "error_fields", "failure_record", "success_record"]
+__all__ = ["JobTiming", "attempt_dicts", "error_fields", "failure_record", "success_record"]
 
 
 @attrs.frozen
@@ -47,15 +48,22 @@ def error_fields(error: BaseException) -> dict[str, Any]:
     return {"class": type(error).__name__, "status": None, "code": None, "message": message, "retryable": False}
 
 
-def _base(key: str, provider: str, labels: JobLabels, timing: JobTiming) -> dict[str, Any]:
-    return {"type": "finished", "key": key, "provider": provider, "labels": labels.to_dict(),
+def attempt_dicts(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
+    """A decision trail as JSON-ready dicts (a cost's amount is written as its exact decimal string)."""
+    return [attrs.asdict(attempt) for attempt in attempts]
+
+
+def _base(key: str, provider: str, labels: JobLabels, timing: JobTiming,
+          route: Mapping[str, Any] | None) -> dict[str, Any]:
+    routed = {} if route is None else {"route": dict(route)}
+    return {"type": "finished", "key": key, "provider": provider, "labels": labels.to_dict(), **routed,
             "started_at": timing.started_at, "finished_at": now_iso(), "resumed": timing.resumed}
 
 
 def success_record(key: str, labels: JobLabels, result: PhotoMakerResult, paths: Sequence[str | None],
-                   timing: JobTiming) -> dict[str, Any]:
-    """The line of a job that produced ``result``; ``paths`` are where its images were saved (``None``: not
-    saved), relative to the output folder."""
+                   timing: JobTiming, route: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The line of a job that produced ``result``, under the provider it came from; ``paths`` are where its images
+    were saved (``None``: not saved), relative to the output folder; ``route``: a routed job's canonical route."""
     timings = result.timings
     cost = None if result.cost is None else {"amount": str(result.cost.amount), "currency": result.cost.currency,
                                              "source": result.cost.source}
@@ -64,20 +72,21 @@ def success_record(key: str, labels: JobLabels, result: PhotoMakerResult, paths:
                "content_type": image.content_type, "nsfw": image.nsfw}
               for image, path in zip(result.images, paths, strict=True)]
     return {
-        **_base(key, result.provider, labels, timing),
+        **_base(key, result.provider, labels, timing, route),
         "outcome": "success", "resumable": False, "handle": None, "request_ids": list(result.request_ids),
         "error": None, "images": images, "seed": result.seed, "requested_images": result.requested_images,
         "cost": cost, "queue_seconds": timings.queue_seconds, "run_seconds": timings.run_seconds,
         "upload_seconds": timings.upload_seconds, "total_seconds": timing.total_seconds,
         "warnings": [str(warning) for warning in result.warnings],
-        "attempts": [attrs.asdict(attempt) for attempt in result.attempts],
+        "attempts": attempt_dicts(result.attempts),
     }
 
 
 def failure_record(key: str, provider: str, labels: JobLabels, error: BaseException, timing: JobTiming,
-                   handle: JobHandle | None = None) -> dict[str, Any]:
-    """The line of a job that ended in ``error``. A deadline that passed while the provider still ran the job
-    (a :class:`GenerationTimeoutError` with a handle) is ``resumable``: the next run collects it by handle."""
+                   handle: JobHandle | None = None, route: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The line of a job that ended in ``error``, with the error's decision trail. A deadline that passed while the
+    provider still ran the job (a :class:`GenerationTimeoutError` with a handle) is ``resumable``: the next run
+    collects it by handle."""
     timed_out = isinstance(error, GenerationTimeoutError)
     if isinstance(error, GenerationTimeoutError) and error.handle is not None:
         handle = error.handle
@@ -87,12 +96,12 @@ def failure_record(key: str, provider: str, labels: JobLabels, error: BaseExcept
         request_ids = [error.request_id]
     warnings = [str(warning) for warning in handle.warnings] if handle is not None else []
     return {
-        **_base(key, provider, labels, timing),
+        **_base(key, provider, labels, timing, route),
         "outcome": "timeout" if timed_out else "failed", "resumable": resumable,
         "handle": handle.to_dict() if resumable and handle is not None else None, "request_ids": request_ids,
         "error": error_fields(error), "images": [], "seed": None, "requested_images": None, "cost": None,
         "queue_seconds": None, "run_seconds": None, "upload_seconds": None, "total_seconds": timing.total_seconds,
-        "warnings": warnings, "attempts": [],
+        "warnings": warnings, "attempts": attempt_dicts(error.attempts) if isinstance(error, BridgeError) else [],
     }
 
 

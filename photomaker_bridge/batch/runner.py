@@ -1,7 +1,9 @@
 """The batch runner: many jobs through one client, a bounded number at a time, every step in the journal.
 
-Each job is submitted (``AsyncBridge.submit``), its handle written to the journal the moment the provider
-accepts it, then collected (``AsyncBridge.result``), its images saved and its outcome written. A fixed set of
+Each job is submitted (``AsyncBridge.submit``, with its provider or its route), its handle written to the journal
+the moment a provider accepts it, then collected (``AsyncBridge.result``), its images saved and its outcome written.
+When a routed job's accepted job fails, the route goes on (``submit(..., after=error)``: its policy decides, its
+attempts count) from a new intent line. A fixed set of
 workers pulls jobs from the caller's iterable one at a time, so a batch of any size holds only the jobs in
 flight; nothing about a finished job stays in memory (the summary reads the journal back as a stream).
 
@@ -16,26 +18,27 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
-import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 
 from ..client import AsyncBridge
-from ..errors import BridgeError, ConfigurationError, GenerationTimeoutError
+from ..errors import BridgeError, ConfigurationError, GenerationTimeoutError, ProviderError
 from ..jobs import JobHandle
 from ..providers.base import Provider
 from .jobs import BatchJob, JobLabels
 from .journal import JOURNAL_NAME, JournalState, JournalWriter, PendingJob, now_iso, scan_journal
+from .options import BatchOptions, shard_of
 from .output import prepare_output, save_images
 from .progress import BatchEvent, BatchEventKind
-from .records import JobTiming, failure_record, success_record
+from .records import JobTiming, attempt_dicts, failure_record, success_record
+from .routes import ROUTE_LABEL
 
 __all__ = ["BatchOptions", "BatchOutcome", "EventCallback", "arun_batch", "run_batch", "shard_of", "submit_job"]
+# BatchOptions and shard_of live in .options and are re-exported here, where callers have always found them.
 
 EventCallback = Callable[[BatchEvent], Any]
 """Receives every :class:`BatchEvent` (on the runner's event-loop thread; keep it quick)."""
@@ -43,61 +46,6 @@ EventCallback = Callable[[BatchEvent], Any]
 _T = TypeVar("_T")
 _MINIMUM_COLLECT_SECONDS = 1.0
 """A collection always gets at least this long, even when the submission used up the job's timeout."""
-
-
-def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{attribute.name} must be a positive number of seconds or None, got {value!r}")
-
-
-def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{attribute.name} must be an integer of at least 1, got {value!r}")
-
-
-@attrs.frozen
-class BatchOptions:
-    """How a batch runs."""
-
-    concurrency: int = attrs.field(default=8, validator=_at_least_one)
-    """Jobs in flight at once (submitting or waiting for their result). Provider limits, such as Eachlabs'
-    concurrent predictions, are the client's to respect within this."""
-    timeout: float | None = attrs.field(default=900.0, validator=_positive_or_none)
-    """Seconds one job may take from submission to collection. When it passes while the provider still runs
-    the job, the outcome is ``timeout`` and the next run collects it by handle."""
-    download: bool = True
-    """Fetch every image and save it under ``images/`` in the output folder (else keep URLs only)."""
-    resubmit_unknown: bool = False
-    """Submit again the jobs whose submission an earlier run left undecided (see :mod:`.journal`); the
-    provider may then run such a job twice."""
-    submit_grace: float = attrs.field(default=30.0, validator=_positive_or_none)
-    """Seconds a submission already on its way may take to be accepted and journaled after the run is
-    cancelled."""
-    strict: bool = False
-    """Refuse any adjustment of a request instead of warning (see ``Bridge.submit``)."""
-    fsync: bool = False
-    """Force every journal line to the disk (survives a power cut, not only a killed process)."""
-    shard: tuple[int, int] | None = attrs.field(default=None, validator=lambda _, __, value: check_shard(value))
-    """``(K, N)``: run only the jobs of shard K of N (by a stable hash of their key), so that N processes or
-    machines can share one input and one output folder (docs/scaling.md, "Sharded batches"); ``None``: all."""
-
-    def owns(self, key: str) -> bool:
-        """Whether the job ``key`` belongs to this run's shard."""
-        return self.shard is None or shard_of(key, self.shard[1]) == self.shard[0] - 1
-
-
-def shard_of(key: str, count: int) -> int:
-    """The shard (0 to ``count`` - 1) of the job ``key``: the same in every process and on every machine."""
-    return int(hashlib.sha256(key.encode()).hexdigest()[:16], 16) % count
-
-
-def check_shard(value: object) -> None:
-    """Refuse a shard that is not ``(K, N)`` with 1 <= K <= N."""
-    if value is None:
-        return
-    if (not isinstance(value, tuple) or len(value) != 2 or not all(isinstance(part, int) and not isinstance(
-            part, bool) for part in value) or not 1 <= value[0] <= value[1]):
-        raise ConfigurationError(f"shard must be (K, N) with 1 <= K <= N, such as (2, 8), got {value!r}")
 
 
 @attrs.frozen
@@ -126,12 +74,22 @@ class BatchOutcome:
         return self.succeeded + self.failed
 
 
-async def submit_job(bridge: AsyncBridge, job: BatchJob, *, timeout: float | None, strict: bool) -> JobHandle:
-    """Send ``job`` to its provider and return the accepted job's handle.
+async def submit_job(bridge: AsyncBridge, job: BatchJob, *, timeout: float | None, strict: bool,
+                     after: ProviderError | None = None) -> JobHandle:
+    """Send ``job`` to its provider, or along its route, and return the accepted job's handle (for a route, that of
+    the provider that accepted it, carrying the decision trail). ``after``: the error of a routed job's earlier
+    accepted job, from which its route goes on."""
+    if after is None:
+        return await bridge.submit(job.request, job.provider, timeout=timeout, strict=strict)
+    return await bridge.submit(job.request, job.provider, timeout=timeout, strict=strict, after=after)
 
-    The one place a job meets a provider: a route across providers will be chosen here.
-    """
-    return await bridge.submit(job.request, job.provider, timeout=timeout, strict=strict)
+
+def _counted_under(label: str, error: BaseException, handle: JobHandle | None) -> str:
+    """Where a failed job counts: a passed deadline under the provider still running it (the next run collects
+    it there), anything else under the job's label (a routed job's failure belongs to its route)."""
+    if isinstance(error, GenerationTimeoutError):
+        handle = error.handle or handle
+    return handle.provider if isinstance(error, GenerationTimeoutError) and handle is not None else label
 
 
 @attrs.frozen
@@ -179,16 +137,16 @@ class _Run:
             if not self.options.owns(job.key):
                 continue
             if job.key in self.seen:
-                self.emit("duplicate", job.key, job.provider, message="this key was already given; the first runs")
+                self.emit("duplicate", job.key, job.label, message="this key was already given; the first runs")
                 continue
             self.seen.add(job.key)
             if job.key in self.state.finished:
                 self.counts["skipped"] += 1
-                self.emit("skipped", job.key, job.provider)
+                self.emit("skipped", job.key, self.state.ran_by.get(job.key, job.label))
                 continue
             if job.key in self.state.unknown and not self.options.resubmit_unknown:
                 self.left.append(job.key)
-                self.emit("unknown", job.key, job.provider, message=(
+                self.emit("unknown", job.key, job.label, message=(
                     "an earlier run was stopped while submitting this job, so the provider may have accepted it; "
                     "it is not sent again (check the provider's dashboard, or resubmit it explicitly)"))
                 continue
@@ -217,10 +175,28 @@ class _Run:
 
     async def submit(self, job: BatchJob) -> None:
         started_at, started = now_iso(), time.monotonic()
-        self.journal.intent(job.key, job.provider, job.labels)
-        self.emit("submitting", job.key, job.provider)
-        submission = asyncio.ensure_future(submit_job(self.bridge, job, timeout=self.options.timeout,
-                                                      strict=self.options.strict))
+        deadline = None if self.options.timeout is None else started + self.options.timeout
+        previous: ProviderError | None = None
+        while True:  # once for one provider; for a route, again after each accepted job that failed
+            handle = await self._submit_once(job, started_at, started, deadline, previous)
+            if handle is None:
+                return
+            previous = await self.collect(job.key, job.label, job.labels, handle, started_at, started, deadline,
+                                          resumed=False, route=job.route_record())
+            if previous is None:
+                return
+
+    async def _submit_once(self, job: BatchJob, started_at: str, started: float, deadline: float | None,
+                           previous: ProviderError | None) -> JobHandle | None:
+        """Journal the intent, submit, journal the handle; ``None`` when the job ended (journaled) or was left."""
+        route = job.route_record()
+        self.journal.intent(job.key, job.label, job.labels, route=route,
+                            attempts=attempt_dicts(previous.attempts) if previous is not None else ())
+        self.emit("submitting", job.key, job.label)
+        timeout = (self.options.timeout if previous is None or deadline is None else
+                   max(_MINIMUM_COLLECT_SECONDS, deadline - time.monotonic()))
+        submission = asyncio.ensure_future(submit_job(self.bridge, job, timeout=timeout, strict=self.options.strict,
+                                                      after=previous))
         try:
             handle = await asyncio.shield(submission)
         except asyncio.CancelledError:
@@ -231,16 +207,21 @@ class _Run:
             raise
         except BridgeError as error:
             timing = JobTiming(started_at, round(time.monotonic() - started, 6))
-            self.finish(failure_record(job.key, job.provider, job.labels, error, timing))
-            return
+            self.finish(failure_record(job.key, _counted_under(job.label, error, None), job.labels, error, timing,
+                                       route=route))
+            return None
         except Exception as error:  # a bug, not a provider's answer: the job may exist, so it stays undecided
             self.left.append(job.key)
-            self.emit("error", job.key, job.provider, message=f"{type(error).__name__}: {error}")
-            return
-        self.journal.submitted(job.key, job.provider, handle.to_dict(), job.labels)
-        self.emit("submitted", job.key, job.provider)
-        deadline = None if self.options.timeout is None else started + self.options.timeout
-        await self.collect(job.key, job.provider, job.labels, handle, started_at, started, deadline, resumed=False)
+            self.emit("error", job.key, job.label, message=f"{type(error).__name__}: {error}")
+            return None
+        self._accepted(job, handle)
+        self.emit("submitted", job.key, handle.provider)
+        return handle
+
+    def _accepted(self, job: BatchJob, handle: JobHandle) -> None:
+        """Journal an accepted job's handle under the provider that accepted it (with a route's trail so far)."""
+        self.journal.submitted(job.key, handle.provider, handle.to_dict(), job.labels, route=job.route_record(),
+                               attempts=attempt_dicts(handle.attempts))
 
     async def _settle(self, job: BatchJob, submission: asyncio.Future[JobHandle]) -> None:
         """The run was cancelled while ``job`` was being submitted: let the submission end (within the grace)
@@ -249,7 +230,7 @@ class _Run:
             handle = await asyncio.wait_for(submission, self.options.submit_grace)
         except GenerationTimeoutError as error:
             if error.handle is not None:
-                self.journal.submitted(job.key, job.provider, error.handle.to_dict(), job.labels)
+                self._accepted(job, error.handle)
             else:
                 self.journal.withdrawn(job.key)
             return
@@ -258,7 +239,7 @@ class _Run:
             return
         except (Exception, asyncio.CancelledError):  # out of time or a bug: the intent stays undecided
             return
-        self.journal.submitted(job.key, job.provider, handle.to_dict(), job.labels)
+        self._accepted(job, handle)
 
     async def resume(self, pending: PendingJob) -> None:
         started_at, started = now_iso(), time.monotonic()
@@ -271,29 +252,37 @@ class _Run:
             self.emit("error", pending.key, pending.provider, message=f"unreadable handle in the journal: {error}")
             return
         deadline = None if self.options.timeout is None else started + self.options.timeout
-        await self.collect(pending.key, pending.provider, pending.labels, handle, started_at, started, deadline,
-                           resumed=True)
+        label = pending.provider if pending.route is None else ROUTE_LABEL
+        await self.collect(pending.key, label, pending.labels, handle, started_at, started, deadline, resumed=True,
+                           route=pending.route)
 
-    async def collect(self, key: str, provider: str, labels: JobLabels, handle: JobHandle, started_at: str,
-                      started: float, deadline: float | None, *, resumed: bool) -> None:
-        self.emit("collecting", key, provider)
+    async def collect(self, key: str, label: str, labels: JobLabels, handle: JobHandle, started_at: str,
+                      started: float, deadline: float | None, *, resumed: bool,
+                      route: Mapping[str, Any] | None) -> ProviderError | None:
+        """Collect ``handle`` and journal the outcome; for a routed job submitted in this run whose accepted job
+        failed, return the error instead, for the route to go on from (``label``: the job's provider or route label)."""
+        self.emit("collecting", key, handle.provider)
         left = None if deadline is None else max(_MINIMUM_COLLECT_SECONDS, deadline - time.monotonic())
         try:
             result = await self.bridge.result(handle, timeout=left, download=self.options.download)
         except ConfigurationError:
             raise
         except BridgeError as error:
+            if (route is not None and not resumed and isinstance(error, ProviderError)
+                    and not isinstance(error, GenerationTimeoutError)):
+                return error
             total = None if resumed else round(time.monotonic() - started, 6)
-            self.finish(failure_record(key, provider, labels, error, JobTiming(started_at, total, resumed),
-                                       handle=handle))
-            return
+            self.finish(failure_record(key, _counted_under(label, error, handle), labels, error,
+                                       JobTiming(started_at, total, resumed), handle=handle, route=route))
+            return None
         except Exception as error:  # a bug: the handle is in the journal, so a later run can collect the job
             self.left.append(key)
-            self.emit("error", key, provider, message=f"{type(error).__name__}: {error}")
-            return
+            self.emit("error", key, handle.provider, message=f"{type(error).__name__}: {error}")
+            return None
         total = None if resumed else round(time.monotonic() - started, 6)
         paths = save_images(result.images, self.out, key) if self.options.download else [None] * len(result.images)
-        self.finish(success_record(key, labels, result, paths, JobTiming(started_at, total, resumed)))
+        self.finish(success_record(key, labels, result, paths, JobTiming(started_at, total, resumed), route=route))
+        return None
 
     async def run(self, jobs: Iterable[BatchJob]) -> BatchOutcome:
         self.journal.run_started()
