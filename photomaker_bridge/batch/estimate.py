@@ -129,8 +129,8 @@ class CostEstimator:
         estimate: tuple[Decimal, str] | None = None
         if estimates:
             (amount, basis), provider = max(estimates, key=lambda item: item[0][0])
-            estimate = (amount, basis) if len(planned) == 1 else (
-                amount, f"the dearest candidate of the route, {provider}: {basis}")
+            estimate = (amount, basis) if provider == label else (
+                amount, f"the dearest candidate of the route that can take the job, {provider}: {basis}")
         if estimate is None:
             self._unpriced[name] = self._unpriced.get(name, 0) + 1
             return

@@ -63,14 +63,14 @@ def label_of(provider: JobProvider) -> str:
 
 def canonical_route(route: Route) -> dict[str, Any]:
     """The route as a JSON object with one spelling per value (providers in the route's order, which ``ordered``
-    follows and the other strategies break ties by; amounts as exact decimal strings; policies by name, sorted):
+    follows and the other strategies break ties by; amounts as exact decimal strings without trailing zeros; policies by name, sorted):
     equal routes give equal objects, in every process and every version that keeps these fields."""
     return {
         "providers": list(route.providers),
         "strategy": route.strategy,
         "weights": None if route.weights is None else list(route.weights),
         "max_attempts": route.max_attempts,
-        "budget": None if route.budget is None else str(route.budget),
+        "budget": None if route.budget is None else format(route.budget.normalize(), "f"),
         "policies": dict(sorted(route.policies.items())),
     }
 
