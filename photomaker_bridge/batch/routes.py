@@ -63,8 +63,9 @@ def label_of(provider: JobProvider) -> str:
 
 def canonical_route(route: Route) -> dict[str, Any]:
     """The route as a JSON object with one spelling per value (providers in the route's order, which ``ordered``
-    follows and the other strategies break ties by; amounts as exact decimal strings without trailing zeros; policies by name, sorted):
-    equal routes give equal objects, in every process and every version that keeps these fields."""
+    follows and the other strategies break ties by; amounts as exact decimal strings without trailing zeros;
+    policies by name, sorted): equal routes give equal objects, in every process and every version that keeps
+    these fields."""
     return {
         "providers": list(route.providers),
         "strategy": route.strategy,

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +64,13 @@ def read_journal(out: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def start_child(tmp_path: Path, emulators: Emulators, out: Path) -> subprocess.Popen[str]:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"adapters": adapter_config(emulators), "out": str(out), "concurrency": 6}))
+def start_child(tmp_path: Path, emulators: Emulators, out: Path, script: str = "compare_child.py",
+                **config: Any) -> subprocess.Popen[str]:
+    """Run ``script`` (beside this file) in a child process, with the emulators' adapters, ``out`` and ``config``."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"adapters": adapter_config(emulators), "out": str(out), "concurrency": 6, **config}))
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, str(HERE / "compare_child.py"), str(config)], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, str(HERE / script), str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=environment)
 
 
@@ -135,22 +137,27 @@ def test_sigint_halfway_then_rerun(tmp_path: Path, emulators: Emulators) -> None
 def test_sigkill_halfway_then_rerun(tmp_path: Path, emulators: Emulators) -> None:
     out = tmp_path / "results"
     child = start_child(tmp_path, emulators, out)
+    wait_for(lambda: halfway(out) or child.poll() is not None, "half of the jobs to finish")
+    kill_when(child, out, lambda lines: not open_intents(lines) and bool(accepted_unfinished(lines)))
+    finish_and_check(tmp_path, emulators, out, read_journal(out))
+
+
+def kill_when(child: subprocess.Popen[str], out: Path, ready: Callable[[list[dict[str, Any]]], bool]) -> None:
+    """Freeze ``child`` (SIGSTOP) again and again until the journal it wrote in ``out`` is ``ready``, then SIGKILL it
+    there (a frozen process writes nothing more, so what is read is all it wrote)."""
     try:
-        wait_for(lambda: halfway(out) or child.poll() is not None, "half of the jobs to finish")
         deadline = time.monotonic() + DEADLINE
         while True:
             assert child.poll() is None, "the child finished before it could be killed halfway"
             os.kill(child.pid, signal.SIGSTOP)
-            lines = read_journal(out)  # frozen: these are all the lines it wrote
-            if not open_intents(lines) and accepted_unfinished(lines):
+            if ready(read_journal(out)):
                 os.kill(child.pid, signal.SIGKILL)
                 break
             os.kill(child.pid, signal.SIGCONT)
-            assert time.monotonic() < deadline, "never found a moment without a submission on the wire"
+            assert time.monotonic() < deadline, "never found a moment to kill the child"
             time.sleep(0.01)
         child.wait(timeout=DEADLINE)
     finally:
         child.kill()
         child.communicate()
     assert child.returncode == -signal.SIGKILL
-    finish_and_check(tmp_path, emulators, out, read_journal(out))

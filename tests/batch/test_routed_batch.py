@@ -5,7 +5,7 @@ each job is journaled under the provider that ran it with its route and decision
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 

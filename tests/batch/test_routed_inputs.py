@@ -34,7 +34,8 @@ def test_a_routes_key_is_stable_and_follows_its_canonical_form() -> None:
                for budget in ("0.05", Decimal("0.050"), 0.05)]
     assert len({job_key(REQUEST, item) for item in spelled}) == 1
     assert job_key(REQUEST, spelled[0]) == "route-63c067403b35eab4"
-    others = {Route(["fal", "runware"]), Route(["runware", "fal"], max_attempts=2), Route(["runware", "fal", "eachlabs"]),
+    others = {Route(["fal", "runware"]), Route(["runware", "fal"], max_attempts=2),
+              Route(["runware", "fal", "eachlabs"]),
               Route(["runware", "fal"], policies={"ContentPolicyError": "fallback"})}
     keys = {job_key(REQUEST, item) for item in others} | {job_key(REQUEST, route), job_key(REQUEST, "runware")}
     assert len(keys) == len(others) + 2

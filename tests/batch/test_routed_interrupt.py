@@ -8,17 +8,14 @@ wire (no undecided intent), with jobs accepted by fal still running, so the coun
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers_batch import PROVIDERS, accepted_unfinished, adapter_config, created, emulator_settings, finished_by_key
-from test_interrupt import DEADLINE, read_journal
+from helpers_batch import PROVIDERS, accepted_unfinished, created, emulator_settings, finished_by_key
+from test_interrupt import DEADLINE, kill_when, read_journal
+from test_interrupt import start_child as start_compare_child
 from test_routed_batch import routed_jobs
 
 from photomaker_bridge.emulators import Emulators, Fault, start_emulators
@@ -36,12 +33,7 @@ def emulators() -> Iterator[Emulators]:
 
 
 def start_child(tmp_path: Path, emulators: Emulators, out: Path) -> subprocess.Popen[str]:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"adapters": adapter_config(emulators), "out": str(out), "jobs": JOBS,
-                                  "concurrency": 4}))
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, str(HERE / "routed_child.py"), str(config)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=environment)
+    return start_compare_child(tmp_path, emulators, out, "routed_child.py", jobs=JOBS, concurrency=4)
 
 
 def latest_steps(lines: list[dict[str, object]]) -> dict[str, dict[str, object]]:
@@ -65,23 +57,7 @@ def test_a_sigkilled_routed_batch_resumes_by_handle_without_a_second_job(tmp_pat
                                                                          emulators: Emulators) -> None:
     out = tmp_path / "results"
     child = start_child(tmp_path, emulators, out)
-    try:
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            assert child.poll() is None, "the child finished before it could be killed"
-            os.kill(child.pid, signal.SIGSTOP)
-            lines = read_journal(out)  # frozen: these are all the lines it wrote
-            if killable(lines) and len(finished_by_key(lines)) >= 2:
-                os.kill(child.pid, signal.SIGKILL)
-                break
-            os.kill(child.pid, signal.SIGCONT)
-            assert time.monotonic() < deadline, "never found a moment to kill the child"
-            time.sleep(0.01)
-        child.wait(timeout=DEADLINE)
-    finally:
-        child.kill()
-        child.communicate()
-    assert child.returncode == -signal.SIGKILL
+    kill_when(child, out, lambda lines: killable(lines) and len(finished_by_key(lines)) >= 2)
     first_run = read_journal(out)
     accepted_before = accepted_unfinished(first_run)
     finished_before = set(finished_by_key(first_run))
