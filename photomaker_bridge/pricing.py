@@ -104,7 +104,8 @@ PRICES: tuple[Price, ...] = (
         amount=Decimal("0.0013"),
         unit="image",
         source=("ESTIMATE. Runware publishes no PhotoMaker price: it bills hosted open models by compute time "
-                "(https://runware.ai/docs/platform/pricing.md); its API reference's PhotoMaker answer shows "
+                "(https://runware.ai/docs/platform/pricing, docs/protocols/runware.md D-PRICE); its API reference's "
+                "PhotoMaker answer shows "
                 "'cost': 0.0013 per image, used here for a 1024×1024 image at its default 20 steps"),
         recorded_on=datetime.date(2026, 11, 21),
         estimate=True,

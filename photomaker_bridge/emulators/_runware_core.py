@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["DRY_RUN_HEADER", "EMULATOR_KEY", "SUPPORTED_TASK_TYPES", "RunwareEmulator", "TaskOutcome", "is_dry_run"]
 
 DRY_RUN_HEADER = "X-Runware-Dry-Run"
-"""The REST header that asks for a dry run (runware-skills ``runware-run/SKILL.md``, runware.md §2.1)."""
+"""The REST header that asks for a dry run (Runware's own agent skills, docs/protocols/runware.md §2.1)."""
 
 
 def is_dry_run(value: str | None) -> bool:
@@ -181,7 +181,7 @@ class RunwareEmulator:
         """A dry run: the task is checked like a real one, nothing runs, nothing is stored or billed.
 
         "Add the header X-Runware-Dry-Run: 1 to validate a request and get its cost without executing or being
-        charged" (runware-skills ``runware-run/SKILL.md``, runware.md §2.1). The answer's shape is not
+        charged" (Runware's own agent skills, docs/protocols/runware.md §2.1). The answer's shape is not
         documented [UNVERIFIED]: the emulator answers one ``data`` item per task with ``taskType``,
         ``taskUUID`` and the ``cost`` a real run would report (``cost_per_image`` × ``numberResults``).
         Input images are checked for their form only: a UUID must name a stored image, inline data must decode.

@@ -36,7 +36,7 @@ class RunwareOptions:
     [UNVERIFIED]; these two are Runware's FLUX.1 schnell and dev, the models the docs' own examples use."""
     session_buffer_seconds: float = 120.0
     """How long a disconnected WebSocket session keeps undelivered results for a resume with
-    ``connectionSessionUUID`` (SDKREPO getting_started.md, runware.md §3.4)."""
+    ``connectionSessionUUID`` (docs/protocols/runware.md §3.4, from the legacy SDK's repository docs)."""
     idle_timeout: float | None = 120.0
     """Close a WebSocket after this many seconds without a message either way ("kept open for 120 seconds
     from the last message exchanged", runware.md §3.3); ``None`` never closes."""

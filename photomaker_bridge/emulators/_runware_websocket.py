@@ -4,7 +4,7 @@ Every client frame is a JSON array of tasks; every server frame is an object wit
 The first task must be ``authentication``; the answer carries a ``connectionSessionUUID``. Results belong to
 the *session*, not the socket: if the socket goes away, undelivered frames wait in the session for
 ``session_buffer_seconds`` and are replayed when a client authenticates again with that
-``connectionSessionUUID`` (SDKREPO getting_started.md, runware.md §3.4).
+``connectionSessionUUID`` (docs/protocols/runware.md §3.4, from the legacy SDK's repository docs).
 """
 
 from __future__ import annotations
