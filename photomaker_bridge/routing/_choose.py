@@ -22,6 +22,7 @@ from ..errors import (
     InvalidRequestError,
     ProviderError,
     ProviderUnavailableError,
+    StateUnavailableError,
 )
 from ..jobs import JobHandle
 from ..plan import Plan
@@ -198,13 +199,19 @@ class RouteChoices:
                                      f"budget: no cost estimate for {name} to check the client's budget")
                 return None
         hedge_token = None
-        if hedge_of is not None:
-            hedge_token = yield from self._hedge_allowance(candidate, hedge_of)
-            if hedge_token is None:
-                yield from self.release(token)
-                return None
-        admission = Admission(True) if self.call.direct else (
-            yield Admit(name, self.call.wall(), self.call.breaker))
+        try:
+            if hedge_of is not None:
+                hedge_token = yield from self._hedge_allowance(candidate, hedge_of)
+                if hedge_token is None:
+                    yield from self.release(token)
+                    return None
+            admission = Admission(True) if self.call.direct else (
+                yield Admit(name, self.call.wall(), self.call.breaker))
+        except StateUnavailableError:  # what was reserved before the state failed goes back (once it answers)
+            yield from self.release(token)
+            if hedge_token is not None:
+                yield from self.settle_hedge(hedge_token, Decimal(0), Decimal(0))
+            raise
         if not admission.allowed:
             yield from self.release(token)
             if hedge_token is not None:

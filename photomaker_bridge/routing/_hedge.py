@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._http import CLEANUP_GRACE_SECONDS, Event, Flow
-from ..errors import GenerationTimeoutError
+from ..errors import GenerationTimeoutError, StateUnavailableError
 from ..jobs import CancelOutcome
 from ..result import Attempt, Cost
 from ._numbers import SEED_SECONDS
@@ -116,8 +116,7 @@ def race(run: RouteRun, primary: Choice) -> Flow[tuple[Finished, list[Attempt]]]
                 due = first.submitted_at + delay
                 if clock() >= due:
                     hedging_over = True
-                    choice = yield from run.choose(wait=False, exclude=frozenset({first.provider}),
-                                                   hedge_of=first.choice.candidate)
+                    choice = yield from _hedge_choice(run, first)
                     if choice is not None:
                         hedge_token = choice.hedge_token
                         waited = clock() - first.submitted_at
@@ -152,6 +151,22 @@ def race(run: RouteRun, primary: Choice) -> Flow[tuple[Finished, list[Attempt]]]
                     if other.finished is None:
                         yield from _cancel(other, f"{runner.provider} failed with {type(signal.error).__name__}")
     return (yield from _settle(run, runners, winner, stopper, hedge_token))
+
+
+def _hedge_choice(run: RouteRun, first: _Runner) -> Flow[Choice | None]:
+    """The hedge's candidate, or ``None``. A hedge is optional: when the shared state cannot answer the questions
+    that admit it (numbers, spend, the hedge cap, the breaker), the primary — which a provider may have accepted
+    already — goes on alone rather than the call failing with it (docs/scaling.md, "When Redis fails")."""
+    try:
+        choice: Choice | None = yield from run.choose(wait=False, exclude=frozenset({first.provider}),
+                                                      hedge_of=first.choice.candidate)
+    except StateUnavailableError as error:
+        others = [name for name in run.route.providers if name != first.provider]
+        yield from run.skip(others[0] if others else first.provider,
+                            f"hedge: not started, the shared state ({error.backend}) did not answer; "
+                            f"{first.provider} goes on alone")
+        return None
+    return choice
 
 
 def _start(run: RouteRun, choice: Choice, runners: dict[int, _Runner], kind: str) -> Flow[_Runner]:
