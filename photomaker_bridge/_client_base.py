@@ -203,7 +203,7 @@ class BridgeBase:
         """The state whose journal keeps ``key`` (this client's own memory when it has no ``state=``) and the flow
         of an idempotent ``generate``."""
         from .state import MemoryState
-        from .state._idempotent import check_key, idempotent_flow
+        from .state._idempotent import call_owner, check_key, idempotent_flow
 
         key = check_key(key)
         self._check_open()
@@ -211,7 +211,7 @@ class BridgeBase:
             state = self._state
             if state is None:  # no state= given: the keys are this client's to remember
                 state = self._own_journal = self._own_journal or MemoryState()
-        owner = str(getattr(state, "owner", id(self)))
+        owner = call_owner(state)
         keep = float(getattr(state, "journal_seconds", 7 * 86400.0))
 
         def remaining() -> float | None:

@@ -117,10 +117,13 @@ def submit(provider: EachlabsProvider, plan: Plan, context: FlowContext, *, keep
         elif ids:
             outcome = f" (still running; collect them with the handle: {', '.join(ids)})"
         what = "while creating the predictions" if created or not plan.uploads else "while uploading"
-        if creating and reached.__cause__ is not None:
+        unanswered = creating and reached.__cause__ is not None
+        if unanswered:
             what += "; " + UNANSWERED_CREATE
-        raise GenerationTimeoutError(f"the deadline passed {what}{outcome}", provider=PROVIDER, handle=handle,
-                                     request_id=ids[0] if ids else None) from None
+        timeout = GenerationTimeoutError(f"the deadline passed {what}{outcome}", provider=PROVIDER, handle=handle,
+                                         request_id=ids[0] if ids else None)
+        timeout.may_have_accepted = unanswered  # a create cut on the wire may have made a billed prediction
+        raise timeout from None
     except GeneratorExit:
         cancel_in_background(provider, [prediction_id for prediction_id, _ in created], headers)
         raise

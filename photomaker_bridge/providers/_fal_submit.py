@@ -101,9 +101,12 @@ def submit(flows: FalFlows, plan: Plan, context: FlowContext, jobs: JobTracker |
             elif request_ids:
                 outcome = (f"; {len(request_ids)} of {len(plan.payloads)} submissions were accepted (still "
                            "running; collect them with the handle)")
-            raise GenerationTimeoutError(f"the deadline passed while submitting to fal{outcome}",
-                                         provider=PROVIDER, request_id=request_ids[0] if request_ids else None,
-                                         handle=handle() if request_ids else None) from reached
+            timeout = GenerationTimeoutError(f"the deadline passed while submitting to fal{outcome}",
+                                             provider=PROVIDER, request_id=request_ids[0] if request_ids else None,
+                                             handle=handle() if request_ids else None)
+            # The deadline cut a submit on the wire: fal may have accepted (and will bill) a job we cannot name.
+            timeout.may_have_accepted = reached.__cause__ is not None
+            raise timeout from reached
         except ProviderError as error:
             notes: list[str] = []
             if may_have_created(error):

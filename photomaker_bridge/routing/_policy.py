@@ -65,8 +65,11 @@ POLICY_KEYS: Final[frozenset[str]] = frozenset(POLICIES)
 def policy_for(error: BaseException, overrides: Mapping[str, Action] | None = None) -> Policy:
     """The policy for ``error`` (the most specific class in the table, ``may_have_accepted`` first), with the
     route's override of its action when it has one. An error outside the table (a bug, an interrupt) stops."""
-    keys = ["may_have_accepted"] if getattr(error, "may_have_accepted", False) else []
-    keys += [cls.__name__ for cls in type(error).__mro__]
+    names = [cls.__name__ for cls in type(error).__mro__]
+    # A deadline that cut a create on the wire also sets may_have_accepted (the idempotency journal keeps its key
+    # claimed), but the deadline is the caller's, not a sign the provider is unwell: its own policy applies.
+    unanswered = getattr(error, "may_have_accepted", False) and "GenerationTimeoutError" not in names
+    keys = ["may_have_accepted", *names] if unanswered else names
     for key in keys:
         if key in POLICIES:
             policy = POLICIES[key]

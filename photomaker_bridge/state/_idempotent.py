@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import time
+import uuid
 from collections.abc import Callable, Generator
 from typing import Any, Final
 
@@ -34,7 +36,8 @@ from ..result import PhotoMakerResult
 from ..routing._state import StateOperation
 from ._operations import ClaimJob, DropJob, JobEntry, UpdateJob
 
-__all__ = ["CLAIM_GRACE_SECONDS", "arun_idempotent", "check_key", "idempotent_flow", "run_idempotent"]
+__all__ = ["CLAIM_GRACE_SECONDS", "arun_idempotent", "call_owner", "check_key", "idempotent_flow", "key_label",
+           "run_idempotent"]
 
 CLAIM_GRACE_SECONDS: Final = 30.0
 """A claim lasts the call's timeout (or ``DEFAULT_CLAIM_SECONDS``) plus this: a submission on the wire at the
@@ -88,59 +91,94 @@ def check_key(key: object) -> str:
     return key
 
 
+def key_label(key: str) -> str:
+    """How messages name an idempotency key: a short hash (a key may carry a user's data; errors keep the key
+    itself as an attribute)."""
+    return f"idempotency key sha256:{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def call_owner(state: object) -> str:
+    """A claimer's name for one call: the state's process name and a per-call part, so that a claim whose reply was
+    lost and asked again is recognised as this call's own (docs/scaling.md, "The job journal")."""
+    return f"{getattr(state, 'owner', 'memory')}-{uuid.uuid4().hex[:12]}"
+
+
 def idempotent_flow(key: str, owner: str, keep_seconds: float, remaining: Callable[[], float | None],
                     route: bool) -> IdempotentFlow:
     """The steps of one idempotent ``generate`` (see the module docstring). ``remaining()`` is the time left
     before the call's deadline; ``route``: whether ``provider`` is a route (a failed job may then fall back)."""
     left = remaining()
     claim_seconds = (DEFAULT_CLAIM_SECONDS if left is None else left) + CLAIM_GRACE_SECONDS
-    entry: JobEntry = yield Ask(ClaimJob(key, owner, claim_seconds, keep_seconds))
-    while entry.status == "claimed":
-        if entry.claim_expired:
-            raise JobUnknownError(
-                f"idempotency key {key!r}: an earlier submission stopped before recording the provider's answer, so "
-                "a job may have been accepted; it is not sent again (check the provider, or use a new key)", key=key)
-        left = remaining()
-        if left is not None and left <= 0:
-            raise GenerationTimeoutError(f"the deadline passed while another call was submitting idempotency key "
-                                         f"{key!r}; call again with the same key to collect its job",
-                                         provider="journal")
-        yield Pause(random.uniform(*_WAIT_SECONDS))
-        entry = yield Ask(ClaimJob(key, owner, claim_seconds, keep_seconds))
+    entry = yield from _claim(ClaimJob(key, owner, claim_seconds, keep_seconds), remaining)
     if entry.status == "new":
-        handle = yield from _submit(key, owner, keep_seconds, None)
+        handle = yield from _submit(key, owner, keep_seconds, None, None)
     else:
         assert entry.handle is not None
         handle = JobHandle.from_dict(entry.handle)
+    job_round = entry.round
     while True:
         try:
             result: PhotoMakerResult = yield Collect(handle)
         except GenerationTimeoutError:
             raise  # the job still runs: the journal's handle collects it next time
         except ProviderError as error:
-            yield from _bookkeeping(UpdateJob(key, "failed", keep_seconds))
             if not route:
+                yield from _bookkeeping(UpdateJob(key, "failed", keep_seconds))
                 raise
-            handle = yield from _submit(key, owner, keep_seconds, error)  # the route's policy decides
+            # The route's policy may send the request elsewhere. Only one caller may: take the key back from the
+            # failed job with a compare-and-set on its round; a caller that loses collects the winner's job.
+            try:
+                entry = yield from _claim(ClaimJob(key, owner, claim_seconds, keep_seconds, replace_round=job_round),
+                                          remaining)
+            except StateUnavailableError:
+                raise error from None  # no fallback without the journal: the failed job is the outcome
+            if entry.status == "new":
+                handle = yield from _submit(key, owner, keep_seconds, error, handle)  # the route's policy decides
+            else:
+                assert entry.handle is not None
+                handle = JobHandle.from_dict(entry.handle)
+            job_round = entry.round
             continue
         cost = None if result.cost is None else str(result.cost.amount)
         yield from _bookkeeping(UpdateJob(key, "completed", keep_seconds, cost=cost))
         return result
 
 
-def _submit(key: str, owner: str, keep_seconds: float,
-            after: ProviderError | None) -> Generator[Step, Any, JobHandle]:
+def _claim(operation: ClaimJob, remaining: Callable[[], float | None]) -> Generator[Step, Any, JobEntry]:
+    """Claim (or take over) the key, waiting while another caller holds its claim: the entry that is ours
+    (``new``) or that has a job to collect."""
+    label = key_label(operation.key)
+    entry: JobEntry = yield Ask(operation)
+    while entry.status == "claimed":
+        if entry.claim_expired:
+            raise JobUnknownError(
+                f"{label}: an earlier submission stopped before recording the provider's answer, so a job may have "
+                "been accepted; it is not sent again (check the provider, or use a new key)", key=operation.key)
+        left = remaining()
+        if left is not None and left <= 0:
+            raise GenerationTimeoutError(
+                f"the deadline passed while another call was submitting {label}; a later call with the same key "
+                "collects its job once that call records it (or raises JobUnknownError if it never does)",
+                provider="journal")
+        yield Pause(random.uniform(*_WAIT_SECONDS))
+        entry = yield Ask(operation)
+    return entry
+
+
+def _submit(key: str, owner: str, keep_seconds: float, after: ProviderError | None,
+            failed: JobHandle | None) -> Generator[Step, Any, JobHandle]:
+    """Submit (``after``: the route goes on from the failed job ``failed``) and record the accepted job."""
     try:
         handle: JobHandle = yield Submit(after)
-    except GenerationTimeoutError as error:
-        if error.handle is not None:  # accepted after all: record it, so the next call collects it
-            yield from _record(key, keep_seconds, error.handle)
-        elif after is None:
-            yield from _bookkeeping(DropJob(key, owner))
-        raise
     except BridgeError as error:
-        if after is None and not getattr(error, "may_have_accepted", False):
-            yield from _bookkeeping(DropJob(key, owner))  # refused before anything was accepted
+        if isinstance(error, GenerationTimeoutError) and error.handle is not None:
+            yield from _record(key, keep_seconds, error.handle)  # accepted after all: the next call collects it
+        elif not getattr(error, "may_have_accepted", False):
+            # Refused before anything was accepted: the key goes back to what it was (free, or the failed job).
+            # A submission cut on the wire (may_have_accepted) keeps its claim: a job may exist that nobody can
+            # name, and a later call must not pay for a second one (it ends in JobUnknownError instead).
+            yield from _bookkeeping(DropJob(key, owner) if failed is None else
+                                    UpdateJob(key, "failed", keep_seconds, handle=failed.to_dict()))
         raise
     yield from _record(key, keep_seconds, handle)
     return handle
@@ -150,8 +188,11 @@ def _record(key: str, keep_seconds: float, handle: JobHandle) -> Generator[Step,
     try:
         yield Ask(UpdateJob(key, "accepted", keep_seconds, handle=handle.to_dict()))
     except StateUnavailableError as error:
-        raise StateUnavailableError(f"{error} — the provider accepted the job of idempotency key {key!r}: collect it "
-                                    "with result(error.handle)", handle=handle, backend=error.backend) from error
+        raise StateUnavailableError(
+            f"{error} — the provider accepted the job of {key_label(key)}: collect it with result(error.handle). "
+            "This process writes the handle to the journal when the state answers again, so a later call with the "
+            "same key collects it; if this process stops first, that call raises JobUnknownError",
+            handle=handle, backend=error.backend) from error
 
 
 def _bookkeeping(operation: StateOperation) -> Generator[Step, Any, None]:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from .._coordination import Coordinator
 from .._coordination_operations import AcquireSlot, Lease
 from ..routing._state import MemoryRouterState, StateOperation
@@ -122,19 +124,26 @@ class MemoryState(State):
             self._jobs) > 1024 else self._jobs
         if isinstance(operation, ClaimJob):
             known = self._jobs.get(operation.key)
+            job_round = 1
             if known is not None and known[2] > now:
                 entry, claim_until, _ = known
-                if entry.status == "claimed" and claim_until <= now:
-                    return JobEntry("claimed", owner=entry.owner, claim_expired=True)
-                return entry
-            self._jobs[operation.key] = (JobEntry("claimed", owner=operation.owner), now + operation.claim_seconds,
-                                         now + operation.keep_seconds)
-            return JobEntry("new", owner=operation.owner)
+                if entry.status == "claimed" and entry.owner == operation.owner:
+                    return attrs.evolve(entry, status="new")
+                if entry.status != "claimed" and entry.round == operation.replace_round:
+                    job_round = entry.round + 1  # taken over from its failed job
+                elif entry.status == "claimed" and claim_until <= now:
+                    return attrs.evolve(entry, claim_expired=True)
+                else:
+                    return entry
+            claimed = JobEntry("claimed", owner=operation.owner, round=job_round)
+            self._jobs[operation.key] = (claimed, now + operation.claim_seconds, now + operation.keep_seconds)
+            return attrs.evolve(claimed, status="new")
         if isinstance(operation, UpdateJob):
             previous = self._jobs.get(operation.key)
             old = previous[0] if previous is not None else JobEntry("claimed")
             entry = JobEntry(operation.status, handle=operation.handle if operation.handle is not None else old.handle,
-                             cost=operation.cost if operation.cost is not None else old.cost, owner=old.owner)
+                             cost=operation.cost if operation.cost is not None else old.cost, owner=old.owner,
+                             round=old.round)
             self._jobs[operation.key] = (entry, previous[1] if previous else now, now + operation.keep_seconds)
             return None
         if isinstance(operation, ReadJob):

@@ -94,18 +94,26 @@ class JobEntry:
     claim_expired: bool = False
     """``claimed`` only: the claimer's time ran out without a handle (it crashed, or its submission's answer was
     lost): the provider may or may not have accepted the job."""
+    round: int = 1
+    """How many times the key was claimed: 1 for its first submission, one more each time a caller takes it over
+    from a failed job to submit again (``ClaimJob.replace_round``)."""
 
 
 @attrs.frozen
 class ClaimJob(StateOperation):
-    """Claim ``key`` for ``owner`` for ``claim_seconds`` (the time its submission may take) unless the journal
-    already has it. Answers a :class:`JobEntry`: ``new`` when this caller now owns it, otherwise what the journal
-    holds. Entries are kept ``keep_seconds``."""
+    """Claim ``key`` for ``owner`` (one call's unique name) for ``claim_seconds`` (the time its submission may take)
+    unless the journal already has it. Answers a :class:`JobEntry`: ``new`` when this caller now owns it (also when
+    it already did: a claim asked again after a lost reply), otherwise what the journal holds. Entries are kept
+    ``keep_seconds``.
+
+    ``replace_round``: take the key over from its accepted, failed or completed job — only if the entry is still at
+    that round (compare-and-set: of several callers that saw the same failed job, one wins and submits again)."""
 
     key: str
     owner: str
     claim_seconds: float
     keep_seconds: float
+    replace_round: int | None = None
 
 
 @attrs.frozen

@@ -215,10 +215,12 @@ def _take(keys: Keys, operation: TakeSlots) -> Program:
 
 def _claim(keys: Keys, operation: ClaimJob) -> Program:
     reply = yield Script("claim_job", (keys.job(operation.key),), (
-        operation.owner, _milliseconds(operation.claim_seconds), _milliseconds(operation.keep_seconds)))
-    if not reply:
-        return JobEntry("new", owner=operation.owner)
-    return _entry(dict(zip(map(_text, reply[::2]), map(_text, reply[1::2]), strict=True)))
+        operation.owner, _milliseconds(operation.claim_seconds), _milliseconds(operation.keep_seconds),
+        "" if operation.replace_round is None else operation.replace_round))
+    fields = dict(zip(map(_text, reply[::2]), map(_text, reply[1::2]), strict=True))
+    if fields.get("status") == "new":
+        return JobEntry("new", owner=operation.owner, round=int(fields["round"]))
+    return _entry(fields)
 
 
 def _entry(fields: dict[str, str]) -> JobEntry:
@@ -226,7 +228,7 @@ def _entry(fields: dict[str, str]) -> JobEntry:
     status = fields.get("status", "claimed")
     expired = status == "claimed" and float(fields.get("claim_left", "1")) <= 0
     return JobEntry(status, handle=handle, cost=fields.get("cost") or None,  # type: ignore[arg-type]
-                    owner=fields.get("owner", ""), claim_expired=expired)
+                    owner=fields.get("owner", ""), claim_expired=expired, round=int(fields.get("round", "1")))
 
 
 def _update(keys: Keys, operation: UpdateJob) -> Program:

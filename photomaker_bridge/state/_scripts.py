@@ -181,18 +181,27 @@ end
 return 1
 """
 
-# KEYS: job. ARGV: owner, claim ms, keep ms. Answers {} when claimed now, else the entry's fields and the
-# milliseconds its claim has left.
+# KEYS: job. ARGV: owner (one call's name), claim ms, keep ms, round to take over ('' none). Answers
+# {'status', 'new', 'round', n} when the caller owns the claim now — also when it already did (redis-py re-sends a
+# command whose reply was lost, so a claim may run twice) — else the entry's fields and the ms its claim has left.
 CLAIM_JOB: Final = _NOW + """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'status', 'claimed', 'owner', ARGV[1], 'claimed_until', now + tonumber(ARGV[2]))
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {}
+local status = redis.call('HGET', KEYS[1], 'status')
+local round = tonumber(redis.call('HGET', KEYS[1], 'round') or '1')
+if status == 'claimed' and redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
+  return {'status', 'new', 'round', tostring(round)}
 end
-local entry = redis.call('HGETALL', KEYS[1])
-table.insert(entry, 'claim_left')
-table.insert(entry, tostring(tonumber(redis.call('HGET', KEYS[1], 'claimed_until') or '0') - now))
-return entry
+if status and not (status ~= 'claimed' and ARGV[4] ~= '' and round == tonumber(ARGV[4])) then
+  local entry = redis.call('HGETALL', KEYS[1])
+  table.insert(entry, 'claim_left')
+  table.insert(entry, tostring(tonumber(redis.call('HGET', KEYS[1], 'claimed_until') or '0') - now))
+  return entry
+end
+if status then round = round + 1 else round = 1 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'status', 'claimed', 'owner', ARGV[1], 'claimed_until', now + tonumber(ARGV[2]),
+           'round', round)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {'status', 'new', 'round', tostring(round)}
 """
 
 # KEYS: job. ARGV: owner. Deletes the claim if it is still that owner's and nothing was accepted.

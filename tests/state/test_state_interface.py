@@ -161,3 +161,26 @@ async def test_the_async_side_answers_the_same(state: State) -> None:
     results = await asyncio.gather(*(state.aperform(Admit("eachlabs", time.time(), SETTINGS)) for _ in range(5)))
     assert all(result.allowed for result in results)
     await state.aclose()
+
+
+def test_a_claim_asked_again_by_its_own_call_is_still_that_calls(state: State) -> None:
+    # redis-py re-sends a command whose reply was lost: the second ClaimJob of one call must not see a stranger.
+    assert state.perform(ClaimJob("order-4", "call-1", 60, 600)).status == "new"
+    again = state.perform(ClaimJob("order-4", "call-1", 60, 600))
+    assert again.status == "new" and again.round == 1
+    assert state.perform(ClaimJob("order-4", "call-2", 60, 600)).status == "claimed"
+
+
+def test_one_caller_alone_takes_a_failed_job_over(state: State) -> None:
+    handle = {"provider": "fal", "request_ids": ["r-1"]}
+    assert state.perform(ClaimJob("order-5", "call-1", 60, 600)).status == "new"
+    state.perform(UpdateJob("order-5", "failed", 600, handle=handle))
+    # Two callers collected the same failed job (round 1): the first takeover wins, the second waits for its job.
+    first = state.perform(ClaimJob("order-5", "call-2", 60, 600, replace_round=1))
+    assert first.status == "new" and first.round == 2
+    second = state.perform(ClaimJob("order-5", "call-3", 60, 600, replace_round=1))
+    assert second.status == "claimed" and second.owner == "call-2" and second.round == 2
+    assert state.perform(ReadJob("order-5")).handle is None  # the failed job is no longer the key's
+    state.perform(UpdateJob("order-5", "accepted", 600, handle={"provider": "runware", "request_ids": ["t-1"]}))
+    entry = state.perform(ClaimJob("order-5", "call-3", 60, 600, replace_round=1))
+    assert entry.status == "accepted" and entry.handle == {"provider": "runware", "request_ids": ["t-1"]}
