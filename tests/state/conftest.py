@@ -27,6 +27,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server of this test alone, which it may stop and start again (the session one stays up)."""
+    own = RedisServer(tmp_path)
+    own.start()
+    try:
+        yield own
+    finally:
+        own.stop()
+
+
+@pytest.fixture
 def namespace() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import helpers_bridge
 import pytest
@@ -31,17 +29,6 @@ from photomaker_bridge.state._operations import ClaimJob, ReadJob
 
 emulators = helpers_bridge.emulators
 emu = helpers_bridge.emu
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A server this test may stop."""
-    own = RedisServer(tmp_path)
-    own.start()
-    try:
-        yield own
-    finally:
-        own.stop()
 
 
 def wait_for(check: object, seconds: float = 30.0) -> None:

@@ -9,8 +9,6 @@ once it answers again."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import helpers_bridge
 import pytest
@@ -24,17 +22,6 @@ from photomaker_bridge.state import RedisState
 
 emulators = helpers_bridge.emulators
 emu = helpers_bridge.emu
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A server this test may stop."""
-    own = RedisServer(tmp_path)
-    own.start()
-    try:
-        yield own
-    finally:
-        own.stop()
 
 
 def state_warnings(result: object) -> list[str]:
