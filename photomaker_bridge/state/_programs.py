@@ -7,8 +7,10 @@ and a hash of its API key (``providers._steps.account_of``), never the key:
 
 * ``<ns>:slots:<account>:leases`` (sorted set: lease id → expiry), ``…:bound`` (hash: job ↔ lease), ``…:hits``
   (sorted set: the creates of the last rate window);
-* ``<ns>:route:<account>:breaker`` (the breaker, JSON), ``…:seconds``, ``…:queue``, ``…:prices`` (samples);
-* ``<ns>:spend:totals`` (hash), ``<ns>:spend:reserved``/``…:expiry`` and ``<ns>:hedge:reserved``/``…:expiry``;
+* ``<ns>:route:<account>:breaker`` (the breaker, JSON), ``…:seconds``, ``…:queue``, ``…:prices`` (samples),
+  ``…:written`` (the token of the breaker's last write, ten minutes);
+* ``<ns>:spend:totals`` (hash), ``<ns>:spend:reserved``/``…:expiry`` and ``<ns>:hedge:reserved``/``…:expiry``,
+  ``<ns>:spend:settled`` (sorted set: the tokens settled in the last hour);
 * ``<ns>:job:<sha256 of the idempotency key>`` (hash: status, owner, handle, cost).
 """
 
@@ -102,18 +104,20 @@ class Keys:
         base = f"{self.namespace}:slots:{account}"
         return f"{base}:leases", f"{base}:bound", f"{base}:hits"
 
-    def route(self, account: str) -> tuple[str, str, str, str]:
-        """The breaker and the three sample lists of ``account``."""
+    def route(self, account: str) -> tuple[str, str, str, str, str]:
+        """The breaker, the three sample lists of ``account`` and the token of the breaker's last write."""
         base = f"{self.namespace}:route:{account}"
-        return f"{base}:breaker", f"{base}:seconds", f"{base}:queue", f"{base}:prices"
+        return f"{base}:breaker", f"{base}:seconds", f"{base}:queue", f"{base}:prices", f"{base}:written"
 
-    def spend(self) -> tuple[str, str, str]:
-        """The spend totals, the client-budget reservations and their expiry."""
-        return f"{self.namespace}:spend:totals", f"{self.namespace}:spend:reserved", f"{self.namespace}:spend:expiry"
+    def spend(self) -> tuple[str, str, str, str]:
+        """The spend totals, the client-budget reservations, their expiry and the tokens settled in the last hour."""
+        ns = self.namespace
+        return f"{ns}:spend:totals", f"{ns}:spend:reserved", f"{ns}:spend:expiry", f"{ns}:spend:settled"
 
-    def hedges(self) -> tuple[str, str, str]:
-        """The spend totals, the hedge reservations and their expiry."""
-        return f"{self.namespace}:spend:totals", f"{self.namespace}:hedge:reserved", f"{self.namespace}:hedge:expiry"
+    def hedges(self) -> tuple[str, str, str, str]:
+        """The spend totals, the hedge reservations, their expiry and the tokens settled in the last hour."""
+        ns = self.namespace
+        return f"{ns}:spend:totals", f"{ns}:hedge:reserved", f"{ns}:hedge:expiry", f"{ns}:spend:settled"
 
     def job(self, key: str) -> str:
         """The journal entry of the idempotency key ``key`` (hashed: a key may carry a user's data)."""
@@ -151,8 +155,8 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _breaker_update(keys: Keys, settings: Settings, account: str,
-                    change: Callable[[Breaker], tuple[Breaker, Any]], samples: Sequence[str] = ("", "", "")) -> Program:
+def _breaker_update(keys: Keys, settings: Settings, account: str, change: Callable[[Breaker], tuple[Breaker, Any]],
+                    token: Callable[[], str], samples: Sequence[str] = ("", "", "")) -> Program:
     """Read the breaker, apply ``change`` (pure) and write it back only if nobody changed it meanwhile."""
     names = keys.route(account)
     for _ in range(_CAS_TRIES):
@@ -163,13 +167,13 @@ def _breaker_update(keys: Keys, settings: Settings, account: str,
         if new == expected and not any(samples):
             return answer
         written = yield Script("breaker_set", names, (expected, new, _milliseconds(settings.keep_seconds), SAMPLES,
-                                                       *samples))
+                                                       *samples, token()))
         if int(written) == 1:
             return answer
     raise RuntimeError(f"the breaker of {account} kept changing under {_CAS_TRIES} updates in a row")
 
 
-def _record(keys: Keys, settings: Settings, account: str, operation: Record) -> Program:
+def _record(keys: Keys, settings: Settings, account: str, operation: Record, token: Callable[[], str]) -> Program:
     samples = ("" if not operation.ok or operation.total_seconds is None else repr(operation.total_seconds),
                "" if not operation.ok or operation.queue_seconds is None else repr(operation.queue_seconds),
                "" if not operation.ok or operation.unit_price is None else str(operation.unit_price))
@@ -179,14 +183,14 @@ def _record(keys: Keys, settings: Settings, account: str, operation: Record) -> 
                        disable=operation.disable)
         return after, after.status
 
-    answer = yield from _breaker_update(keys, settings, account, change, samples)
+    answer = yield from _breaker_update(keys, settings, account, change, token, samples)
     return answer
 
 
 def _numbers(keys: Keys, accounts: Callable[[str], str], operation: ReadNumbers) -> Program:
     commands: list[tuple[str | int, ...]] = []
     for name in operation.providers:
-        breaker, seconds, queue, prices = keys.route(accounts(name))
+        breaker, seconds, queue, prices, _ = keys.route(accounts(name))
         commands += [("GET", breaker), ("LRANGE", seconds, 0, -1), ("LRANGE", queue, 0, -1),
                      ("LRANGE", prices, 0, -1)]
     replies = yield Batch(tuple(commands))
@@ -199,9 +203,9 @@ def _numbers(keys: Keys, accounts: Callable[[str], str], operation: ReadNumbers)
 
 
 def _take(keys: Keys, operation: TakeSlots) -> Program:
-    leases, _, hits = keys.slots(operation.account)
+    leases, bound, hits = keys.slots(operation.account)
     limits = operation.limits
-    reply = yield Script("take", (leases, hits), (
+    reply = yield Script("take", (leases, hits, bound), (
         -1 if limits.concurrency is None else limits.concurrency, -1 if limits.per_minute is None else
         limits.per_minute, _milliseconds(limits.rate_window), _milliseconds(limits.lease_seconds),
         *operation.lease_ids))
@@ -260,9 +264,9 @@ def program_for(operation: StateOperation, keys: Keys, settings: Settings, accou
         return _lease(keys, operation)
     if isinstance(operation, Admit):
         return _breaker_update(keys, settings, accounts(operation.provider),
-                               lambda breaker: admit(breaker, operation.now, operation.settings))
+                               lambda breaker: admit(breaker, operation.now, operation.settings), token)
     if isinstance(operation, Record):
-        return _record(keys, settings, accounts(operation.provider), operation)
+        return _record(keys, settings, accounts(operation.provider), operation, token)
     if isinstance(operation, Reset):
         return _single(Batch((("DEL", keys.route(accounts(operation.provider))[0]),)), None)
     if isinstance(operation, ReadNumbers):
@@ -282,7 +286,7 @@ def program_for(operation: StateOperation, keys: Keys, settings: Settings, accou
             _milliseconds(settings.reservation_seconds))), lambda reply: name if int(reply) else None)
     if isinstance(operation, SettleHedge):
         return _single(Script("settle_hedge", keys.hedges(), (
-            operation.token or "", to_nano(operation.extra), to_nano(operation.base), keep)), None)
+            operation.token or token(), to_nano(operation.extra), to_nano(operation.base), keep)), None)
     if isinstance(operation, ClaimJob):
         return _claim(keys, operation)
     if isinstance(operation, UpdateJob):
@@ -304,7 +308,7 @@ def _lease(keys: Keys, operation: BindLease | RenewLease | ReleaseLease | CountL
     elif isinstance(operation, ReleaseLease):
         command = Script("release", (leases, bound), (operation.request_id or "", operation.lease_id or ""))
     else:
-        return _single(Script("count", (leases,)), int)
+        return _single(Script("count", (leases, bound)), int)
     return _single(command, None)
 
 

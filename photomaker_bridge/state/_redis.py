@@ -14,6 +14,11 @@ that, on the next question. When Redis cannot answer, ``on_state_error`` decides
 Bookkeeping after a job was accepted (binding, renewing and freeing its lease, recording its outcome, settling
 its spend) never raises in either mode: a running, paid job is not abandoned over its bookkeeping. What could not
 be written is answered locally and counted (:meth:`incidents`), and the client puts a warning on the call's result.
+What a lost answer may have taken in Redis (a lease, a reservation, a claim) is given back, and bookkeeping that
+could not be written is written, once Redis answers again (``_fallback``, the undo queue).
+
+Only a Redis that cannot answer is an outage (connection errors, timeouts, a read-only replica, a cluster that is
+down). Any other error Redis answers — a script's bug — is raised as it is, never hidden behind local answers.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import itertools
 import logging
 import math
 import os
+import re
+import threading
 import time
 import uuid
 import weakref
@@ -32,28 +39,10 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, StateUnavailableError
-from ..routing._state import (
-    Admit,
-    ReadNumbers,
-    ReserveHedge,
-    ReserveSpend,
-    Reset,
-    SettleHedge,
-    SettleSpend,
-    StateOperation,
-)
+from ..routing._state import Admit, ReadNumbers, ReserveHedge, ReserveSpend, Reset, StateOperation
+from ._fallback import Fallback
 from ._interface import OnStateError, State
-from ._memory import MemoryState
-from ._operations import (
-    BindLease,
-    ClaimJob,
-    CountLeases,
-    DropJob,
-    ReadJob,
-    ReleaseLease,
-    TakeSlots,
-    UpdateJob,
-)
+from ._operations import ClaimJob, CountLeases, ReadJob, TakeSlots, UpdateJob
 from ._programs import Batch, Keys, Program, Script, Settings, program_for
 from ._scripts import SCRIPTS
 from ._slots import SharedCoordinator
@@ -68,6 +57,18 @@ DECISIONS: Final = (Admit, ReadNumbers, Reset, ReserveSpend, ReserveHedge, TakeS
 ``UpdateJob``, the caller turns the error into one carrying the accepted job's handle)."""
 
 _SHAS: Final = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in SCRIPTS.items()}
+
+_NAMESPACE: Final = re.compile(r"[A-Za-z0-9._-]+")
+"""A namespace: no ``:`` (``clear()`` deletes ``<namespace>:*``, which must not reach ``<namespace>:other:*``), no
+glob characters, no spaces."""
+
+
+def _outages() -> tuple[type[BaseException], ...]:
+    """The errors that mean Redis cannot answer now (redis-py is imported only when a RedisState is used)."""
+    from redis import exceptions
+
+    return (exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ReadOnlyError,
+            exceptions.ClusterDownError, exceptions.TryAgainError, OSError)
 
 
 def _seconds(name: str, value: object) -> float:
@@ -95,9 +96,9 @@ class RedisState(State):
                                      f"{type(url).__name__}" if not isinstance(url, str) else
                                      f"RedisState url must be a redis://, rediss:// or unix:// URL, got scheme "
                                      f"{urlsplit(url).scheme!r}")
-        if not isinstance(namespace, str) or not namespace or any(char.isspace() for char in namespace):
-            raise ConfigurationError(f"RedisState namespace must be a non-empty string without spaces, got "
-                                     f"{namespace!r}")
+        if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+            raise ConfigurationError(f"RedisState namespace must be letters, digits, '.', '_' or '-' (no ':', which "
+                                     f"separates its keys), got {namespace!r}")
         if on_state_error not in ("fail", "local"):
             raise ConfigurationError(f"RedisState on_state_error must be 'fail' or 'local', got {on_state_error!r}")
         try:
@@ -114,15 +115,14 @@ class RedisState(State):
                                   reservation_seconds=_seconds("reservation_seconds", reservation_seconds))
         self.keys = Keys(namespace)
         """Where each thing lives in Redis (docs/scaling.md, "What Redis holds")."""
-        self._local = MemoryState()
-        self._local_names: set[str] = set()
-        """Lease ids, job ids, spend tokens and journal keys answered locally: their follow-ups stay local."""
-        self._incidents = 0
+        self._fallback = Fallback(reservation_seconds=self._settings.reservation_seconds,
+                                  journal_seconds=self.journal_seconds)
         self._down_until = 0.0
         self._reset_process()
 
     def _reset_process(self) -> None:
         self._pid = os.getpid()
+        self._lock = threading.Lock()
         self._instance = uuid.uuid4().hex[:12]
         self._tokens = itertools.count(1)
         self._sync: Any = None
@@ -140,7 +140,7 @@ class RedisState(State):
 
     def incidents(self) -> int:
         """Questions Redis could not answer (answered locally or raised) since this state was made."""
-        return self._incidents
+        return self._fallback.incidents()
 
     def token(self) -> str:
         """A new name unique across processes (leases, reservations, claims)."""
@@ -156,25 +156,27 @@ class RedisState(State):
 
     def perform(self, operation: StateOperation, accounts: Callable[[str], str] | None = None) -> Any:
         """Answer ``operation`` in Redis (sync)."""
-        import redis
-
         if self._stays_local(operation):
-            return self._answer_locally(operation, accounts)
+            return self._fallback.answer(operation, accounts)
+        made: list[str] = []
         try:
-            return self._run(self._program(operation, accounts))
-        except (redis.RedisError, OSError) as error:
-            return self._failed(operation, accounts, error)
+            if self._fallback.has_undo():
+                self._replay()
+            return self._run(self._program(operation, accounts, made))
+        except _outages() as error:
+            return self._failed(operation, accounts, error, made)
 
     async def aperform(self, operation: StateOperation, accounts: Callable[[str], str] | None = None) -> Any:
         """Answer ``operation`` in Redis (async: the running loop's own client)."""
-        import redis
-
         if self._stays_local(operation):
-            return self._answer_locally(operation, accounts)
+            return self._fallback.answer(operation, accounts)
+        made: list[str] = []
         try:
-            return await self._arun(self._program(operation, accounts))
-        except (redis.RedisError, OSError) as error:
-            return self._failed(operation, accounts, error)
+            if self._fallback.has_undo():
+                await self._areplay()
+            return await self._arun(self._program(operation, accounts, made))
+        except _outages() as error:
+            return self._failed(operation, accounts, error, made)
 
     def coordinator(self) -> SharedCoordinator:
         """A client's coordinator whose slots live in Redis."""
@@ -198,7 +200,8 @@ class RedisState(State):
         self.close()
 
     def clear(self) -> int:
-        """Delete every key of this namespace (tests, or starting over); returns how many."""
+        """Delete every key of this namespace (tests, or starting over): slots, breakers, numbers, spend and the
+        journal; returns how many."""
         client = self._client()
         names = list(client.scan_iter(match=f"{self.namespace}:*", count=1000))
         return int(client.delete(*names)) if names else 0
@@ -207,67 +210,79 @@ class RedisState(State):
 
     def _stays_local(self, operation: StateOperation) -> bool:
         self._check_fork()
-        names = self._local_names
-        if names:
-            for field in ("lease_id", "request_id", "token", "key"):
-                if getattr(operation, field, None) in names:
-                    return True
+        if self._fallback.is_local(operation):
+            return True
         return self.on_state_error == "local" and time.monotonic() < self._down_until
 
-    def _failed(self, operation: StateOperation, accounts: Callable[[str], str] | None,
-                error: BaseException) -> Any:
+    def _failed(self, operation: StateOperation, accounts: Callable[[str], str] | None, error: BaseException,
+                made: list[str]) -> Any:
         now = time.monotonic()
         # One warning per outage (then debug lines): a dead server would otherwise log every poll of every job.
         level = logging.WARNING if now >= self._down_until else logging.DEBUG
         self._down_until = now + self.retry_seconds
         logger.log(level, "%s did not answer %s: %s: %s", self.describe(), type(operation).__name__,
                    type(error).__name__, error)
-        if self.on_state_error == "fail" and isinstance(operation, DECISIONS):
-            self._incidents += 1
+        raise_it = self.on_state_error == "fail" and isinstance(operation, DECISIONS)
+        self._fallback.queue_undo(operation, made, raised=raise_it)
+        if raise_it:
+            self._fallback.count()
             raise StateUnavailableError(f"the shared state ({self.describe()}) did not answer "
                                         f"{type(operation).__name__} within {self.timeout:g} s: "
                                         f"{type(error).__name__}: {error}; nothing was sent") from error
-        return self._answer_locally(operation, accounts)
+        return self._fallback.answer(operation, accounts)
 
-    def _answer_locally(self, operation: StateOperation, accounts: Callable[[str], str] | None) -> Any:
-        self._incidents += 1
-        answer = self._local.perform(operation, accounts)
-        if isinstance(operation, TakeSlots) and answer is True:
-            self._local_names.update(operation.lease_ids)
-        elif isinstance(operation, BindLease):
-            self._local_names.add(operation.request_id)
-        elif isinstance(operation, ReserveSpend | ReserveHedge) and answer is not None:
-            self._local_names.add(answer)
-        elif isinstance(operation, ClaimJob):
-            self._local_names.add(operation.key)
-        elif isinstance(operation, ReleaseLease | SettleSpend | SettleHedge | DropJob):
-            for name in (getattr(operation, "lease_id", None), getattr(operation, "request_id", None),
-                         getattr(operation, "token", None)):
-                self._local_names.discard(name)
-        return answer
+    def _replay(self) -> None:
+        """Send the undo queue (sync); an outage puts back what is left and is raised."""
+        pending = self._fallback.take_undo()
+        for index, operation in enumerate(pending):
+            try:
+                self._run(self._program(operation, None, []))
+            except _outages():
+                self._fallback.put_back(pending[index:])
+                raise
+
+    async def _areplay(self) -> None:
+        """Send the undo queue (async)."""
+        pending = self._fallback.take_undo()
+        for index, operation in enumerate(pending):
+            try:
+                await self._arun(self._program(operation, None, []))
+            except _outages():
+                self._fallback.put_back(pending[index:])
+                raise
 
     # -- drivers ----------------------------------------------------------------------------------------------
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():
             self._reset_process()
-            self._local.after_fork()
+            self._fallback.after_fork()
 
-    def _program(self, operation: StateOperation, accounts: Callable[[str], str] | None) -> Program:
-        return program_for(operation, self.keys, self._settings, accounts or (lambda name: name), self.token)
+    def _program(self, operation: StateOperation, accounts: Callable[[str], str] | None, made: list[str]) -> Program:
+        def token() -> str:  # remembered: what a lost answer took is given back under the same name
+            name = self.token()
+            made.append(name)
+            return name
+
+        return program_for(operation, self.keys, self._settings, accounts or (lambda name: name), token)
 
     def _options(self) -> dict[str, Any]:
         return {"socket_timeout": self.timeout, "socket_connect_timeout": self.timeout, "decode_responses": True}
 
     def _client(self) -> Any:
+        with self._lock:
+            return self._sync or self._new_client()
+
+    def _new_client(self) -> Any:
         client = self._sync
         if client is None:
             import redis
             from redis.backoff import NoBackoff
             from redis.retry import Retry
 
-            # One immediate retry, on a dropped connection only: a timed-out script may have run, and running a
-            # lease or spend script twice would take twice.
+            # One immediate retry, on a dropped connection only (a restarted server's pooled connections). The
+            # re-sent command may have run already with its reply lost: every script is safe to run twice
+            # (_scripts); a timeout is not retried (an answer that slow means the server is struggling).
             client = self._sync = redis.Redis.from_url(
                 self.url, retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)), **self._options())
         return client

@@ -4,6 +4,11 @@ Redis runs a script to its end before any other command (https://redis.io/docs/l
 eval-intro/), so a script's read-check-write cannot interleave with another process's. Times come from the
 server's own clock (``TIME``), so machines whose clocks disagree still agree on when a lease expires or a rate
 window ends. Amounts of money are whole nano-dollars (Lua numbers are doubles: exact to 2^53, about 9 million USD).
+
+Every script may safely run twice with the same arguments: redis-py sends a command again when its connection
+drops, and the first one may have run with only its reply lost. Names chosen by the client make the second run a
+no-op — lease ids (TAKE), settle tokens (SETTLE_SPEND, SETTLE_HEDGE, kept an hour in ``…:settled``), write tokens
+(BREAKER_SET) and the claimer's per-call name (CLAIM_JOB).
 """
 
 from __future__ import annotations
@@ -23,15 +28,31 @@ local function keep(key, milliseconds)
 end
 """
 
-# KEYS: leases (zset member -> expiry ms), hits (zset of the rate window's creates)
+# Expired leases leave the leases zset and, with their job, the bound hash (whose TTL every bind pushes out: on
+# a busy account it never expires, so what is not removed here would stay for good).
+_EXPIRE: Final = """
+local function expire(leases, bound)
+  local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
+  for _, lease in ipairs(gone) do
+    local job = redis.call('HGET', bound, 'm:' .. lease)
+    if job and redis.call('HGET', bound, 'j:' .. job) == lease then redis.call('HDEL', bound, 'j:' .. job) end
+    redis.call('HDEL', bound, 'm:' .. lease)
+  end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', leases, '-inf', now) end
+end
+"""
+
+# KEYS: leases (zset member -> expiry ms), hits (zset of the rate window's creates), bound
 # ARGV: cap (-1: none), per window (-1: none), window ms, lease ms, lease ids...
-# Answers {2, held} when taken; {0, held, ms until the first lease expires} over the cap; {1, hits, ms until the
-# window has room} over the rate. The cap is checked first, as the in-memory coordinator does.
-TAKE: Final = _NOW + _KEEP + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+# Answers {2, held} when taken (or already taken by this very request: a re-sent TAKE); {0, held, ms until the
+# first lease expires} over the cap; {1, hits, ms until the window has room} over the rate. The cap is checked
+# first, as the in-memory coordinator does. More slots at once than the rate allows never fit: {1, hits, window}.
+TAKE: Final = _NOW + _KEEP + _EXPIRE + """
+expire(KEYS[1], KEYS[3])
 local cap, rate, window, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local count = #ARGV - 4
 local held = redis.call('ZCARD', KEYS[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[5]) then return {2, held} end
 if cap >= 0 and held + count > cap then
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   local wait = -1
@@ -41,6 +62,7 @@ end
 if rate >= 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
   local hits = redis.call('ZCARD', KEYS[2])
+  if count > rate then return {1, hits, window} end
   if hits + count > rate then
     local index = hits + count - rate - 1
     local oldest = redis.call('ZRANGE', KEYS[2], index, index, 'WITHSCORES')
@@ -89,9 +111,9 @@ if job ~= '' then redis.call('HDEL', KEYS[2], 'j:' .. job) end
 return 1
 """
 
-# KEYS: leases.
-COUNT: Final = _NOW + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+# KEYS: leases, bound.
+COUNT: Final = _NOW + _EXPIRE + """
+expire(KEYS[1], KEYS[2])
 return redis.call('ZCARD', KEYS[1])
 """
 
@@ -120,8 +142,19 @@ keep(KEYS[3], tonumber(ARGV[4]))
 return 1
 """
 
-# KEYS: totals, reserved, expiry. ARGV: token, amount, field of totals, keep ms.
-SETTLE_SPEND: Final = _KEEP + """
+# A settle token is settled once: the second run of a re-sent settle finds it in KEYS[4] (token -> ms, an hour).
+_ONCE: Final = """
+local function first_time(settled, token)
+  redis.call('ZREMRANGEBYSCORE', settled, '-inf', now - 3600000)
+  if redis.call('ZADD', settled, 'NX', now, token) == 0 then return false end
+  keep(settled, 3600000)
+  return true
+end
+"""
+
+# KEYS: totals, reserved, expiry, settled. ARGV: token, amount, field of totals, keep ms.
+SETTLE_SPEND: Final = _NOW + _KEEP + _ONCE + """
+if not first_time(KEYS[4], ARGV[1]) then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if tonumber(ARGV[2]) ~= 0 then redis.call('HINCRBY', KEYS[1], ARGV[3], ARGV[2]) end
@@ -147,22 +180,23 @@ keep(KEYS[3], tonumber(ARGV[5]))
 return 1
 """
 
-# KEYS: totals, hedges, expiry. ARGV: token ('' none), extra, base, keep ms.
-SETTLE_HEDGE: Final = _KEEP + """
-if ARGV[1] ~= '' then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-end
+# KEYS: totals, hedges, expiry, settled. ARGV: token (of the reservation, or a fresh one), extra, base, keep ms.
+SETTLE_HEDGE: Final = _NOW + _KEEP + _ONCE + """
+if not first_time(KEYS[4], ARGV[1]) then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'hedge_extra', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'hedge_base', ARGV[3])
 keep(KEYS[1], tonumber(ARGV[4]))
 return 1
 """
 
-# KEYS: breaker, seconds, queue, prices. ARGV: expected ('' absent), new ('' delete), keep ms, samples kept,
-# then a second, queue and price sample ('' none). Compare-and-set: the breaker's rules run in Python
-# (routing/_breaker.py) on the value read, and this writes the result only if nobody changed it meanwhile.
+# KEYS: breaker, seconds, queue, prices, written (the last write's token). ARGV: expected ('' absent), new ('' delete),
+# keep ms, samples kept, then a second, queue and price sample ('' none), then this write's token. Compare-and-set:
+# the breaker's rules run in Python (routing/_breaker.py) on the value read, and this writes the result only if
+# nobody changed it meanwhile; a re-sent write that already ran answers 1 without applying it again.
 BREAKER_SET: Final = """
+if redis.call('GET', KEYS[5]) == ARGV[8] then return 1 end
 local current = redis.call('GET', KEYS[1]) or ''
 if current ~= ARGV[1] then return 0 end
 if ARGV[2] == '' then
@@ -178,6 +212,7 @@ for index = 1, 3 do
     redis.call('PEXPIRE', KEYS[1 + index], ARGV[3])
   end
 end
+redis.call('SET', KEYS[5], ARGV[8], 'PX', 600000)
 return 1
 """
 

@@ -42,16 +42,21 @@ def namespace() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(params=["memory", "redis"])
-def state(request: pytest.FixtureRequest, namespace: str) -> Iterator[State]:
-    """Each backend in turn: the same test must hold for both."""
-    if request.param == "memory":
-        yield MemoryState()
-        return
-    server: RedisServer = request.getfixturevalue("redis_server")
-    shared = RedisState(server.url, namespace=namespace)
+@pytest.fixture
+def redis_state(redis_server: RedisServer, namespace: str) -> Iterator[RedisState]:
+    """A ``RedisState`` over the session's server, in this test's namespace (cleared afterwards)."""
+    shared = RedisState(redis_server.url, namespace=namespace)
     try:
         yield shared
     finally:
         shared.clear()
         shared.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def state(request: pytest.FixtureRequest) -> State:
+    """Each backend in turn: the same test must hold for both."""
+    if request.param == "memory":
+        return MemoryState()
+    shared: RedisState = request.getfixturevalue("redis_state")
+    return shared

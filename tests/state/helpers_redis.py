@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +83,81 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class ReplyDropper:
+    """A loopback TCP proxy in front of a real redis-server that loses exactly the replies a test asks it to: the
+    command reaches Redis and runs, then the connection closes before its reply is passed on — what a network
+    failure between the two does. ``refusing``: every connection is closed at once (Redis is unreachable)."""
+
+    def __init__(self, port: int) -> None:
+        self.upstream = port
+        self.refusing = False
+        self._drop: bytes | None = None
+        self._then_refuse = False
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.dropped = 0
+        self._threads: list[threading.Thread] = []
+        self._spawn(self._accept)
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<proxy port>/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def drop_reply_to(self, command: bytes, *, then_refuse: bool = False) -> None:
+        """Lose the reply to the next command containing ``command`` (e.g. ``b"EVALSHA"``); ``then_refuse``: and
+        refuse every connection after it (so the client's retry fails too)."""
+        self._drop = command
+        self._then_refuse = then_refuse
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._listener.close()
+
+    def _spawn(self, target: Any, *arguments: Any) -> None:
+        thread = threading.Thread(target=target, args=arguments, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.refusing:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            armed = threading.Event()
+            self._spawn(self._forward, client, upstream, armed)
+            self._spawn(self._backward, upstream, client, armed)
+
+    def _forward(self, client: socket.socket, upstream: socket.socket, armed: threading.Event) -> None:
+        try:
+            while data := client.recv(65536):
+                if self.refusing:
+                    break
+                if self._drop is not None and self._drop in data:
+                    self._drop = None
+                    armed.set()
+                upstream.sendall(data)
+        except OSError:
+            pass
+
+    def _backward(self, upstream: socket.socket, client: socket.socket, armed: threading.Event) -> None:
+        try:
+            while data := upstream.recv(65536):
+                if armed.is_set():  # the command ran; its reply is lost with the connection
+                    self.dropped += 1
+                    self.refusing = self.refusing or self._then_refuse
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        for each in (client, upstream):
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
+            each.close()
