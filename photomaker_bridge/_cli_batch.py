@@ -56,6 +56,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="another endpoint for a provider, e.g. fal=http://127.0.0.1:8001 (repeatable); "
                              "keys still come from the environment")
     parser.add_argument("--title", help="the report's title")
+    parser.add_argument("--state", metavar="URL",
+                        help="a Redis (redis://host:6379/0) that keeps provider limits and breakers for every run "
+                             "naming it: the shards of one batch then respect Eachlabs' cap and rates together "
+                             "(docs/scaling.md); without it each run has its own")
+    parser.add_argument("--state-namespace", default="photomaker-bridge", metavar="NAME",
+                        help="the namespace within --state's Redis, default photomaker-bridge")
 
 
 def add_commands(command: Command) -> None:

@@ -18,12 +18,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .._console import check_out_folder
 from .._display import JobBoard, print_table
 from ..client import Bridge
-from ..errors import InvalidRequestError
+from ..errors import ConfigurationError, InvalidRequestError
 from ..providers import provider_class
 from ..providers.base import Provider
 from ..request import PROVIDER_NAMES
@@ -39,6 +39,9 @@ from .progress import BatchProgress
 from .routes import JobProvider
 from .runner import run_batch
 from .tables import COMPACT_COLUMNS, summary_rows
+
+if TYPE_CHECKING:
+    from ..state import State
 
 __all__ = ["command_batch", "command_compare", "run_command"]
 
@@ -182,7 +185,7 @@ def command_compare(arguments: argparse.Namespace, board: JobBoard, out: TextIO,
     adapters = _base_urls(arguments.base_url)
     return run_command(board, out, err, folder=_folder(arguments), items=matrix.numbered, jobs=lambda: matrix,
                        providers=adapters, options=options, max_cost=max_cost,
-                       title=arguments.title or "PhotoMaker compare")
+                       title=arguments.title or "PhotoMaker compare", state=_state_flag(arguments))
 
 
 def command_batch(arguments: argparse.Namespace, board: JobBoard, out: TextIO, err: TextIO) -> int:
@@ -200,7 +203,24 @@ def command_batch(arguments: argparse.Namespace, board: JobBoard, out: TextIO, e
 
     return run_command(board, out, err, folder=_folder(arguments), items=items, jobs=lambda: source,
                        providers=_base_urls(arguments.base_url), options=options, max_cost=max_cost,
-                       title=arguments.title or f"PhotoMaker batch: {path.name}")
+                       title=arguments.title or f"PhotoMaker batch: {path.name}", state=_state_flag(arguments))
+
+
+def _state_flag(arguments: argparse.Namespace) -> State | None:
+    """``--state URL`` (and ``--state-namespace``) as a ``RedisState``, checked before anything is sent."""
+    from ..state import RedisState
+
+    url = getattr(arguments, "state", None)
+    if url is None:
+        return None
+    namespace = getattr(arguments, "state_namespace", "photomaker-bridge")
+    try:
+        return RedisState(url, namespace=namespace)
+    except ConfigurationError as error:
+        if "namespace" in str(error):
+            raise InvalidRequestError("--state-namespace", namespace, "letters, digits, '.', '_' or '-'") from None
+        raise InvalidRequestError("--state", url, "a redis://, rediss:// or unix:// URL (needs the redis extra)",
+                                  reason=str(error)) from None
 
 
 def _plan_lines(checked: Preflight, *, paid: bool = True) -> Iterator[str]:
@@ -221,9 +241,10 @@ def _plan_lines(checked: Preflight, *, paid: bool = True) -> Iterator[str]:
 
 def run_command(board: JobBoard, out: TextIO, err: TextIO, *, folder: Path, items: Items,
                 jobs: Callable[[], Iterable[BatchJob]], providers: list[Provider], options: BatchOptions,
-                max_cost: Decimal | None, title: str, paid: bool = True) -> int:
+                max_cost: Decimal | None, title: str, paid: bool = True, state: State | None = None) -> int:
     """What ``compare``, ``batch`` and ``demo`` share: preflight, the cost limit, the run with its display, the
-    outputs. ``folder`` has been checked (:func:`prepare_output`); ``paid=False`` for the emulators."""
+    outputs. ``folder`` has been checked (:func:`prepare_output`); ``paid=False`` for the emulators; ``state``:
+    where the run's provider limits and breakers live (``--state``)."""
     with Bridge(providers=providers) as bridge:
         checked = preflight(items(), bridge, folder)
     for line in _plan_lines(checked, paid=paid):
@@ -235,7 +256,8 @@ def run_command(board: JobBoard, out: TextIO, err: TextIO, *, folder: Path, item
         progress.expect(name, total)
     try:
         with BatchDisplay(board, progress) as display:
-            run = run_batch(jobs(), folder, providers=providers, options=options, on_event=display.on_event)
+            run = run_batch(jobs(), folder, providers=providers, options=options, on_event=display.on_event,
+                            state=state)
     except OSError as error:  # the disk filled up, the folder went away: paid jobs wait in the journal
         err.write(f"error: cannot write into {folder}: {error.strerror or error}; every accepted job's handle is "
                   "in the journal: make room and run the same command again to collect them\n")

@@ -21,7 +21,7 @@ import concurrent.futures
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -36,6 +36,9 @@ from .output import prepare_output, save_images
 from .progress import BatchEvent, BatchEventKind
 from .records import JobTiming, attempt_dicts, failure_record, success_record
 from .routes import ROUTE_LABEL
+
+if TYPE_CHECKING:
+    from ..state import State
 
 __all__ = ["BatchOptions", "BatchOutcome", "EventCallback", "arun_batch", "run_batch", "shard_of", "submit_job"]
 # BatchOptions and shard_of live in .options and are re-exported here, where callers have always found them.
@@ -309,8 +312,9 @@ class _Run:
 
 async def arun_batch(jobs: Iterable[BatchJob], out: Path | str, *, bridge: AsyncBridge | None = None,
                      providers: Iterable[Provider] | None = None, options: BatchOptions | None = None,
-                     on_event: EventCallback | None = None) -> BatchOutcome:
-    """Run ``jobs`` through ``bridge`` (or a new ``AsyncBridge(providers)``), journaling into ``out``.
+                     on_event: EventCallback | None = None, state: State | None = None) -> BatchOutcome:
+    """Run ``jobs`` through ``bridge`` (or a new ``AsyncBridge(providers, state=state)``: with a ``RedisState``,
+    the shards of a batch share provider limits and breakers; docs/scaling.md), journaling into ``out``.
 
     ``out`` is created if needed and checked before anything is sent; its ``journal.jsonl`` decides what an
     earlier run already did (see the module docstring). Images go to ``out/images/``. Returns counts; the
@@ -318,12 +322,12 @@ async def arun_batch(jobs: Iterable[BatchJob], out: Path | str, *, bridge: Async
     """
     options = options or BatchOptions()
     folder = prepare_output(out)
-    state = scan_journal(folder / JOURNAL_NAME)
+    journaled = scan_journal(folder / JOURNAL_NAME)
     if bridge is None:
-        async with AsyncBridge(providers=providers) as own:
+        async with AsyncBridge(providers=providers, state=state) as own:
             return await arun_batch(jobs, folder, bridge=own, options=options, on_event=on_event)
     with JournalWriter(folder / JOURNAL_NAME, fsync=options.fsync) as journal:
-        return await _Run(bridge, folder, options, on_event, state, journal).run(jobs)
+        return await _Run(bridge, folder, options, on_event, journaled, journal).run(jobs)
 
 
 def run_in_new_loop(make: Callable[[], Awaitable[_T]]) -> _T:
@@ -341,11 +345,12 @@ def run_in_new_loop(make: Callable[[], Awaitable[_T]]) -> _T:
 
 
 def run_batch(jobs: Iterable[BatchJob], out: Path | str, *, providers: Iterable[Provider] | None = None,
-              options: BatchOptions | None = None, on_event: EventCallback | None = None) -> BatchOutcome:
+              options: BatchOptions | None = None, on_event: EventCallback | None = None,
+              state: State | None = None) -> BatchOutcome:
     """The sync entry point of :func:`arun_batch`: the same run on a private event loop, through an
-    ``AsyncBridge`` over ``providers`` (default: every provider, keys from the environment).
+    ``AsyncBridge`` over ``providers`` (default: every provider, keys from the environment) and ``state``.
 
     Ctrl-C stops it gracefully (submissions in flight are journaled) and raises ``KeyboardInterrupt``.
     """
     return run_in_new_loop(lambda: arun_batch(jobs, out, providers=providers, options=options,
-                                              on_event=on_event))
+                                              on_event=on_event, state=state))
