@@ -106,8 +106,9 @@ class StateUnavailableError(BridgeError):
 
     Raised before anything is sent when a decision needs the shared state (a provider slot, a breaker, the
     budget, the job journal). When a job was already accepted, ``handle`` is its handle: collect it with
-    ``result(handle)`` (or call ``generate`` again with the same ``idempotency_key`` once the state is back), so
-    nothing accepted is lost or paid twice."""
+    ``result(handle)``, so nothing accepted is lost or paid twice. (The process also writes the handle to the
+    journal once the state answers again; until then — or if the process stops first — a later ``generate`` with
+    the same ``idempotency_key`` waits out the claim and raises :class:`JobUnknownError`.)"""
 
     def __init__(self, message: str, *, handle: Any = None, backend: str = "redis") -> None:
         self.handle = handle

@@ -199,6 +199,13 @@ class RedisState(State):
             await client.aclose()
         self.close()
 
+    def reset_spend(self) -> None:
+        """Start the shared spend total over at zero (a new budget period: a daily job, say). The spend of a
+        ``Bridge(budget=...)`` over Redis is a running total for the namespace — kept across restarts, for
+        ``keep_seconds`` after its last change — not a per-process one (docs/scaling.md, "Budgets over Redis").
+        Reservations of calls in flight and the hedge ratio's history are kept."""
+        self._client().hdel(self.keys.spend()[0], "spent")
+
     def clear(self) -> int:
         """Delete every key of this namespace (tests, or starting over): slots, breakers, numbers, spend and the
         journal; returns how many."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 import redis
@@ -12,6 +13,7 @@ from helpers_redis import RedisServer
 
 from photomaker_bridge import ConfigurationError
 from photomaker_bridge._coordination_operations import Busy, Limits
+from photomaker_bridge.routing._state import ReserveSpend, SettleSpend
 from photomaker_bridge.state import RedisState
 from photomaker_bridge.state._operations import BindLease, CountLeases, TakeSlots
 
@@ -72,3 +74,14 @@ def test_clear_deletes_its_own_namespace_only(redis_server: RedisServer, raw: re
     assert RedisState(redis_server.url, namespace=namespace).clear() == 1
     assert raw.get(f"{namespace}.staging:spend:totals") == "kept"
     raw.delete(f"{namespace}.staging:spend:totals")
+
+
+def test_reset_spend_starts_a_new_budget_period(state: RedisState) -> None:
+    limit = Decimal("0.10")
+    token = state.perform(ReserveSpend(Decimal("0.09"), limit))
+    state.perform(SettleSpend(token, Decimal("0.09")))
+    in_flight = state.perform(ReserveSpend(Decimal("0.01"), limit))
+    assert in_flight is not None and state.perform(ReserveSpend(Decimal("0.01"), limit)) is None
+    state.reset_spend()  # the 0.09 spent is forgotten; the reservation of the call in flight is not
+    assert state.perform(ReserveSpend(Decimal("0.09"), limit)) is not None
+    assert state.perform(ReserveSpend(Decimal("0.01"), limit)) is None
