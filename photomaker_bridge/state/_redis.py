@@ -240,6 +240,8 @@ class RedisState(State):
 
     def _replay(self) -> None:
         """Send the undo queue (sync); an outage puts back what is left and is raised."""
+        import redis
+
         pending = self._fallback.take_undo()
         for index, operation in enumerate(pending):
             try:
@@ -247,9 +249,13 @@ class RedisState(State):
             except _outages():
                 self._fallback.put_back(pending[index:])
                 raise
+            except redis.RedisError as error:  # answered, but refused: not the next question's business
+                logger.warning("%s refused to replay %s: %s", self.describe(), type(operation).__name__, error)
 
     async def _areplay(self) -> None:
         """Send the undo queue (async)."""
+        import redis
+
         pending = self._fallback.take_undo()
         for index, operation in enumerate(pending):
             try:
@@ -257,6 +263,8 @@ class RedisState(State):
             except _outages():
                 self._fallback.put_back(pending[index:])
                 raise
+            except redis.RedisError as error:  # answered, but refused: not the next question's business
+                logger.warning("%s refused to replay %s: %s", self.describe(), type(operation).__name__, error)
 
     # -- drivers ----------------------------------------------------------------------------------------------
 

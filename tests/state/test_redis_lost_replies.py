@@ -120,3 +120,18 @@ def test_a_lease_held_in_redis_stays_there_after_one_failed_bind(state: RedisSta
     state.perform(ReleaseLease(ACCOUNT, request_id="job-3"))
     assert state.incidents() == before  # renewed and released in Redis, not in this process's memory
     assert state.perform(CountLeases(ACCOUNT)) == 0
+
+
+def test_a_give_back_redis_refuses_does_not_fail_the_next_question(state: RedisState, proxy: ReplyDropper,
+                                                                   redis_server: RedisServer) -> None:
+    proxy.drop_reply_to(b"EVALSHA", then_refuse=True)
+    with pytest.raises(StateUnavailableError):
+        state.perform(ReserveSpend(Decimal("0.5"), Decimal(1)))  # queues a settle of 0 for its reservation
+    proxy.refusing = False
+    raw = redis.Redis(port=redis_server.port)
+    settled = state.keys.spend()[3]
+    raw.delete(settled)
+    raw.set(settled, "not a sorted set")  # the queued settle will be refused (WRONGTYPE), not lost to an outage
+    assert state.perform(CountLeases(ACCOUNT)) == 0  # answered; the refusal is logged
+    raw.delete(settled)
+    raw.close()
