@@ -13,7 +13,6 @@ Lifecycle rules (docs/architecture.md, "Client lifecycle"):
 from __future__ import annotations
 
 import datetime
-import math
 import os
 import random
 import threading
@@ -22,10 +21,10 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 import attrs
 
+from ._client_values import check_timeout, check_webhook_url
 from ._connections import DEFAULT_KEEPALIVE, DEFAULT_MAX_CONNECTIONS, ConnectionLimits
 from ._coordination import Coordinator
 from ._http import Event, Flow
@@ -36,7 +35,7 @@ from .plan import Plan
 from .providers import PROVIDER_NAMES, provider_class
 from .providers.base import FlowContext, Provider
 from .request import PhotoMakerRequest
-from .result import Attempt, BridgeWarning, GeneratedImage, PhotoMakerResult
+from .result import Attempt, BridgeWarning, PhotoMakerResult
 from .routing import BreakerSettings, MemoryRouterState, Route, RouteCall, RouterState, as_route
 from .routing._choice import first_choice
 from .routing._route import _amount
@@ -47,13 +46,16 @@ if TYPE_CHECKING:
     from .state import State
     from .state._idempotent import IdempotentFlow
 
-__all__ = ["BridgeBase", "EventHandler", "ProviderChoice", "check_timeout", "with_data"]
+__all__ = ["BridgeBase", "EventHandler", "Mode", "ProviderChoice"]
 
 ProviderChoice = str | Sequence[str] | Route
 """What ``provider=`` takes: a name (a direct call), a list of names (an ordered route) or a :class:`Route`."""
 
 EventHandler = Callable[[Event], Any]
 """Receives progress events; in ``AsyncBridge`` it may also be a coroutine function."""
+
+Mode = Literal["generate", "submit"]
+"""What a routed call makes: a result (``generate``) or an accepted job's handle (``submit``)."""
 
 _OPEN_CLIENTS: weakref.WeakSet[BridgeBase] = weakref.WeakSet()
 """Every client not yet closed, so that a forked child can reset them."""
@@ -65,32 +67,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def check_timeout(timeout: object, *, name: str = "timeout") -> float | None:
-    """``timeout`` as seconds, or ``None`` (no deadline); :class:`ConfigurationError` naming the value unless it is a
-    finite positive number (``bool`` is refused: ``True`` is not a duration)."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise ConfigurationError(f"{name} must be a number of seconds (int or float) or None, got "
-                                 f"{type(timeout).__name__} {timeout!r}")
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ConfigurationError(f"{name} must be a finite positive number of seconds (or None for no deadline), "
-                                 f"got {timeout!r}")
-    return float(timeout)
-
-
-def check_webhook_url(value: object) -> str:
-    """``value`` if it is an absolute ``http(s)`` URL with a host; else :class:`InvalidRequestError` naming
-    ``webhook_url`` (checked before anything is uploaded or submitted)."""
-    allowed = "an absolute http:// or https:// URL the provider can POST to"
-    if not isinstance(value, str):
-        raise InvalidRequestError("webhook_url", value, allowed)
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequestError("webhook_url", value, allowed)
-    return value.strip()
 
 
 class BridgeBase:
@@ -406,17 +382,3 @@ class BridgeBase:
             timings = attrs.evolve(timings, total_seconds=round(time.monotonic() - started, 6))
         created = result.created_at or datetime.datetime.now(datetime.UTC)
         return attrs.evolve(result, warnings=[*missing, *result.warnings], timings=timings, created_at=created)
-
-
-def with_data(result: PhotoMakerResult, payloads: Sequence[bytes | ProviderError]) -> PhotoMakerResult:
-    """``result`` with each image's downloaded bytes; an image that failed keeps its URL, with a warning."""
-    images: list[GeneratedImage] = []
-    warnings = list(result.warnings)
-    for index, (image, payload) in enumerate(zip(result.images, payloads, strict=True)):
-        if isinstance(payload, ProviderError):
-            images.append(image)
-            warnings.append(BridgeWarning(field=f"images[{index}]", asked="download", sent=None,
-                                          provider=result.provider, reason=f"the image stays a URL: {payload.message}"))
-        else:
-            images.append(attrs.evolve(image, data=payload))
-    return attrs.evolve(result, images=images, warnings=warnings)
