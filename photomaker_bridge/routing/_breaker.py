@@ -4,7 +4,10 @@ A :class:`RouterState` keeps one :class:`Breaker` per provider and applies :func
 atomically (in memory under a lock; a shared backend in one round trip), so the rules live here once.
 
 * **closed**: every call goes through. It opens after ``failures`` consecutive counted failures, or when at least
-  ``minimum_calls`` outcomes in the last ``window`` seconds include a ``failure_rate`` share of failures.
+  ``minimum_calls`` outcomes in the last ``window`` seconds include a ``failure_rate`` share of failures. A busy
+  provider's window holds only its most recent outcomes (:data:`KEPT_OUTCOMES`, or ``minimum_calls`` if more):
+  the share is then that of the latest calls, as in a count-based sliding window (Resilience4j's
+  ``COUNT_BASED``), and a shared backend moves a bounded breaker on every call however busy the account is.
 * **open**: calls are skipped without a request until ``cooldown`` seconds have passed; then the first call to ask
   becomes the one **probe** and the breaker is half-open.
 * **half-open**: only the probe goes through; others are skipped until it ends (or until its lease of
@@ -31,7 +34,7 @@ import attrs
 
 from ..errors import ConfigurationError
 
-__all__ = ["Admission", "Breaker", "BreakerSettings", "BreakerStatus", "admit", "record"]
+__all__ = ["KEPT_OUTCOMES", "Admission", "Breaker", "BreakerSettings", "BreakerStatus", "admit", "record"]
 
 BreakerStatus = Literal["closed", "open", "half_open", "disabled"]
 
@@ -69,6 +72,10 @@ class BreakerSettings:
     """Seconds a probe may take before another caller may probe instead (a probe whose caller vanished)."""
 
 
+KEPT_OUTCOMES = 100
+"""The most outcomes a breaker keeps within its window (the latest; ``minimum_calls`` if that is more)."""
+
+
 @attrs.frozen
 class Breaker:
     """One provider's breaker at one moment."""
@@ -77,7 +84,8 @@ class Breaker:
     consecutive: int = 0
     """Counted failures in a row."""
     outcomes: tuple[tuple[float, bool], ...] = ()
-    """``(time, ok)`` of the counted outcomes within the window, oldest first."""
+    """``(time, ok)`` of the counted outcomes within the window (at most the latest :data:`KEPT_OUTCOMES`), oldest
+    first."""
     retry_at: float | None = None
     """Open: when a probe may go. Half-open: when the probe's lease expires. Else ``None``."""
     reason: str = ""
@@ -122,10 +130,10 @@ def record(breaker: Breaker, now: float, settings: BreakerSettings, *, ok: bool,
     if disable is not None:
         return Breaker(status="disabled", reason=disable)
     if ok:
-        return Breaker(outcomes=_added(_recent(breaker.outcomes, now, settings), now, ok=True))
+        return Breaker(outcomes=_added(_recent(breaker.outcomes, now, settings), now, settings, ok=True))
     if not counts:
         return breaker
-    recent = _added(_recent(breaker.outcomes, now, settings), now, ok=False)
+    recent = _added(_recent(breaker.outcomes, now, settings), now, settings, ok=False)
     consecutive = breaker.consecutive + 1
     if breaker.status == "half_open":
         return Breaker(status="open", consecutive=consecutive, outcomes=recent, retry_at=now + settings.cooldown,
@@ -151,10 +159,13 @@ def _recent(outcomes: tuple[tuple[float, bool], ...], now: float,
     return outcomes[start:]
 
 
-def _added(outcomes: tuple[tuple[float, bool], ...], now: float, *, ok: bool) -> tuple[tuple[float, bool], ...]:
-    """``outcomes`` with ``(now, ok)`` in time order (threads may record a moment out of order)."""
+def _added(outcomes: tuple[tuple[float, bool], ...], now: float, settings: BreakerSettings, *,
+           ok: bool) -> tuple[tuple[float, bool], ...]:
+    """``outcomes`` with ``(now, ok)`` in time order (threads may record a moment out of order), the latest
+    :data:`KEPT_OUTCOMES` (or ``minimum_calls``) kept."""
     at = bisect.bisect_right(outcomes, now, key=_time)
-    return (*outcomes[:at], (now, ok), *outcomes[at:])
+    added = (*outcomes[:at], (now, ok), *outcomes[at:])
+    return added[-max(KEPT_OUTCOMES, settings.minimum_calls):]
 
 
 def _time(item: tuple[float, bool]) -> float:

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from photomaker_bridge import BreakerSettings, ConfigurationError, MemoryRouterState
-from photomaker_bridge.routing._breaker import Breaker, admit, record
+from photomaker_bridge.routing._breaker import KEPT_OUTCOMES, Breaker, admit, record
 from photomaker_bridge.routing._state import (
     Admit,
     ReadNumbers,
@@ -169,3 +169,29 @@ def test_a_forked_child_keeps_what_was_learned_and_drops_the_parents_reservation
     state.after_fork()  # what the client does in the child of os.fork()
     assert state.numbers("fal").samples == 1
     assert state.perform(ReserveSpend(Decimal("0.02"), Decimal("0.10"))) is not None
+
+
+def test_a_busy_window_keeps_its_latest_outcomes_and_rates_them() -> None:
+    # 500 successes then 100 alternating outcomes, all within the window: the share of failures is that of the
+    # latest KEPT_OUTCOMES (50 %, which opens it), not of all 600 (8 %), and the breaker stays bounded.
+    settings = BreakerSettings(failures=1000, failure_rate=0.5, minimum_calls=10, window=3600.0)
+    breaker, now = Breaker(), 1000.0
+    for _ in range(500):
+        now += 0.01
+        breaker = record(breaker, now, settings, ok=True)
+    assert len(breaker.outcomes) == KEPT_OUTCOMES and breaker.status == "closed"
+    for index in range(KEPT_OUTCOMES):
+        now += 0.01
+        breaker = record(breaker, now, settings, ok=index % 2 == 1)
+        if breaker.status == "open":
+            break
+    assert breaker.status == "open" and "of the last 100 calls failed" in (breaker.reason or "")
+    assert len(breaker.outcomes) <= KEPT_OUTCOMES
+
+
+def test_minimum_calls_above_the_kept_outcomes_keeps_that_many() -> None:
+    settings = BreakerSettings(failures=1000, minimum_calls=KEPT_OUTCOMES + 50, window=3600.0)
+    breaker = Breaker()
+    for index in range(400):
+        breaker = record(breaker, 1000.0 + index, settings, ok=True)
+    assert len(breaker.outcomes) == KEPT_OUTCOMES + 50
