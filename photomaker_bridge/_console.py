@@ -34,7 +34,9 @@ def check_out_folder(value: str, flag: str = "--out") -> Path:
             raise InvalidRequestError(flag, value, "a folder whose parent exists (only the last part is created)",
                                       reason=f"{missing} does not exist")
         try:
-            folder.mkdir()
+            # exist_ok: another process (a shard of the same batch) may create it between the check and here;
+            # a file created there meanwhile still fails, as FileExistsError.
+            folder.mkdir(exist_ok=True)
         except OSError as error:
             raise InvalidRequestError(flag, value, "a folder that can be created",
                                       reason=error.strerror or type(error).__name__) from None

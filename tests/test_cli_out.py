@@ -113,3 +113,31 @@ def test_a_save_that_fails_after_generation_prints_the_urls_and_exits_6(
     assert url_line.split(": ", 1)[1].startswith(emulators.runware.url)
     summary = json.loads(out[out.index("{"):])
     assert summary["provider"] == "runware" and summary["images"][0]["url"]
+
+
+def test_processes_creating_the_same_new_out_folder_at_once_all_get_it(tmp_path: Path) -> None:
+    # Shards of one batch (`batch --shard K/N --out DIR`) start together and may all find DIR missing; each must
+    # get the folder, not "File exists" from the one that lost the race.
+    import threading
+
+    from photomaker_bridge._console import check_out_folder
+
+    for round_number in range(20):
+        folder = tmp_path / f"out-{round_number}"
+        start = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def create(folder: Path = folder, start: threading.Barrier = start,
+                   errors: list[BaseException] = errors) -> None:
+            start.wait()
+            try:
+                check_out_folder(str(folder))
+            except BaseException as error:  # any failure is the finding
+                errors.append(error)
+
+        threads = [threading.Thread(target=create) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors and folder.is_dir()
