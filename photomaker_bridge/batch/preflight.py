@@ -19,7 +19,7 @@ from ..client import AsyncBridge, Bridge
 from ..errors import BridgeError, ConfigurationError, InvalidRequestError
 from ..plan import Plan
 from ..providers.base import Provider
-from ..routing._choice import is_capability
+from ..routing import is_capability
 from .estimate import CostEstimate, CostEstimator, learned_prices
 from .jobs import BatchJob
 from .journal import JOURNAL_NAME, scan_journal

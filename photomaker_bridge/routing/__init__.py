@@ -9,7 +9,7 @@ provider path, and whose shared numbers live behind :class:`RouterState` (in mem
 """
 
 from ._breaker import Breaker, BreakerSettings, BreakerStatus
-from ._choice import weighted_order
+from ._choice import is_capability, weighted_order
 from ._drivers import adrive_route, drive_route, join_background, wait_background
 from ._flow import RouteCall, route_flow
 from ._numbers import SEED_SECONDS, estimated_cost, work_of
@@ -38,6 +38,7 @@ __all__ = [
     "as_route",
     "drive_route",
     "estimated_cost",
+    "is_capability",
     "join_background",
     "parse_route",
     "policy_for",
