@@ -110,18 +110,21 @@ class AsyncBridge(BridgeBase):
 
     async def _route(self, request: PhotoMakerRequest, provider: ProviderChoice, strict: bool, mode: Mode,
                      deadline: float | None, on_event: EventHandler | None,
-                     after: ProviderError | None = None, *, webhook_url: str | None = None) -> Any:
+                     after: ProviderError | None = None, *, webhook_url: str | None = None,
+                     keep_running: bool = False) -> Any:
         self._bind()
         call = self._route_call(request, provider, strict, mode, deadline, after, webhook_url)
-        return await adrive_route(route_flow(call), self._router_state, AsyncAttempts(self, deadline),
-                                  on_event=on_event)
+        if keep_running:
+            self._check_keep_running(call)
+        return await adrive_route(route_flow(call), self._router_state,
+                                  AsyncAttempts(self, deadline, keep_running=keep_running), on_event=on_event)
 
     async def generate(self, request: PhotoMakerRequest, provider: ProviderChoice, *, timeout: float | None = None,
                        on_event: EventHandler | None = None, strict: bool = False,
                        download: bool = False, webhook_url: str | None = None,
-                       idempotency_key: str | None = None) -> PhotoMakerResult:
+                       idempotency_key: str | None = None, keep_running: bool = False) -> PhotoMakerResult:
         """Generate on ``provider`` (a name, a list of names or a Route) and wait for the images (see
-        :meth:`Bridge.generate`, ``idempotency_key`` included)."""
+        :meth:`Bridge.generate`, ``idempotency_key`` and ``keep_running`` included)."""
         mark = self._state_mark()
         deadline = self._deadline(timeout)
         if idempotency_key is not None:
@@ -136,7 +139,7 @@ class AsyncBridge(BridgeBase):
                 lambda handle, left: self.result(handle, timeout=left, on_event=on_event))
         else:
             result = await self._route(request, provider, strict, "generate", deadline, on_event,
-                                       webhook_url=webhook_url)
+                                       webhook_url=webhook_url, keep_running=keep_running)
         result = self._state_warned(result, mark)
         return await self.download(result, timeout=self._left(deadline)) if download else result
 

@@ -21,14 +21,16 @@ __all__ = ["AsyncAttempts", "SyncAttempts"]
 class SyncAttempts:
     """How a routed call of a :class:`~photomaker_bridge.Bridge` runs one attempt and cancels jobs."""
 
-    def __init__(self, bridge: Bridge, deadline: float | None) -> None:
+    def __init__(self, bridge: Bridge, deadline: float | None, *, keep_running: bool = False) -> None:
         self._bridge = bridge
         self._deadline = deadline
+        self._keep_running = keep_running
 
     def run(self, provider: str, plan: Plan, mode: str, on_event: EventHandler | None, stop: Stop | None) -> Any:
         started = time.monotonic()
         adapter = self._bridge.provider(provider)
-        value = self._bridge._drive(adapter, self._bridge._attempt_flow(adapter, plan, mode, self._deadline),
+        value = self._bridge._drive(adapter, self._bridge._attempt_flow(adapter, plan, mode, self._deadline,
+                                                                    keep_running=self._keep_running),
                                     self._deadline, on_event, stop)
         return self._bridge._finish(value, plan.warnings, started) if mode == "generate" else value
 
@@ -41,15 +43,17 @@ class SyncAttempts:
 class AsyncAttempts:
     """How a routed call of an :class:`~photomaker_bridge.AsyncBridge` runs one attempt and cancels jobs."""
 
-    def __init__(self, bridge: AsyncBridge, deadline: float | None) -> None:
+    def __init__(self, bridge: AsyncBridge, deadline: float | None, *, keep_running: bool = False) -> None:
         self._bridge = bridge
         self._deadline = deadline
+        self._keep_running = keep_running
 
     async def run(self, provider: str, plan: Plan, mode: str, on_event: EventHandler | None,
                   stop: Stop | None) -> Any:
         started = time.monotonic()
         adapter = self._bridge.provider(provider)
-        value = await self._bridge._drive(adapter, self._bridge._attempt_flow(adapter, plan, mode, self._deadline),
+        value = await self._bridge._drive(adapter, self._bridge._attempt_flow(adapter, plan, mode, self._deadline,
+                                                                    keep_running=self._keep_running),
                                           self._deadline, on_event, stop)
         return self._bridge._finish(value, plan.warnings, started) if mode == "generate" else value
 

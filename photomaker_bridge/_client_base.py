@@ -333,11 +333,21 @@ class BridgeBase:
                 records.append(failure_record(provider, outcome, self._breaker, now))
         return marked, records
 
-    def _attempt_flow(self, adapter: Provider, plan: Plan, mode: str, deadline: float | None) -> Flow[Any]:
-        """One provider's flow for one attempt of a (routed or direct) call."""
+    def _attempt_flow(self, adapter: Provider, plan: Plan, mode: str, deadline: float | None, *,
+                      keep_running: bool = False) -> Flow[Any]:
+        """One provider's flow for one attempt of a (routed or direct) call; ``keep_running``: a ``generate`` that
+        leaves its jobs running at the deadline (or when abandoned) instead of cancelling them."""
         if mode == "submit":
             return adapter.submit_flow(plan, self._context(cancel_on_deadline=False, deadline=deadline))
-        return adapter.generate_flow(plan, self._context(cancel_on_deadline=True, deadline=deadline))
+        return adapter.generate_flow(plan, self._context(cancel_on_deadline=not keep_running, deadline=deadline))
+
+    @staticmethod
+    def _check_keep_running(call: RouteCall) -> None:
+        """``generate(keep_running=True)`` leaves jobs running; a hedged route must stop its losers' jobs."""
+        if call.route.hedge is not None and not call.direct:
+            raise ConfigurationError("keep_running=True leaves a job running when the call ends early, but a hedged "
+                                     "route cancels the jobs of the requests that lose the race: use a route "
+                                     "without hedge=, or keep_running=False")
 
     def _check_many(self, requests: Sequence[PhotoMakerRequest], provider: ProviderChoice,
                     strict: bool) -> Route | None:

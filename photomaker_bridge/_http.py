@@ -26,12 +26,15 @@ import json
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
 from ._coordination import CoordinationOperation, Coordinator, Scope
 from ._logging import log_event
+
+if TYPE_CHECKING:
+    from .jobs import JobHandle
 
 __all__ = [
     "AsyncTransport",
@@ -123,10 +126,11 @@ class Event:
 
     kind: str
     """``uploading``, ``waiting`` (for a provider limit, another call's upload, or a route's circuit breakers),
-    ``submitted``, ``queued``, ``running``, ``log``, ``retrying`` (a step failed and is tried again), ``completed``
-    or ``failed``; and from a routed call (docs/routing.md): ``attempt`` (an attempt starts on ``provider``),
-    ``fallback`` (``provider`` failed and the route moves on), ``skipped`` (``provider`` was passed over, with the
-    reason) and ``hedge`` (a hedge request goes to ``provider``)."""
+    ``submitted``, ``handle`` (the job's handle is known, see :attr:`handle`), ``queued``, ``running``, ``log``,
+    ``retrying`` (a step failed and is tried again), ``completed`` or ``failed``; and from a routed call
+    (docs/routing.md): ``attempt`` (an attempt starts on ``provider``), ``fallback`` (``provider`` failed and the
+    route moves on), ``skipped`` (``provider`` was passed over, with the reason) and ``hedge`` (a hedge request goes
+    to ``provider``)."""
     provider: str
     """Who the event is about."""
     request_id: str | None = None
@@ -138,6 +142,16 @@ class Event:
     message: str | None = None
     """For ``log``: the log line; for ``failed``, ``uploading``, ``waiting``, ``retrying`` and the routing kinds: a
     short description."""
+    handle: JobHandle | None = None
+    """For ``handle``: the job's handle, as soon as there is one — what ``result()`` collects the job with, from this
+    process or another, if this call ends before the images (a crash, a deadline with ``keep_running=True``). It is
+    the provider's handle, without the decision trail a routed ``submit`` adds to the one it returns."""
+    accepted: bool | None = None
+    """For ``handle``: ``True`` when the provider has accepted the job (fal, Eachlabs, Runware's async delivery);
+    ``False`` when the handle comes as the request leaves, before any answer (Runware's synchronous delivery answers
+    only when the images are done; the bridge chose the taskUUIDs, so the handle names the tasks all the same). A
+    ``False`` handle whose request never reached the provider fails in ``result()`` with a
+    :class:`~photomaker_bridge.ProviderError` whose ``never_accepted`` is true: nothing exists, nothing is billed."""
 
 
 class DeadlineReached(Exception):

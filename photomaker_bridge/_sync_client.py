@@ -110,14 +110,17 @@ class Bridge(BridgeBase):
 
     def _route(self, request: PhotoMakerRequest, provider: ProviderChoice, strict: bool, mode: Mode,
                deadline: float | None, on_event: EventHandler | None, after: ProviderError | None = None, *,
-               webhook_url: str | None = None) -> Any:
+               webhook_url: str | None = None, keep_running: bool = False) -> Any:
         call = self._route_call(request, provider, strict, mode, deadline, after, webhook_url)
-        return drive_route(route_flow(call), self._router_state, SyncAttempts(self, deadline), on_event=on_event)
+        if keep_running:
+            self._check_keep_running(call)
+        return drive_route(route_flow(call), self._router_state,
+                           SyncAttempts(self, deadline, keep_running=keep_running), on_event=on_event)
 
     def generate(self, request: PhotoMakerRequest, provider: ProviderChoice, *, timeout: float | None = None,
                  on_event: EventHandler | None = None, strict: bool = False,
                  download: bool = False, webhook_url: str | None = None,
-                 idempotency_key: str | None = None) -> PhotoMakerResult:
+                 idempotency_key: str | None = None, keep_running: bool = False) -> PhotoMakerResult:
         """Generate on ``provider`` — a name, a list of names (an ordered route) or a :class:`~photomaker_bridge.
         Route` — and wait for the images. ``result.attempts`` is the decision trail (docs/routing.md).
 
@@ -133,6 +136,12 @@ class Bridge(BridgeBase):
         state (``state=``; with a ``RedisState``, for every process) and any later call with the same key — after a
         crash, from another process — collects that job instead of submitting again (docs/scaling.md). Such a call
         submits and then collects, so a passed deadline leaves the job running for the next call with the key.
+        ``keep_running=True``: when the deadline passes or the call is cancelled, the provider's jobs are left running
+        instead of cancelled, and the :class:`~photomaker_bridge.GenerationTimeoutError` carries their handle. Pair it
+        with ``on_event``: a ``handle`` event gives the handle as soon as there is one (``Event.accepted`` says
+        whether the provider has confirmed it), so a caller that records it can collect the job with ``result()``
+        after a crash without paying twice — what the batch runner does (docs/compare-and-batch.md). Not with a
+        hedged route, whose losers' jobs must be cancelled.
         """
         mark = self._state_mark()
         deadline = self._deadline(timeout)
@@ -146,7 +155,8 @@ class Bridge(BridgeBase):
                                                 after, webhook_url=webhook_url),
                 lambda handle, left: self.result(handle, timeout=left, on_event=on_event))
         else:
-            result = self._route(request, provider, strict, "generate", deadline, on_event, webhook_url=webhook_url)
+            result = self._route(request, provider, strict, "generate", deadline, on_event, webhook_url=webhook_url,
+                                 keep_running=keep_running)
         result = self._state_warned(result, mark)
         return self.download(result, timeout=self._left(deadline)) if download else result
 

@@ -191,6 +191,11 @@ class ProviderError(BridgeError):
     request whose answer was lost. Such a job can be neither collected nor cancelled from here, so a route stops
     instead of paying a second provider (docs/routing.md, "Policies")."""
 
+    never_accepted: bool = False
+    """Whether the provider says it never had the job: Runware's ``getResponse`` knows none of the taskUUIDs of a
+    handle given before its tasks were sent (``Event.accepted`` false) — the request never arrived. Nothing was
+    created or billed, so the job may be sent again (the batch runner does, docs/compare-and-batch.md)."""
+
     def __init__(
         self,
         message: str,

@@ -136,7 +136,9 @@ def submit(provider: EachlabsProvider, plan: Plan, context: FlowContext, *, keep
             error.may_have_accepted = True
         add_note(error, "; ".join(filter(None, notes)))
         raise
-    return _handle(provider, plan, created, upload_seconds, uploads, reused)
+    handle = _handle(provider, plan, created, upload_seconds, uploads, reused)
+    yield Event("handle", PROVIDER, handle.request_id, handle=handle, accepted=True)
+    return handle
 
 
 def _handle(provider: EachlabsProvider, plan: Plan, created: list[tuple[str, datetime.datetime]],

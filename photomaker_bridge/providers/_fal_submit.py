@@ -133,4 +133,6 @@ def submit(flows: FalFlows, plan: Plan, context: FlowContext, jobs: JobTracker |
         # The submit's own answer is IN_QUEUE (fal.md §1.3): said at once, since the first status call now
         # waits for its due time and may find the request already running.
         yield Event("queued", PROVIDER, request_id=submission.request_id, queue_position=submission.queue_position)
-    return handle()
+    accepted = handle()
+    yield Event("handle", PROVIDER, request_id=accepted.request_id, handle=accepted, accepted=True)
+    return accepted

@@ -129,6 +129,10 @@ def _sync_flow(provider: RunwareProvider, plans: Sequence[Plan], context: FlowCo
     leases = yield from acquire_slots(context, PROVIDER, provider.account(), provider.limits(), 1, first_id)
     lease = leases[0] if leases else None
     yield Event("submitted", PROVIDER, request_id=first_id)
+    for handle in handles:
+        # Runware answers a sync POST only when the images are done; the taskUUIDs are ours, so the handle exists
+        # now, before any answer (docs/protocols/runware.md §4.1, §4.2): not yet accepted.
+        yield Event("handle", PROVIDER, request_id=handle.request_id, handle=handle, accepted=False)
     answer: RunwareAnswer | None = None
     sent_at = context.clock()
     try:
@@ -243,13 +247,19 @@ def generate_many_flow(provider: RunwareProvider, plans: Sequence[Plan], context
     return [outcomes[index] for index in range(len(plans))]
 
 
-def submit_flow(provider: RunwareProvider, plan: Plan, context: FlowContext, *, redo: bool = True,
-                ) -> Flow[JobHandle]:
-    """Upload, post the tasks with ``deliveryMethod: "async"`` and return the handle of the accepted ones.
+def submit_flow(provider: RunwareProvider, plan: Plan, context: FlowContext) -> Flow[JobHandle]:
+    """Upload, post the tasks with ``deliveryMethod: "async"`` and return the handle of the accepted ones (also
+    given in a ``handle`` event).
 
     Tasks Runware refused while others were accepted become warnings on the handle (they never run); when
     none was accepted the first typed error is raised.
     """
+    handle = yield from _submit(provider, plan, context)
+    yield Event("handle", PROVIDER, request_id=handle.request_id, handle=handle, accepted=True)
+    return handle
+
+
+def _submit(provider: RunwareProvider, plan: Plan, context: FlowContext, *, redo: bool = True) -> Flow[JobHandle]:
     try:
         prepared, upload_seconds, used = yield from prepare_tasks(provider, [plan], context)
     except DeadlineReached:
@@ -281,7 +291,7 @@ def submit_flow(provider: RunwareProvider, plan: Plan, context: FlowContext, *, 
         if redo and (yield from forget_stale(refusal, used)):
             yield Event("retrying", PROVIDER, first_id,
                         message="Runware no longer has a reference image uploaded earlier; uploading it again")
-            handle: JobHandle = yield from submit_flow(provider, plan, context, redo=False)
+            handle: JobHandle = yield from _submit(provider, plan, context, redo=False)
             return handle
         yield Event("failed", PROVIDER, request_id=refusal.request_id, message=str(refusal))
         raise refusal

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["handle_for", "result_flow"]
 
+_NOT_FOUND: Final = "taskNotFound"
+"""getResponse's code for a taskUUID Runware never had (§4.2; taskExpired is a task it had and forgot)."""
 _POLL_GROWTH: Final = 1.5  # §4.2: the new SDK waits 0.5 s, then ×1.5 up to 10 s between polls
 
 
@@ -117,6 +119,10 @@ def result_flow(provider: RunwareProvider, handle: JobHandle, context: FlowConte
         raise timeout_error(handle, "waiting for the tasks") from None
     yield from release_slot(provider.account(), provider.limits(), request_id=handle.request_id)
     summary = summarize(collectors, requested=handle.requested_images)
+    if summary.error is not None and not summary.images and all(
+            collector.failures and all(error.code == _NOT_FOUND for error in collector.failures)
+            for collector in collectors):
+        summary.error.never_accepted = True  # Runware never had these tasks: nothing ran, nothing is billed
     if summary.error is not None:
         yield Event("failed", PROVIDER, request_id=summary.error.request_id, message=str(summary.error))
         raise summary.error

@@ -25,9 +25,9 @@ provider = helpers_bridge.provider
 client = helpers_bridge.client
 
 GENERATE_KINDS = {
-    "runware": {"uploading", "submitted", "completed"},
-    "fal": {"uploading", "submitted", "queued", "running", "log", "completed"},
-    "eachlabs": {"uploading", "submitted", "queued", "running", "completed"},
+    "runware": {"uploading", "submitted", "handle", "completed"},
+    "fal": {"uploading", "submitted", "handle", "queued", "running", "log", "completed"},
+    "eachlabs": {"uploading", "submitted", "handle", "queued", "running", "completed"},
 }
 """The kinds ``generate`` reports, per provider, for a job that waits in the queue and then runs."""
 
@@ -36,7 +36,7 @@ RESULT_KINDS = {
     "fal": {"submitted", "queued", "running", "log", "completed"},
     "eachlabs": {"submitted", "queued", "running", "completed"},
 }
-ALL_KINDS = {"uploading", "submitted", "queued", "running", "log", "completed", "failed"}
+ALL_KINDS = {"uploading", "submitted", "handle", "queued", "running", "log", "completed", "failed"}
 
 
 def _slow_jobs(emu: Emulators, provider: str) -> None:
@@ -82,6 +82,12 @@ async def test_generate_reports_each_phase(client: Client, emu: Emulators, provi
         assert kinds.index("submitted") < kinds.index("queued") < kinds.index("running")
     _check_common(events, provider, result.request_ids, started, ended)
     assert [event.request_id for event in events if event.kind == "submitted"] == list(result.request_ids)
+    # The handle comes once, before the images: Runware's with the sync POST, before any answer (the bridge chose
+    # the taskUUIDs), the others once the provider accepted the job.
+    (given,) = [event for event in events if event.kind == "handle"]
+    assert given.handle is not None and list(given.handle.request_ids) == list(result.request_ids)
+    assert given.accepted is (provider != "runware")
+    assert kinds.index("submitted") < kinds.index("handle") < kinds.index("completed")
 
 
 async def test_submit_and_result_report_their_phases(client: Client, emu: Emulators, provider: str) -> None:
@@ -95,7 +101,11 @@ async def test_submit_and_result_report_their_phases(client: Client, emu: Emulat
     ended = _now()
 
     # fal's submit answers IN_QUEUE with a position (fal.md §1.3): said at once, not at the first status call.
-    assert set(event_kinds(submitted)) == {"uploading", "submitted"} | ({"queued"} if provider == "fal" else set())
+    assert set(event_kinds(submitted)) == {"uploading", "submitted", "handle"} | (
+        {"queued"} if provider == "fal" else set())
+    (given,) = [event for event in submitted if event.kind == "handle"]
+    # submit's handle (before the route adds its trail): the provider accepted the job
+    assert given.handle is not None and given.handle.request_ids == handle.request_ids and given.accepted is True
     assert set(event_kinds(collected)) <= RESULT_KINDS[provider] - {"submitted"}
     assert set(event_kinds(collected)) >= RESULT_KINDS[provider] - {"submitted", "queued"}
     assert event_kinds(collected)[-1] == "completed"

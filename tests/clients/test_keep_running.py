@@ -1,0 +1,80 @@
+"""``generate(keep_running=True)``: a passed deadline leaves the provider's job running (never cancelled), with
+its handle on the timeout and in the ``handle`` event, so it can be collected later; a Runware handle given before
+its tasks were sent says ``never_accepted`` when Runware never got them."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+import helpers_bridge
+import pytest
+from helpers_bridge import JOB_COUNTER, Client, cancelled_ids, photo_request
+
+from photomaker_bridge import (
+    ConfigurationError,
+    GenerationTimeoutError,
+    Hedge,
+    JobHandle,
+    ProgressEvent,
+    ProviderError,
+    Route,
+)
+from photomaker_bridge.emulators import Emulators, Fault
+
+emulators = helpers_bridge.emulators
+emu = helpers_bridge.emu
+mode = helpers_bridge.mode
+client = helpers_bridge.client
+
+
+@pytest.mark.parametrize("provider", ["fal", "eachlabs"])
+async def test_a_passed_deadline_leaves_the_job_running_with_its_handle(client: Client, emu: Emulators,
+                                                                        provider: str) -> None:
+    emu[provider].settings.run_time = 3.0
+    events: list[ProgressEvent] = []
+    with pytest.raises(GenerationTimeoutError) as caught:
+        await client.generate(photo_request(), provider, timeout=0.6, keep_running=True, on_event=events.append)
+    handle = caught.value.handle
+    assert handle is not None and cancelled_ids(emu[provider]) == []
+    (given,) = [event for event in events if event.kind == "handle"]
+    assert given.handle == handle and given.accepted is True
+    emu[provider].settings.run_time = 0.05
+    result = await client.result(handle, timeout=30)
+    assert list(result.request_ids) == list(handle.request_ids)
+    assert emu[provider].counters[JOB_COUNTER[provider]] == 1
+
+
+@pytest.mark.parametrize("provider", ["fal", "eachlabs"])
+async def test_without_keep_running_the_deadline_cancels_the_job(client: Client, emu: Emulators,
+                                                                  provider: str) -> None:
+    """The default, for contrast: the same deadline cancels the job where the provider allows it."""
+    emu[provider].settings.run_time = 3.0
+    with pytest.raises(GenerationTimeoutError):
+        await client.generate(photo_request(), provider, timeout=0.6)
+    assert len(cancelled_ids(emu[provider])) == 1
+
+
+async def test_a_hedged_route_refuses_keep_running_before_sending(client: Client, emu: Emulators) -> None:
+    route = Route(["fal", "runware"], hedge=Hedge(after=0.05))
+    with pytest.raises(ConfigurationError, match="keep_running"):
+        await client.generate(photo_request(), route, keep_running=True)
+    assert sum(handle.counters["requests"] for handle in emu) == 0
+
+
+async def test_a_runware_handle_of_tasks_never_sent_says_never_accepted(client: Client, emu: Emulators) -> None:
+    handle = JobHandle(provider="runware", request_ids=[str(uuid.uuid4())],
+                       submitted_at=datetime.datetime.now(datetime.UTC), requested_images=1, images_per_request=[1],
+                       details={"delivery": "sync"})
+    with pytest.raises(ProviderError) as caught:
+        await client.result(handle, timeout=10)
+    assert caught.value.never_accepted and caught.value.code == "taskNotFound"
+    assert emu.runware.counters["jobs_created"] == 0
+
+
+async def test_a_runware_task_that_failed_is_not_never_accepted(client: Client, emu: Emulators) -> None:
+    emu.runware.settings.faults.append(Fault("fail_job"))
+    handle = await client.submit(photo_request(), "runware", timeout=10)
+    with pytest.raises(ProviderError) as caught:
+        await client.result(handle, timeout=10)
+    assert not caught.value.never_accepted
