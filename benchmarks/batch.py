@@ -4,12 +4,13 @@
 for each provider, the same jobs three ways, each downloading every image and writing it to disk:
 
 * ``gather(generate)`` — a semaphore and ``AsyncBridge.generate(download=True)``, what a user writes first;
-* ``gather(submit→result)`` — the same, but submit then collect: the calls the runner makes;
+* ``gather(submit→result)`` — the same, but submit then collect by handle (what a routed job of the runner does);
 * ``runner`` — :func:`photomaker_bridge.batch.arun_batch`, journal and all.
 
-``runner / submit→result`` is the runner's own overhead (goal ≤ 1.05); ``runner / generate`` adds the price of
-collecting by handle, which is what makes a crash resumable (Runware: ``generate`` waits on one synchronous
-POST, a handle is collected by polling ``getResponse``).
+``runner / generate`` is the runner's overhead (goal ≤ 1.05): a job sent to one provider is one
+``generate(keep_running=True)`` whose handle the runner journals from the ``handle`` event, so it pays no
+collection by handle (Runware: the images come with the synchronous POST's answer, no ``getResponse`` polling;
+``gather(submit→result)`` shows what that polling cost).
 
 **Memory** (``--memory-jobs``, default 10,000): a fresh child process runs the runner over a JSONL file of that
 many jobs against ``photomaker-bridge emulate`` in another process (so the emulators' own request logs are not

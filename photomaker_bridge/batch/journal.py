@@ -7,7 +7,10 @@ Five kinds of line (``"type"``):
   its accepted job failed and the route goes on to another attempt (the earlier handle is then spent);
 * ``withdrawn`` — the submission stopped before any request left (a missing key): the intent is void;
 * ``submitted`` — the provider accepted it: the job's handle, enough to collect it from any process (for a
-  routed job, under the provider that accepted it, with the route and the decision trail so far);
+  routed job, under the provider that accepted it, with the route and the decision trail so far). With
+  ``"accepted": false`` the handle was written as the request left, before any answer (Runware's synchronous
+  delivery: the bridge chose the taskUUIDs); a new run collects it, and sends the job again only when the provider
+  says it never had those tasks;
 * ``finished`` — the outcome: images, cost, timings, warnings, or the error (see :mod:`.records`).
 
 Reading it back (:func:`scan_journal`) tells a new run what to do with each key: *finished* keys are skipped;
@@ -100,11 +103,15 @@ class JournalWriter:
         self.write({"type": "withdrawn", "key": key, "at": now_iso()})
 
     def submitted(self, key: str, provider: str, handle: Mapping[str, Any], labels: JobLabels, *,
-                  route: Mapping[str, Any] | None = None, attempts: Sequence[Mapping[str, Any]] = ()) -> None:
+                  route: Mapping[str, Any] | None = None, attempts: Sequence[Mapping[str, Any]] = (),
+                  accepted: bool = True) -> None:
         """Record the handle of an accepted job (``JobHandle.to_dict()``) under the provider that accepted it; for a
-        routed job with the route's canonical form and the decision trail up to the acceptance."""
+        routed job with the route's canonical form and the decision trail up to the acceptance. ``accepted=False``:
+        a handle known before the provider answered (Runware's synchronous delivery, ``Event.accepted``), written
+        with ``"accepted": false``."""
+        unconfirmed = {} if accepted else {"accepted": False}
         self.write({"type": "submitted", "key": key, "provider": provider, "handle": dict(handle),
-                    "labels": labels.to_dict(), **_routed(route, attempts), "at": now_iso()})
+                    "labels": labels.to_dict(), **_routed(route, attempts), **unconfirmed, "at": now_iso()})
 
 
 def _routed(route: Mapping[str, Any] | None, attempts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -126,6 +133,9 @@ class PendingJob:
     a later run collects it)."""
     route: Mapping[str, Any] | None = None
     """The route's canonical form, for a routed job (``None`` for one sent to one provider)."""
+    accepted: bool = True
+    """``False``: the handle was journaled as the request left, before the provider answered (``"accepted":
+    false``); if the provider never received it, collecting fails with ``never_accepted`` and the job may be sent."""
 
 
 @attrs.define
@@ -191,7 +201,8 @@ def scan_journal(path: Path) -> JournalState:
         elif kind == "submitted":
             state.unknown.pop(key, None)
             state.pending[key] = PendingJob(key, str(record.get("provider")), record.get("handle") or {},
-                                            JobLabels.from_dict(record.get("labels")), route=_route(record))
+                                            JobLabels.from_dict(record.get("labels")), route=_route(record),
+                                            accepted=record.get("accepted") is not False)
         elif kind == "finished":
             state.unknown.pop(key, None)
             handle = record.get("handle")

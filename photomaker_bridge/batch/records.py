@@ -23,7 +23,7 @@ from ..result import Attempt, PhotoMakerResult
 from .jobs import JobLabels
 from .journal import now_iso
 
-__all__ = ["JobTiming", "attempt_dicts", "error_fields", "failure_record", "success_record"]
+__all__ = ["JobTiming", "attempt_dicts", "counted_under", "error_fields", "failure_record", "success_record"]
 
 
 @attrs.frozen
@@ -111,3 +111,11 @@ def record_cost(record: Mapping[str, Any]) -> tuple[str, str, str] | None:
     if not isinstance(cost, Mapping):
         return None
     return str(cost.get("amount")), str(cost.get("currency", "USD")), str(cost.get("source", "reported"))
+
+
+def counted_under(label: str, error: BaseException, handle: JobHandle | None) -> str:
+    """Where a failed job counts: a passed deadline under the provider still running it (the next run collects
+    it there), anything else under the job's label (a routed job's failure belongs to its route)."""
+    if isinstance(error, GenerationTimeoutError):
+        handle = error.handle or handle
+    return handle.provider if isinstance(error, GenerationTimeoutError) and handle is not None else label

@@ -1,11 +1,13 @@
 """The batch runner: many jobs through one client, a bounded number at a time, every step in the journal.
 
-Each job is submitted (``AsyncBridge.submit``, with its provider or its route), its handle written to the journal
-the moment a provider accepts it, then collected (``AsyncBridge.result``), its images saved and its outcome written.
-When a routed job's accepted job fails, the route goes on (``submit(..., after=error)``: its policy decides, its
-attempts count) from a new intent line. A fixed set of
-workers pulls jobs from the caller's iterable one at a time, so a batch of any size holds only the jobs in
-flight; nothing about a finished job stays in memory (the summary reads the journal back as a stream).
+A job sent to one provider is generated (``AsyncBridge.generate(keep_running=True)``, :mod:`.direct`), its handle
+written to the journal from the call's ``handle`` event; a routed job is submitted along its route
+(``AsyncBridge.submit``), its handle written the moment a provider accepts it, then collected
+(``AsyncBridge.result``). Either way its images are saved and its outcome written. When a routed job's accepted
+job fails, the route goes on (``submit(..., after=error)``: its policy decides, its attempts count) from a new
+intent line. A fixed set of workers pulls jobs from the caller's iterable one at a time, so a batch of any size
+holds only the jobs in flight; nothing about a finished job stays in memory (the summary reads the journal back
+as a stream).
 
 Interruption: when the run is cancelled (Ctrl-C under ``asyncio.run``, or the caller cancelling the task),
 submissions already on their way are given ``BatchOptions.submit_grace`` seconds to be accepted and journaled,
@@ -29,12 +31,13 @@ from ..client import AsyncBridge
 from ..errors import BridgeError, ConfigurationError, GenerationTimeoutError, ProviderError
 from ..jobs import JobHandle
 from ..providers.base import Provider
+from .direct import run_direct
 from .jobs import BatchJob, JobLabels
 from .journal import JOURNAL_NAME, JournalState, JournalWriter, PendingJob, now_iso, scan_journal
 from .options import BatchOptions, shard_of
 from .output import prepare_output, save_images
 from .progress import BatchEvent, BatchEventKind
-from .records import JobTiming, attempt_dicts, failure_record, success_record
+from .records import JobTiming, attempt_dicts, counted_under, failure_record, success_record
 from .routes import ROUTE_LABEL
 
 if TYPE_CHECKING:
@@ -87,17 +90,11 @@ async def submit_job(bridge: AsyncBridge, job: BatchJob, *, timeout: float | Non
     return await bridge.submit(job.request, job.provider, timeout=timeout, strict=strict, after=after)
 
 
-def _counted_under(label: str, error: BaseException, handle: JobHandle | None) -> str:
-    """Where a failed job counts: a passed deadline under the provider still running it (the next run collects
-    it there), anything else under the job's label (a routed job's failure belongs to its route)."""
-    if isinstance(error, GenerationTimeoutError):
-        handle = error.handle or handle
-    return handle.provider if isinstance(error, GenerationTimeoutError) and handle is not None else label
-
-
 @attrs.frozen
 class _Resume:
     pending: PendingJob
+    job: BatchJob | None = None
+    """The job again, for a handle journaled before the provider answered: sent if the provider never had it."""
 
 
 @attrs.frozen
@@ -117,6 +114,8 @@ class _Run:
         self.state = state
         self.journal = journal
         self.seen: set[str] = set()
+        self.unconfirmed: dict[str, PendingJob] = {}
+        """Handles journaled before the provider answered: collected when their job comes up in the input."""
         self.left: list[str] = []
         self.counts = {"succeeded": 0, "failed": 0, "skipped": 0, "resumed": 0}
 
@@ -131,6 +130,8 @@ class _Run:
             del self.state.pending[key]  # another shard's to collect
         for key in [key for key in self.state.unknown if not self.options.owns(key)]:
             del self.state.unknown[key]
+        for key in [key for key, pending in self.state.pending.items() if not pending.accepted]:
+            self.unconfirmed[key] = self.state.pending.pop(key)
         while self.state.pending:
             key, pending = next(iter(self.state.pending.items()))
             del self.state.pending[key]
@@ -147,6 +148,9 @@ class _Run:
                 self.counts["skipped"] += 1
                 self.emit("skipped", job.key, self.state.ran_by.get(job.key, job.label))
                 continue
+            if job.key in self.unconfirmed:
+                yield _Resume(self.unconfirmed.pop(job.key), job)
+                continue
             if job.key in self.state.unknown and not self.options.resubmit_unknown:
                 self.left.append(job.key)
                 self.emit("unknown", job.key, job.label, message=(
@@ -154,6 +158,9 @@ class _Run:
                     "it is not sent again (check the provider's dashboard, or resubmit it explicitly)"))
                 continue
             yield _Submit(job)
+        for key in [key for key in self.unconfirmed if key not in self.seen]:  # no longer in the input
+            self.seen.add(key)
+            yield _Resume(self.unconfirmed.pop(key))
         for key, (provider, _labels) in self.state.unknown.items():
             if key not in self.seen:  # undecided jobs no longer in the input are still reported
                 self.left.append(key)
@@ -162,7 +169,7 @@ class _Run:
     async def worker(self, work: Iterator[_Resume | _Submit]) -> None:
         for item in work:
             if isinstance(item, _Resume):
-                await self.resume(item.pending)
+                await self.resume(item.pending, item.job)
             else:
                 await self.submit(item.job)
 
@@ -177,6 +184,9 @@ class _Run:
         self.emit("finished", record["key"], record["provider"], record=record)
 
     async def submit(self, job: BatchJob) -> None:
+        if job.route is None:  # one provider: generate, its handle journaled as it comes (.direct)
+            await run_direct(self, job)
+            return
         started_at, started = now_iso(), time.monotonic()
         deadline = None if self.options.timeout is None else started + self.options.timeout
         previous: ProviderError | None = None
@@ -210,7 +220,7 @@ class _Run:
             raise
         except BridgeError as error:
             timing = JobTiming(started_at, round(time.monotonic() - started, 6))
-            self.finish(failure_record(job.key, _counted_under(job.label, error, None), job.labels, error, timing,
+            self.finish(failure_record(job.key, counted_under(job.label, error, None), job.labels, error, timing,
                                        route=route))
             return None
         except Exception as error:  # a bug, not a provider's answer: the job may exist, so it stays undecided
@@ -244,7 +254,7 @@ class _Run:
             return
         self._accepted(job, handle)
 
-    async def resume(self, pending: PendingJob) -> None:
+    async def resume(self, pending: PendingJob, job: BatchJob | None = None) -> None:
         started_at, started = now_iso(), time.monotonic()
         self.counts["resumed"] += 1
         self.emit("resuming", pending.key, pending.provider)
@@ -256,8 +266,17 @@ class _Run:
             return
         deadline = None if self.options.timeout is None else started + self.options.timeout
         label = pending.provider if pending.route is None else ROUTE_LABEL
-        await self.collect(pending.key, label, pending.labels, handle, started_at, started, deadline, resumed=True,
-                           route=pending.route)
+        never = await self.collect(pending.key, label, pending.labels, handle, started_at, started, deadline,
+                                   resumed=True, route=pending.route)
+        if never is None:
+            return
+        # The provider never had the job (its request was lost before it arrived): nothing ran, nothing is billed.
+        if job is not None:
+            await self.submit(job)
+            return
+        self.left.append(pending.key)
+        self.emit("unknown", pending.key, pending.provider, message=(
+            "the provider never received this job's request, and the job is no longer in the input: not sent"))
 
     async def collect(self, key: str, label: str, labels: JobLabels, handle: JobHandle, started_at: str,
                       started: float, deadline: float | None, *, resumed: bool,
@@ -271,11 +290,13 @@ class _Run:
         except ConfigurationError:
             raise
         except BridgeError as error:
+            if resumed and isinstance(error, ProviderError) and error.never_accepted:
+                return error  # a handle journaled before the provider answered, for a request that never arrived
             if (route is not None and not resumed and isinstance(error, ProviderError)
                     and not isinstance(error, GenerationTimeoutError)):
                 return error
             total = None if resumed else round(time.monotonic() - started, 6)
-            self.finish(failure_record(key, _counted_under(label, error, handle), labels, error,
+            self.finish(failure_record(key, counted_under(label, error, handle), labels, error,
                                        JobTiming(started_at, total, resumed), handle=handle, route=route))
             return None
         except Exception as error:  # a bug: the handle is in the journal, so a later run can collect the job

@@ -5,14 +5,15 @@ readers that the tests use to check the runner independently of its own summary 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 
 from photomaker_bridge.batch import CompareOutcome
-from photomaker_bridge.emulators import Emulators, EmulatorSettings, Fault
+from photomaker_bridge.emulators import Emulators, EmulatorSettings, Fault, start_emulators
 from photomaker_bridge.providers.base import Provider
 from photomaker_bridge.providers.eachlabs import EachlabsProvider
 from photomaker_bridge.providers.fal import FalProvider
@@ -138,3 +139,17 @@ class AcceptanceRun:
     created_after_second: dict[str, int]
     requests_after_first: int
     requests_after_second: int
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[Emulators]:
+    """One set of emulators per test module that imports this fixture (with ``emu``)."""
+    with start_emulators(**{name: emulator_settings(seed=4) for name in PROVIDERS}) as emulators:
+        yield emulators
+
+
+@pytest.fixture
+def emu(running: Emulators) -> Emulators:
+    """The module's emulators back at their starting settings, with empty logs and counters."""
+    running.reset()
+    return running

@@ -5,31 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import helpers_batch
 import pytest
-from helpers_batch import PROVIDERS, adapters, created, emulator_settings, journal_lines, open_intents
+from helpers_batch import PROVIDERS, adapters, created, journal_lines, open_intents
 
 from photomaker_bridge import AsyncBridge, ConfigurationError, PhotoMakerRequest
 from photomaker_bridge.batch import BatchEvent, BatchJob, BatchOptions, arun_batch, run_batch, scan_journal
 from photomaker_bridge.batch.journal import JournalWriter
-from photomaker_bridge.emulators import Emulators, start_emulators
+from photomaker_bridge.emulators import Emulators
 from photomaker_bridge.providers.eachlabs import EachlabsProvider
 from photomaker_bridge.samples import sample_faces
 
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[Emulators]:
-    with start_emulators(**{name: emulator_settings(seed=3) for name in PROVIDERS}) as emulators:
-        yield emulators
-
-
-@pytest.fixture
-def emu(running: Emulators) -> Emulators:
-    running.reset()
-    return running
+running = helpers_batch.running
+emu = helpers_batch.emu
 
 
 def job(provider: str = "eachlabs", prompt: str = "a photo of a woman img reading", **fields: Any) -> BatchJob:

@@ -5,32 +5,23 @@ each job is journaled under the provider that ran it with its route and decision
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
-from helpers_batch import PROVIDERS, adapters, created, emulator_settings, journal_lines
+import helpers_batch
+from helpers_batch import adapters, created, journal_lines
 
 from photomaker_bridge import PhotoMakerRequest, Route
 from photomaker_bridge.batch import BatchEvent, BatchJob, BatchOptions, BatchProgress, run_batch, summarize_journal
 from photomaker_bridge.batch.routes import canonical_route
-from photomaker_bridge.emulators import Emulators, Fault, start_emulators
+from photomaker_bridge.emulators import Emulators, Fault
 from photomaker_bridge.samples import sample_faces
 
+running = helpers_batch.running
+emu = helpers_batch.emu
+
 ROUTE = Route(["runware", "fal"], max_attempts=3)
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[Emulators]:
-    with start_emulators(**{name: emulator_settings(seed=4) for name in PROVIDERS}) as emulators:
-        yield emulators
-
-
-@pytest.fixture
-def emu(running: Emulators) -> Emulators:
-    running.reset()
-    return running
 
 
 def routed_jobs(count: int, route: Route = ROUTE) -> list[BatchJob]:
