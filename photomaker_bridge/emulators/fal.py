@@ -287,20 +287,23 @@ class FalEmulator:
         origin = origin_of(request)
         last_sent: str | None = None
         last_write = time.monotonic()
-        while True:
-            now = time.monotonic()
-            _, body = self._status_body(job, origin, with_logs, now)
-            text = json.dumps(body)
-            if text != last_sent:
-                await response.write(f"data: {text}\n\n".encode())
-                last_sent, last_write = text, now
-                if body["status"] == "COMPLETED":
-                    break
-            elif now - last_write >= self.options.stream_keepalive_seconds:
-                await response.write(b": keep-alive\n\n")
-                last_write = now
-            await asyncio.sleep(_STREAM_CHECK_SECONDS)
-        await response.write_eof()
+        try:
+            while True:
+                now = time.monotonic()
+                _, body = self._status_body(job, origin, with_logs, now)
+                text = json.dumps(body)
+                if text != last_sent:
+                    await response.write(f"data: {text}\n\n".encode())
+                    last_sent, last_write = text, now
+                    if body["status"] == "COMPLETED":
+                        break
+                elif now - last_write >= self.options.stream_keepalive_seconds:
+                    await response.write(b": keep-alive\n\n")
+                    last_write = now
+                await asyncio.sleep(_STREAM_CHECK_SECONDS)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client stopped listening (a listen ended, a deadline): the request runs on
         return response
 
     async def jwks(self, request: web.Request) -> web.StreamResponse:

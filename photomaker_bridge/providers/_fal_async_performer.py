@@ -14,9 +14,10 @@ from .._connections import ConnectionLimits
 from .._http import CLEANUP_GRACE_SECONDS
 from ..errors import ClientClosedError
 from ._fal_client import AsyncFalClient, status_of
-from ._fal_operations import FalCancel, FalFetch, FalStatusCheck, FalSubmit, FalUpload, JobTracker
+from ._fal_operations import FalCancel, FalFetch, FalStatusCheck, FalStatusStream, FalSubmit, FalUpload, JobTracker
 from ._fal_parse import parse_submit
 from ._fal_performer_common import cancel_answer, check_operation, deadline_error, fetched, operation_errors
+from ._fal_stream import aread_stream
 
 if TYPE_CHECKING:
     from .fal import FalProvider
@@ -64,6 +65,9 @@ class FalAsyncPerformer:
             return status_of(await client.status(operation.application, operation.request_id,
                                                  with_logs=operation.with_logs))
         handle = await client.get_handle(operation.application, operation.request_id)
+        if isinstance(operation, FalStatusStream):
+            return await aread_stream(handle.client, handle.status_url, operation.request_id, operation.with_logs,
+                                      operation.seconds, operation.known)
         if isinstance(operation, FalFetch):
             return fetched(await handle.client.get(handle.response_url, timeout=fal_module.QUEUE_POLL_TIMEOUT))
         assert isinstance(operation, FalCancel)

@@ -21,7 +21,7 @@ from ..plan import Plan
 from ..result import PhotoMakerResult
 from . import _fal_polling, _fal_submit
 from ._fal_cancel import cancel_requests
-from ._fal_operations import FalCancel, FalFetch, FalStatusCheck, FalSubmit, FalUpload, JobTracker
+from ._fal_operations import FalCancel, FalFetch, FalStatusCheck, FalSubmit, FalUpload, JobTracker, StreamSlots
 from ._fal_parse import PROVIDER, unreadable_archive
 from ._polling import DurationEstimate, PollPolicy
 from ._steps import in_waves
@@ -54,6 +54,8 @@ class FalFlows:
     """How shared state names the adapter's account (the provider and a hash of its key)."""
     limits: Limits = attrs.field(factory=Limits)
     """The account's client-side limits (none by default)."""
+    streams: StreamSlots | None = None
+    """The adapter's status-stream slots, for requests whose length is not known yet (``None``: always poll)."""
 
     def submit(self, plan: Plan, context: FlowContext, jobs: JobTracker | None, *,
                keep_slots: bool = True) -> Flow[JobHandle]:

@@ -8,20 +8,52 @@ our typed errors. Nothing here imports ``fal_client``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import attrs
 
 __all__ = [
+    "LISTEN_SECONDS",
     "AbandonHook",
     "FalCancel",
     "FalFetch",
     "FalStatusCheck",
+    "FalStatusStream",
     "FalSubmit",
     "FalUpload",
     "JobTracker",
+    "StreamSlots",
 ]
+
+LISTEN_SECONDS: Final = 30.0
+"""How long one listen to a status stream lasts before the flow opens it again (fal sends a comment every 15 s,
+fal.md §1.5, so a stream quiet for this long is taken as lost; a deadline is checked at least this often)."""
+
+
+@attrs.define
+class StreamSlots:
+    """How many of one adapter's requests may be followed on the status stream at once: each listen holds a
+    connection of the pool for the request's whole run, so past ``limit`` requests poll instead."""
+
+    limit: int = 8
+    taken: int = 0
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
+
+    def take(self) -> bool:
+        """A slot, when one is free."""
+        with self._lock:
+            if self.taken >= self.limit:
+                return False
+            self.taken += 1
+            return True
+
+    def give(self) -> None:
+        """Free a slot taken with :meth:`take`."""
+        with self._lock:
+            self.taken = max(0, self.taken - 1)
+
 
 AbandonHook = Callable[[Sequence[tuple[str, str]]], None]
 """Sends a cancel for each ``(application, request_id)`` in the background (set by a performer)."""
@@ -108,6 +140,19 @@ class FalStatusCheck(_Operation):
     application: str
     request_id: str
     with_logs: bool
+
+
+@attrs.frozen
+class FalStatusStream(_Operation):
+    """Listen to a request's status stream (fal.md §1.5, ``_fal_stream``) until its state is no longer ``known``,
+    for at most ``seconds``; returns the statuses read (a tuple of :class:`FalStatus`), ending with the new state."""
+
+    application: str
+    request_id: str
+    with_logs: bool
+    seconds: float
+    known: str = "IN_QUEUE"
+    """The state the flow last saw (a submit answers ``IN_QUEUE``, fal.md §1.3)."""
 
 
 @attrs.frozen

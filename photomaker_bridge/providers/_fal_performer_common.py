@@ -2,8 +2,9 @@
 (``_fal_sync_performer``) or async (``_fal_async_performer``).
 
 The flows (``_fal_flow``) yield :class:`FalUpload`, :class:`FalSubmit`, :class:`FalStatusCheck`,
-:class:`FalFetch` and :class:`FalCancel`; a performer runs each with its client (``_fal_client``), bounded by the
-time the driver says is left, and hands back plain values or raises the bridge's typed errors. ``fal_client``
+:class:`FalStatusStream`, :class:`FalFetch` and :class:`FalCancel`; a performer runs each with its client
+(``_fal_client``), bounded by the time the driver says is left, and hands back plain values or raises the bridge's
+typed errors. ``fal_client``
 does not retry here (its failures come straight back, ``_fal_client``): the flows' steps decide.
 
 A submit cut short by the deadline (past the clean-up grace the driver gives a step that creates a job) may
@@ -21,7 +22,7 @@ import httpx
 
 from ..errors import ProviderUnavailableError
 from ._fal_client import mapped_errors
-from ._fal_operations import FalCancel, FalFetch, FalStatusCheck, FalSubmit, FalUpload
+from ._fal_operations import FalCancel, FalFetch, FalStatusCheck, FalStatusStream, FalSubmit, FalUpload
 from ._fal_parse import PROVIDER
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["cancel_answer", "check_operation", "deadline_error", "fetched", "operation_errors"]
 
-_OPERATIONS: Final = (FalUpload, FalSubmit, FalStatusCheck, FalFetch, FalCancel)
+_OPERATIONS: Final = (FalUpload, FalSubmit, FalStatusCheck, FalStatusStream, FalFetch, FalCancel)
 
 
 def check_operation(operation: Any) -> None:

@@ -4,7 +4,9 @@ nobody will collect.
 
 Polling is the bridge's own (``_polling``): each request is polled on a schedule that tightens around the time
 fal requests are expected to take, learned from completed ones; ``fal_client``'s ``get()``/``subscribe()``
-loops (10 polls a second, fal.md §1.8) are never used.
+loops (10 polls a second, fal.md §1.8) are never used. Until a length is known (a new client), a request is
+followed on fal's status stream instead (``_fal_stream``, fal.md §1.5), at most ``StreamSlots.limit`` at once
+per adapter (each holds a connection); the others poll on the cold schedule.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ..errors import GenerationTimeoutError, ProviderError
 from ..jobs import CancelOutcome, JobHandle
 from ..result import PhotoMakerResult
 from ._fal_cancel import add_note, cancel_requests
-from ._fal_operations import FalStatusCheck, JobTracker
+from ._fal_operations import LISTEN_SECONDS, FalStatusCheck, FalStatusStream, JobTracker
 from ._fal_parse import PROVIDER, FalStatus, error_for_completed
 from ._fal_progress import RequestProgress, duration_of, observe, since_submit
 from ._fal_result import assemble, deadline_message, fetch, fetch_finished
@@ -52,9 +54,56 @@ def result(flows: FalFlows, handle: JobHandle, context: FlowContext,
             item.origin = max(0.0, float(accepted_after[index]))
         item.timer = (PollTimer(flows.polling, flows.estimate.seconds, cold=not flows.estimate.known) if known
                       else PollTimer(flows.polling, flows.polling.min_interval))
+    def seen(item: RequestProgress, status: FalStatus, sent: float, elapsed: float) -> Flow[None]:
+        """What one status of ``item`` (polled at ``sent``, read at ``elapsed``) means: wait on, or collect."""
+        item.state = status.state
+        yield from observe(item, status, handle)
+        assert item.timer is not None
+        if status.state == "IN_QUEUE":
+            item.last_queued = elapsed
+        if status.state != "COMPLETED":
+            yield from renew_slot(flows.account, flows.limits, item.request_id)
+            item.timer.pending(elapsed, started=status.state == "IN_PROGRESS", sent=sent)
+            return
+        yield from release_slot(flows.account, flows.limits, request_id=item.request_id)
+        if known and not status.failed:
+            flows.estimate.update(duration_of(item, status, elapsed))
+        # A completed request needs no cancel (fal.md §1.7), but it stays pending until its result is fetched:
+        # a deadline during the fetch must name it, and must not claim to cancel it.
+        if jobs is not None:
+            jobs.finish(item.request_id)
+        item.final = status
+        if status.failed:
+            item.error = error_for_completed(status, request_id=item.request_id)
+        else:
+            # Straight to the response URL: no second status call as fal_client.result() makes.
+            yield from fetch(item, application, jobs, context, handle)
+        pending.remove(item)
+        if item.error is not None:
+            yield Event("failed", PROVIDER, request_id=item.request_id, message=str(item.error))
+        else:
+            yield Event("completed", PROVIDER, request_id=item.request_id)
+
+    # A new client knows no job length: it follows each request on fal's status stream (fal.md §1.5), one
+    # request per job, seeing the completion as fal sends it, instead of polling around a guess.
+    streaming = known and not flows.estimate.known and flows.streams is not None and flows.streams.take()
     try:
         elapsed = 0.0
         while pending:
+            if streaming:
+                item = pending[0]
+                left = context.remaining()  # a listen ends by the deadline (the sync performer's thread too)
+                listen = LISTEN_SECONDS if left is None else max(0.05, min(LISTEN_SECONDS, left))
+                statuses: tuple[FalStatus, ...] = yield from step(
+                    FalStatusStream(application, item.request_id, flows.with_logs, listen, item.state or "IN_QUEUE",
+                                    jobs=jobs),
+                    context, provider=PROVIDER, what="status stream", request_id=item.request_id)
+                for status in statuses:
+                    at = since_submit(handle) - item.origin
+                    yield from seen(item, status, at, at)
+                    if item.final is not None:
+                        break
+                continue
             if known:
                 # No status call before a request is due (fal.md §1.4): sleep until the soonest one is.
                 now = since_submit(handle)
@@ -68,38 +117,12 @@ def result(flows: FalFlows, handle: JobHandle, context: FlowContext,
                 due = list(pending)  # a bare id (resume): poll every request, min_interval apart
             for item in due:
                 sent = since_submit(handle) - item.origin if known else elapsed
-                status: FalStatus = yield from step(
+                status = yield from step(
                     FalStatusCheck(application, item.request_id, flows.with_logs, jobs=jobs), context,
                     provider=PROVIDER, what="status poll", request_id=item.request_id)
-                item.state = status.state
-                yield from observe(item, status, handle)
                 elapsed = (since_submit(handle) - item.origin if known
                            else elapsed + flows.polling.min_interval)
-                assert item.timer is not None
-                if status.state == "IN_QUEUE":
-                    item.last_queued = elapsed
-                if status.state != "COMPLETED":
-                    yield from renew_slot(flows.account, flows.limits, item.request_id)
-                    item.timer.pending(elapsed, started=status.state == "IN_PROGRESS", sent=sent)
-                    continue
-                yield from release_slot(flows.account, flows.limits, request_id=item.request_id)
-                if known and not status.failed:
-                    flows.estimate.update(duration_of(item, status, elapsed))
-                # A completed request needs no cancel (fal.md §1.7), but it stays pending until its result
-                # is fetched: a deadline during the fetch must name it, and must not claim to cancel it.
-                if jobs is not None:
-                    jobs.finish(item.request_id)
-                item.final = status
-                if status.failed:
-                    item.error = error_for_completed(status, request_id=item.request_id)
-                else:
-                    # Straight to the response URL: no second status call as fal_client.result() makes.
-                    yield from fetch(item, application, jobs, context, handle)
-                pending.remove(item)
-                if item.error is not None:
-                    yield Event("failed", PROVIDER, request_id=item.request_id, message=str(item.error))
-                else:
-                    yield Event("completed", PROVIDER, request_id=item.request_id)
+                yield from seen(item, status, sent, elapsed)
             if pending and not known:
                 yield Wait(flows.polling.min_interval)
     except DeadlineReached as reached:
@@ -128,4 +151,7 @@ def result(flows: FalFlows, handle: JobHandle, context: FlowContext,
             add_note(error, "still running: collect with the handle or resume("
                      + ",".join(item.request_id for item in running) + ")")
         raise
+    finally:
+        if streaming and flows.streams is not None:
+            flows.streams.give()
     return assemble(handle, progress, application, context)

@@ -16,9 +16,10 @@ from .._connections import ConnectionLimits
 from .._http import CLEANUP_GRACE_SECONDS
 from ..errors import ClientClosedError
 from ._fal_client import SyncFalClient, status_of
-from ._fal_operations import FalCancel, FalFetch, FalStatusCheck, FalSubmit, FalUpload
+from ._fal_operations import FalCancel, FalFetch, FalStatusCheck, FalStatusStream, FalSubmit, FalUpload
 from ._fal_parse import parse_submit
 from ._fal_performer_common import cancel_answer, check_operation, deadline_error, fetched, operation_errors
+from ._fal_stream import read_stream
 
 if TYPE_CHECKING:
     from .fal import FalProvider
@@ -89,6 +90,8 @@ class FalSyncPerformer:
         if isinstance(operation, FalStatusCheck):
             return lambda: status_of(client.status(operation.application, operation.request_id,
                                                    with_logs=operation.with_logs))
+        if isinstance(operation, FalStatusStream):
+            return lambda: self._stream(client, operation)
         if isinstance(operation, FalFetch):
             return lambda: fetched(client.get_handle(operation.application, operation.request_id).client.get(
                 client.get_handle(operation.application, operation.request_id).response_url,
@@ -103,6 +106,12 @@ class FalSyncPerformer:
         if operation.jobs is not None:
             operation.jobs.hook = self._cancel_later
         return parse_submit({"request_id": handle.request_id})
+
+    @staticmethod
+    def _stream(client: SyncFalClient, operation: FalStatusStream) -> Any:
+        handle = client.get_handle(operation.application, operation.request_id)
+        return read_stream(handle.client, handle.status_url, operation.request_id, operation.with_logs,
+                           operation.seconds, operation.known)
 
     def perform(self, operation: Any, remaining: float | None) -> Any:
         """Run ``operation``, waiting at most ``remaining`` seconds (``None``: no limit)."""

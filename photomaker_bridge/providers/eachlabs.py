@@ -60,6 +60,13 @@ _MODEL_TO_TYPICAL_SECONDS: Final[Mapping[str, float]] = {
 
 # --------------------------------------------------------------------------------------------- provider
 
+EACHLABS_POLLING: Final = PollPolicy(cold_min_interval=1.05, cold_max_interval=1.4)
+"""Eachlabs' schedule. Cold (a new client, no length known yet): no more status calls than the seed page's own
+loop polling every second (docs/protocols/eachlabs.md, SEED) — gaps of a tenth of the time elapsed, at least
+1.05 s (a loop's second drifts by each answer's latency) and at most 1.4 s, so a prediction is noticed within
+1.05 s for its first 10 s and within 1.4 s after (plus the typical time's own grid, docs/architecture.md
+"Polling"). Warm: the defaults around the learned length."""
+
 
 def _strip_slash(url: str) -> str:
     return str(url).rstrip("/")
@@ -94,7 +101,7 @@ class EachlabsProvider(Provider):
     model: EachlabsModel = attrs.field(default="photomaker-style", validator=_check_model)
     """The model slug: ``photomaker-style`` (default style ``(No style)``, ~21 s) or ``photomaker``
     (default ``Photographic (Default)``, ~73 s). The bridge always sends the style, so only speed differs."""
-    polling: PollPolicy = attrs.field(factory=PollPolicy)
+    polling: PollPolicy = EACHLABS_POLLING
     """The shape of the polling schedule and the per-request timeout."""
     expected_seconds: float | None = None
     """The first expected duration of a prediction; ``None``: the model's published typical time."""

@@ -30,6 +30,7 @@ from ..result import PhotoMakerResult
 from ..styles import Style
 from ._durations import DurationCacheSetting, starting_estimate
 from ._fal_flow import FalFlows
+from ._fal_operations import StreamSlots
 from ._fal_parse import PROVIDER
 from ._fal_plan import CAPABILITIES, STYLE_TO_FAL, Pipeline, build_plan
 from ._polling import DurationEstimate, PollPolicy
@@ -103,8 +104,15 @@ class FalProvider(Provider):
     duration_cache: DurationCacheSetting = attrs.field(default=None, validator=check_duration_cache)
     """Keep learned request lengths between runs (``_durations``): ``True`` in the user's cache directory, or a
     path; ``None`` (default): learn per adapter only. The CLI turns it on (docs/architecture.md, "Polling")."""
+    status_stream: bool = True
+    """While this adapter knows no request length (a new client, before its first request completes), follow each
+    request on fal's status stream (fal.md §1.5: one request per job, the completion seen as fal sends it) instead
+    of polling on the cold schedule; at most 8 requests at once, the others poll. ``False``: always poll. Not
+    with ``poll_interval`` (a fixed cadence asked for) or ``expected_seconds`` (a length already known)."""
     _estimate: DurationEstimate = attrs.field(init=False, repr=False, eq=False)
     """Learned submit-to-completion time, shared by every call made with this adapter."""
+    _streams: StreamSlots = attrs.field(init=False, repr=False, eq=False, factory=StreamSlots)
+    """The status-stream slots of this adapter's calls."""
 
     def __attrs_post_init__(self) -> None:
         if self.pipeline not in ("photomaker", "photomaker-style"):
@@ -175,7 +183,9 @@ class FalProvider(Provider):
                                 cold_min_interval=fixed, cold_max_interval=fixed)
         else:
             policy = self.polling
-        return FalFlows(self.application, policy, self._estimate, self.with_logs, self.account(), self.limits())
+        streams = self._streams if self.status_stream and self.poll_interval is None else None
+        return FalFlows(self.application, policy, self._estimate, self.with_logs, self.account(), self.limits(),
+                        streams)
 
     def limits(self) -> Limits:
         """The client-side limits set on this adapter (none by default)."""

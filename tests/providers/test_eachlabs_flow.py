@@ -152,7 +152,7 @@ def test_generate_returns_every_image_with_cost_and_timings(eachlabs: EmulatorHa
     assert result.cost.amount == EMULATOR_COST  # exactly what the emulator reported
     assert result.timings.run_seconds == pytest.approx(RUN_TIME)
     assert result.timings.upload_seconds is not None and result.timings.total_seconds is not None
-    assert [event.kind for event in events] == ["uploading", "submitted", "running", "completed"]
+    assert [event.kind for event in events] == ["uploading", "submitted", "handle", "running", "completed"]
     assert result.request_ids[0] == events[1].request_id
 
 
@@ -224,7 +224,7 @@ def test_queued_then_running_events(eachlabs: EmulatorHandle) -> None:
     eachlabs.settings.queue_time = 0.1
     events: list[Event] = []
     generate(provider_for(eachlabs), request(), "sync", events=events)
-    assert [event.kind for event in events] == ["uploading", "submitted", "queued", "running", "completed"]
+    assert [event.kind for event in events] == ["uploading", "submitted", "handle", "queued", "running", "completed"]
 
 
 def test_the_expected_duration_is_learned_from_completed_jobs(eachlabs: EmulatorHandle) -> None:

@@ -165,7 +165,7 @@ def test_generate_multi_image(drive: Drive, provider: RunwareProvider, emulator:
         assert image.url is not None
     fetched = requests.get(result.images[0].url or "", timeout=5)
     assert Image.open(io.BytesIO(fetched.content)).size == (512, 768)
-    assert [event.kind for event in events] == ["uploading", "uploading", "submitted", "completed"]
+    assert [event.kind for event in events] == ["uploading", "uploading", "submitted", "handle", "completed"]
 
     (upload, generate) = _tasks_sent(emulator)
     assert [task["taskType"] for task in upload] == ["imageUpload", "imageUpload"]  # one per distinct face
@@ -291,7 +291,7 @@ def test_faults_surface_as_typed_errors(drive: Drive, provider: RunwareProvider,
     if fault.kind == "fail_job":
         assert "the GPU caught fire" in error.message and error.raw["errors"][0]["code"] == "inferenceError"
     kinds = [event.kind for event in events]
-    assert kinds[0] == "submitted" and kinds[-1] == "failed" and set(kinds[1:-1]) <= {"retrying"}
+    assert kinds[:2] == ["submitted", "handle"] and kinds[-1] == "failed" and set(kinds[2:-1]) <= {"retrying"}
     # A refusal (429, 503) is sent again, up to the policy's 4 tries. A lost answer (500, drop, unreadable) is
     # first looked up with getResponse, which fails here too (the fault hits every POST): the task is never
     # sent a second time. An answer that settles it (401, 402, a failed job) ends the call at once.

@@ -1,0 +1,98 @@
+"""fal's status stream (docs/protocols/fal.md §1.5): ``GET .../requests/{id}/status/stream`` answers with
+server-sent events, one ``data:`` line with a status object per change, closed after ``COMPLETED``, with a comment
+line every 15 s while nothing changes. fal-js follows a request this way; ``fal_client`` polls instead.
+
+The bridge listens to it while it knows no job length (a new client: polling around a guess either wastes calls
+or notices late, docs/architecture.md "Polling"): a listen ends at each change of state, so that each change — the
+completion included — is seen the moment fal sends it, in about two requests per job. A listen is also bounded
+(``FalStatusStream.seconds``): the performer returns the statuses read so far, and the flow listens again. The
+parsing is pure (:class:`EventReader`); the two readers below are the only I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Final
+
+import httpx
+
+from ._fal_parse import FalStatus, parse_status
+
+__all__ = ["STREAM_SUFFIX", "EventReader", "aread_stream", "read_stream"]
+
+STREAM_SUFFIX: Final = "/stream"
+"""Appended to a request's status URL (§1.5)."""
+
+
+class EventReader:
+    """Server-sent events, fed line by line: each event's ``data:`` lines joined, comments skipped (the SSE
+    format: an event ends at a blank line; a line starting with ``:`` is a comment)."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> FalStatus | None:
+        """The status an event ends with at ``line``, if it ends one."""
+        if line.startswith(":"):
+            return None
+        if line.startswith("data:"):
+            self._data.append(line[5:].removeprefix(" "))
+            return None
+        if line.strip() or not self._data:
+            return None  # another field (event:, id:, retry:) or a blank line between comments
+        text, self._data = "\n".join(self._data), []
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError:
+            body = text
+        return parse_status(body, request_id=self.request_id)
+
+
+def _params(with_logs: bool) -> dict[str, str]:
+    return {"logs": "1"} if with_logs else {}
+
+
+def read_stream(client: httpx.Client, status_url: str, request_id: str, with_logs: bool, seconds: float,
+                known: str) -> tuple[FalStatus, ...]:
+    """Listen to the stream until a status's state is no longer ``known`` (the state the flow last saw), or for at
+    most about ``seconds``: the statuses read, ending with the new state (``COMPLETED`` when the request completed).
+    A state change ends the listen so that the flow reports it at once; log lines within one state come with it."""
+    reader, statuses = EventReader(request_id), []
+    ends = time.monotonic() + seconds
+    timeout = httpx.Timeout(30.0, read=max(seconds, 0.05))
+    try:
+        with client.stream("GET", status_url + STREAM_SUFFIX, params=_params(with_logs), timeout=timeout) as response:
+            for line in response.iter_lines():
+                status = reader.feed(line)
+                if status is not None:
+                    statuses.append(status)
+                    if status.state != known:
+                        break
+                if time.monotonic() >= ends:
+                    break
+    except httpx.ReadTimeout:
+        pass  # nothing new within the listen: what was read stands
+    return tuple(statuses)
+
+
+async def aread_stream(client: httpx.AsyncClient, status_url: str, request_id: str, with_logs: bool,
+                       seconds: float, known: str) -> tuple[FalStatus, ...]:
+    """The async twin of :func:`read_stream`."""
+    reader, statuses = EventReader(request_id), []
+    try:
+        async with asyncio.timeout(seconds):
+            async with client.stream("GET", status_url + STREAM_SUFFIX, params=_params(with_logs),
+                                     timeout=httpx.Timeout(30.0, read=None)) as response:
+                async for line in response.aiter_lines():
+                    status = reader.feed(line)
+                    if status is not None:
+                        statuses.append(status)
+                        if status.state != known:
+                            break
+    except TimeoutError:
+        pass  # the listen is over: what was read stands
+    return tuple(statuses)
+
