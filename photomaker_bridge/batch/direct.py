@@ -42,6 +42,8 @@ class _Journaled:
         self.run = run
         self.job = job
         self.handles: list[JobHandle] = []
+        self.accepted = True
+        """Whether the provider confirmed the latest handle (``False``: Runware's, journaled before its answer)."""
         self.known = asyncio.Event()
 
     def on_event(self, event: Event) -> None:
@@ -49,8 +51,9 @@ class _Journaled:
             return
         handle = event.handle
         self.handles.append(handle)
+        self.accepted = event.accepted is not False
         self.run.journal.submitted(self.job.key, handle.provider, handle.to_dict(), self.job.labels,
-                                   accepted=event.accepted is not False)
+                                   accepted=self.accepted)
         if not self.known.is_set():
             self.known.set()
             self.run.emit("submitted", self.job.key, handle.provider)
@@ -80,7 +83,7 @@ async def run_direct(run: _Run, job: BatchJob) -> None:
             run.journal.withdrawn(job.key)  # raised before any request: nothing can exist at the provider
         raise
     except BridgeError as error:
-        _failed(run, job, error, journaled.last, started_at, started)
+        _failed(run, job, error, journaled, started_at, started)
         return
     except Exception as error:  # a bug, not a provider's answer: a journaled handle lets a later run collect it
         run.left.append(job.key)
@@ -96,11 +99,15 @@ def _succeeded(run: _Run, job: BatchJob, result: PhotoMakerResult, started_at: s
                               JobTiming(started_at, round(time.monotonic() - started, 6))))
 
 
-def _failed(run: _Run, job: BatchJob, error: BridgeError, handle: JobHandle | None, started_at: str,
+def _failed(run: _Run, job: BatchJob, error: BridgeError, journaled: _Journaled, started_at: str,
             started: float) -> None:
+    handle = journaled.last
     timing = JobTiming(started_at, round(time.monotonic() - started, 6))
-    run.finish(failure_record(job.key, counted_under(job.label, error, handle), job.labels, error, timing,
-                              handle=handle))
+    record = failure_record(job.key, counted_under(job.label, error, handle), job.labels, error, timing,
+                            handle=handle)
+    if record.get("resumable") and not journaled.accepted:
+        record["accepted"] = False  # a deadline during Runware's sync POST: the next run checks it was taken
+    run.finish(record)
 
 
 async def _settle(run: _Run, job: BatchJob, call: asyncio.Future[PhotoMakerResult], journaled: _Journaled,
@@ -112,6 +119,9 @@ async def _settle(run: _Run, job: BatchJob, call: asyncio.Future[PhotoMakerResul
         watched: set[asyncio.Future[Any]] = {call, waiter}
         try:
             await asyncio.wait(watched, timeout=run.options.submit_grace, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled again (a second Ctrl-C): stop the call now, the intent stays undecided
+            call.cancel()
+            raise
         finally:
             waiter.cancel()
     if not call.done():  # a journaled handle lets the next run collect it; without one the intent stays undecided
@@ -126,6 +136,7 @@ async def _settle(run: _Run, job: BatchJob, call: asyncio.Future[PhotoMakerResul
         _succeeded(run, job, call.result(), started_at, started)  # it finished within the grace
     elif isinstance(error, BridgeError) and (journaled.handles or
                                              (isinstance(error, GenerationTimeoutError) and error.handle)):
-        _failed(run, job, error, journaled.last, started_at, started)
-    elif isinstance(error, BridgeError):
+        _failed(run, job, error, journaled, started_at, started)
+    elif isinstance(error, BridgeError) and not getattr(error, "may_have_accepted", False):
         run.journal.withdrawn(job.key)  # refused before any handle: nothing was accepted, a later run may send it
+    # else: an answer lost on a job-creating request: the provider may have the job, so the intent stays undecided

@@ -209,7 +209,7 @@ def scan_journal(path: Path) -> JournalState:
             if record.get("resumable") and isinstance(handle, dict):
                 state.pending[key] = PendingJob(key, str(record.get("provider")), handle,
                                                 JobLabels.from_dict(record.get("labels")), timed_out=True,
-                                                route=_route(record))
+                                                route=_route(record), accepted=record.get("accepted") is not False)
                 state.finished.discard(key)
             else:
                 state.pending.pop(key, None)

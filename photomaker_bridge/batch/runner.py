@@ -125,7 +125,9 @@ class _Run:
             self.on_event(BatchEvent(kind, key, provider, record=record, message=message))
 
     def work(self, jobs: Iterable[BatchJob]) -> Iterator[_Resume | _Submit]:
-        """What to do, lazily: first collect what earlier runs left accepted, then the caller's jobs."""
+        """What to do, lazily: first collect what earlier runs left accepted, then the caller's jobs — a job whose
+        handle was journaled before the provider answered (``"accepted": false``) when its key comes up, so that it
+        can be sent if the provider never got it; such handles whose keys are no longer in the input come last."""
         for key in [key for key in self.state.pending if not self.options.owns(key)]:
             del self.state.pending[key]  # another shard's to collect
         for key in [key for key in self.state.unknown if not self.options.owns(key)]:
@@ -247,8 +249,9 @@ class _Run:
             else:
                 self.journal.withdrawn(job.key)
             return
-        except BridgeError:  # the provider refused it: nothing was accepted, so the next run may send it
-            self.journal.withdrawn(job.key)
+        except BridgeError as error:
+            if not getattr(error, "may_have_accepted", False):  # refused: nothing was accepted, a run may send it
+                self.journal.withdrawn(job.key)
             return
         except (Exception, asyncio.CancelledError):  # out of time or a bug: the intent stays undecided
             return
@@ -267,7 +270,7 @@ class _Run:
         deadline = None if self.options.timeout is None else started + self.options.timeout
         label = pending.provider if pending.route is None else ROUTE_LABEL
         never = await self.collect(pending.key, label, pending.labels, handle, started_at, started, deadline,
-                                   resumed=True, route=pending.route)
+                                   resumed=True, route=pending.route, unconfirmed=not pending.accepted)
         if never is None:
             return
         # The provider never had the job (its request was lost before it arrived): nothing ran, nothing is billed.
@@ -280,9 +283,11 @@ class _Run:
 
     async def collect(self, key: str, label: str, labels: JobLabels, handle: JobHandle, started_at: str,
                       started: float, deadline: float | None, *, resumed: bool,
-                      route: Mapping[str, Any] | None) -> ProviderError | None:
+                      route: Mapping[str, Any] | None, unconfirmed: bool = False) -> ProviderError | None:
         """Collect ``handle`` and journal the outcome; for a routed job submitted in this run whose accepted job
-        failed, return the error instead, for the route to go on from (``label``: the job's provider or route label)."""
+        failed, return the error instead, for the route to go on from (``label``: the job's provider or route label);
+        for an ``unconfirmed`` handle whose provider never had the job (``never_accepted``), return that error, for
+        the job to be sent."""
         self.emit("collecting", key, handle.provider)
         left = None if deadline is None else max(_MINIMUM_COLLECT_SECONDS, deadline - time.monotonic())
         try:
@@ -290,7 +295,7 @@ class _Run:
         except ConfigurationError:
             raise
         except BridgeError as error:
-            if resumed and isinstance(error, ProviderError) and error.never_accepted:
+            if unconfirmed and isinstance(error, ProviderError) and error.never_accepted:
                 return error  # a handle journaled before the provider answered, for a request that never arrived
             if (route is not None and not resumed and isinstance(error, ProviderError)
                     and not isinstance(error, GenerationTimeoutError)):

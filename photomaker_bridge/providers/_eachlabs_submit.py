@@ -107,9 +107,12 @@ def submit(provider: EachlabsProvider, plan: Plan, context: FlowContext, *, keep
             created.append((prediction_id, datetime.datetime.now(datetime.UTC)))
             yield from bind_slot(lease, prediction_id, keep=keep_slots)
             yield Event("submitted", PROVIDER, prediction_id)
+        handle = _handle(provider, plan, created, upload_seconds, uploads, reused)
+        # Inside the try: a caller's on_event failing here must still cancel what nobody will collect.
+        yield Event("handle", PROVIDER, handle.request_id, handle=handle, accepted=True)
     except DeadlineReached as reached:
         ids = [prediction_id for prediction_id, _ in created]
-        handle = _handle(provider, plan, created, upload_seconds, uploads, reused) if created else None
+        made = _handle(provider, plan, created, upload_seconds, uploads, reused) if created else None
         outcome = ""
         if ids and context.cancel_on_deadline:
             outcomes = yield from cancel_ids(provider, ids, context, headers)
@@ -120,7 +123,7 @@ def submit(provider: EachlabsProvider, plan: Plan, context: FlowContext, *, keep
         unanswered = creating and reached.__cause__ is not None
         if unanswered:
             what += "; " + UNANSWERED_CREATE
-        timeout = GenerationTimeoutError(f"the deadline passed {what}{outcome}", provider=PROVIDER, handle=handle,
+        timeout = GenerationTimeoutError(f"the deadline passed {what}{outcome}", provider=PROVIDER, handle=made,
                                          request_id=ids[0] if ids else None)
         timeout.may_have_accepted = unanswered  # a create cut on the wire may have made a billed prediction
         raise timeout from None
@@ -136,8 +139,6 @@ def submit(provider: EachlabsProvider, plan: Plan, context: FlowContext, *, keep
             error.may_have_accepted = True
         add_note(error, "; ".join(filter(None, notes)))
         raise
-    handle = _handle(provider, plan, created, upload_seconds, uploads, reused)
-    yield Event("handle", PROVIDER, handle.request_id, handle=handle, accepted=True)
     return handle
 
 

@@ -92,6 +92,7 @@ def result(flows: FalFlows, handle: JobHandle, context: FlowContext,
         while pending:
             if streaming:
                 item = pending[0]
+                before, opened = item.state, context.clock()
                 left = context.remaining()  # a listen ends by the deadline (the sync performer's thread too)
                 listen = LISTEN_SECONDS if left is None else max(0.05, min(LISTEN_SECONDS, left))
                 statuses: tuple[FalStatus, ...] = yield from step(
@@ -103,6 +104,9 @@ def result(flows: FalFlows, handle: JobHandle, context: FlowContext,
                     yield from seen(item, status, at, at)
                     if item.final is not None:
                         break
+                if item.final is None and item.state == before and context.clock() - opened < listen / 2:
+                    # The stream ended early with nothing new (a proxy closing it, say): not a tight loop.
+                    yield Wait(flows.polling.min_interval)
                 continue
             if known:
                 # No status call before a request is due (fal.md §1.4): sleep until the soonest one is.

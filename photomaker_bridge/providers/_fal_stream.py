@@ -57,14 +57,16 @@ def _params(with_logs: bool) -> dict[str, str]:
 
 def read_stream(client: httpx.Client, status_url: str, request_id: str, with_logs: bool, seconds: float,
                 known: str) -> tuple[FalStatus, ...]:
-    """Listen to the stream until a status's state is no longer ``known`` (the state the flow last saw), or for at
-    most about ``seconds``: the statuses read, ending with the new state (``COMPLETED`` when the request completed).
-    A state change ends the listen so that the flow reports it at once; log lines within one state come with it."""
+    """Listen to the stream until a status's state is no longer ``known`` (the state the flow last saw), or for
+    about ``seconds`` (a read waits at most that long; the listen ends at the first line after it): the statuses
+    read, ending with the new state (``COMPLETED`` when the request completed). A state change ends the listen so
+    that the flow reports it at once; log lines within one state come with it. No answer at all (no status line
+    and headers) is an error, for the flow's retry policy: only a quiet open stream ends a listen quietly."""
     reader, statuses = EventReader(request_id), []
     ends = time.monotonic() + seconds
-    timeout = httpx.Timeout(30.0, read=max(seconds, 0.05))
-    try:
-        with client.stream("GET", status_url + STREAM_SUFFIX, params=_params(with_logs), timeout=timeout) as response:
+    with client.stream("GET", status_url + STREAM_SUFFIX, params=_params(with_logs),
+                       timeout=httpx.Timeout(30.0, read=max(seconds, 1.0))) as response:
+        try:
             for line in response.iter_lines():
                 status = reader.feed(line)
                 if status is not None:
@@ -73,26 +75,25 @@ def read_stream(client: httpx.Client, status_url: str, request_id: str, with_log
                         break
                 if time.monotonic() >= ends:
                     break
-    except httpx.ReadTimeout:
-        pass  # nothing new within the listen: what was read stands
+        except httpx.ReadTimeout:
+            pass  # nothing new within the listen: what was read stands
     return tuple(statuses)
 
 
 async def aread_stream(client: httpx.AsyncClient, status_url: str, request_id: str, with_logs: bool,
                        seconds: float, known: str) -> tuple[FalStatus, ...]:
-    """The async twin of :func:`read_stream`."""
+    """The async twin of :func:`read_stream` (the listen ends after ``seconds`` exactly)."""
     reader, statuses = EventReader(request_id), []
-    try:
-        async with asyncio.timeout(seconds):
-            async with client.stream("GET", status_url + STREAM_SUFFIX, params=_params(with_logs),
-                                     timeout=httpx.Timeout(30.0, read=None)) as response:
+    async with client.stream("GET", status_url + STREAM_SUFFIX, params=_params(with_logs),
+                             timeout=httpx.Timeout(30.0)) as response:
+        try:
+            async with asyncio.timeout(seconds):
                 async for line in response.aiter_lines():
                     status = reader.feed(line)
                     if status is not None:
                         statuses.append(status)
                         if status.state != known:
                             break
-    except TimeoutError:
-        pass  # the listen is over: what was read stands
+        except TimeoutError:
+            pass  # the listen is over: what was read stands
     return tuple(statuses)
-

@@ -119,10 +119,12 @@ def result_flow(provider: RunwareProvider, handle: JobHandle, context: FlowConte
         raise timeout_error(handle, "waiting for the tasks") from None
     yield from release_slot(provider.account(), provider.limits(), request_id=handle.request_id)
     summary = summarize(collectors, requested=handle.requested_images)
-    if summary.error is not None and not summary.images and all(
-            collector.failures and all(error.code == _NOT_FOUND for error in collector.failures)
-            for collector in collectors):
-        summary.error.never_accepted = True  # Runware never had these tasks: nothing ran, nothing is billed
+    if (summary.error is not None and not summary.images and handle.details.get("delivery") == "sync"
+            and all(collector.failures and all(error.code == _NOT_FOUND for error in collector.failures)
+                    for collector in collectors)):
+        # A sync handle is made before its POST leaves (Event.accepted false): Runware never had these tasks, so
+        # nothing ran and nothing is billed. An async handle was acknowledged: its tasks existed.
+        summary.error.never_accepted = True
     if summary.error is not None:
         yield Event("failed", PROVIDER, request_id=summary.error.request_id, message=str(summary.error))
         raise summary.error

@@ -14,9 +14,10 @@ from typing import Any
 import helpers_batch
 from helpers_batch import PROVIDERS, adapters, created, journal_lines
 
-from photomaker_bridge import AsyncBridge, JobHandle, PhotoMakerRequest
+from photomaker_bridge import AsyncBridge, GenerationTimeoutError, JobHandle, PhotoMakerRequest
 from photomaker_bridge.batch import BatchEvent, BatchJob, run_batch, scan_journal
-from photomaker_bridge.batch.journal import JournalWriter
+from photomaker_bridge.batch.journal import JournalWriter, now_iso
+from photomaker_bridge.batch.records import JobTiming, failure_record
 from photomaker_bridge.emulators import Emulators
 from photomaker_bridge.samples import sample_faces
 
@@ -111,3 +112,31 @@ def test_runware_jobs_are_collected_from_the_sync_answer(emu: Emulators, tmp_pat
 
     polls = [task for entry in emu.runware.log for task in tasks(entry) if task.get("taskType") == "getResponse"]
     assert polls == []
+
+
+def test_a_deadline_during_a_sync_post_that_never_arrived_is_sent_again(emu: Emulators, tmp_path: Path) -> None:
+    """The timeout line keeps ``"accepted": false``: the next run asks Runware, and sends the job once."""
+    pending, handle = job(), unsent_runware_handle()
+    journal_unconfirmed(tmp_path, pending, handle)
+    timeout = GenerationTimeoutError("the deadline passed while waiting for Runware's sync answer",
+                                     provider="runware", handle=handle)
+    record = failure_record(pending.key, "runware", pending.labels, timeout, JobTiming(now_iso(), 1.0), handle=handle)
+    assert record["resumable"]
+    with JournalWriter(tmp_path / "journal.jsonl") as journal:
+        journal.write({**record, "accepted": False})
+    outcome = run_batch([pending], tmp_path, providers=adapters(emu))
+    assert (outcome.succeeded, outcome.left) == (1, ()) and created(emu)["runware"] == 1
+    assert scan_journal(tmp_path / "journal.jsonl").finished == {pending.key}
+
+
+def test_a_confirmed_handle_is_never_sent_again_whatever_runware_says(emu: Emulators, tmp_path: Path) -> None:
+    """Only a handle journaled before Runware's answer may be sent again; an accepted one that Runware no longer
+    knows is a failure to look at, not a job to pay for twice."""
+    pending = job()
+    handle = unsent_runware_handle()
+    with JournalWriter(tmp_path / "journal.jsonl") as journal:
+        journal.run_started()
+        journal.intent(pending.key, "runware", pending.labels)
+        journal.submitted(pending.key, "runware", handle.to_dict(), pending.labels)
+    outcome = run_batch([pending], tmp_path, providers=adapters(emu))
+    assert outcome.failed == 1 and created(emu)["runware"] == 0

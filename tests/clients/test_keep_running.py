@@ -72,6 +72,16 @@ async def test_a_runware_handle_of_tasks_never_sent_says_never_accepted(client: 
     assert emu.runware.counters["jobs_created"] == 0
 
 
+async def test_an_acknowledged_runware_handle_is_never_never_accepted(client: Client, emu: Emulators) -> None:
+    """An async handle's tasks were acknowledged by Runware: not finding them later does not make them unbilled."""
+    handle = JobHandle(provider="runware", request_ids=[str(uuid.uuid4())],
+                       submitted_at=datetime.datetime.now(datetime.UTC), requested_images=1, images_per_request=[1],
+                       details={"delivery": "async"})
+    with pytest.raises(ProviderError) as caught:
+        await client.result(handle, timeout=10)
+    assert caught.value.code == "taskNotFound" and not caught.value.never_accepted
+
+
 async def test_a_runware_task_that_failed_is_not_never_accepted(client: Client, emu: Emulators) -> None:
     emu.runware.settings.faults.append(Fault("fail_job"))
     handle = await client.submit(photo_request(), "runware", timeout=10)
