@@ -62,24 +62,18 @@ async def test_a_hedged_route_refuses_keep_running_before_sending(client: Client
     assert sum(handle.counters["requests"] for handle in emu) == 0
 
 
-async def test_a_runware_handle_of_tasks_never_sent_says_never_accepted(client: Client, emu: Emulators) -> None:
+@pytest.mark.parametrize(("delivery", "never"), [("sync", True), ("async", False)])
+async def test_only_a_runware_handle_made_before_its_post_says_never_accepted(client: Client, emu: Emulators,
+                                                                              delivery: str, never: bool) -> None:
+    """A sync handle exists before its POST leaves, so tasks Runware does not know were never sent; an async
+    handle's tasks were acknowledged, so not finding them later does not make them unbilled."""
     handle = JobHandle(provider="runware", request_ids=[str(uuid.uuid4())],
                        submitted_at=datetime.datetime.now(datetime.UTC), requested_images=1, images_per_request=[1],
-                       details={"delivery": "sync"})
+                       details={"delivery": delivery})
     with pytest.raises(ProviderError) as caught:
         await client.result(handle, timeout=10)
-    assert caught.value.never_accepted and caught.value.code == "taskNotFound"
+    assert caught.value.code == "taskNotFound" and caught.value.never_accepted is never
     assert emu.runware.counters["jobs_created"] == 0
-
-
-async def test_an_acknowledged_runware_handle_is_never_never_accepted(client: Client, emu: Emulators) -> None:
-    """An async handle's tasks were acknowledged by Runware: not finding them later does not make them unbilled."""
-    handle = JobHandle(provider="runware", request_ids=[str(uuid.uuid4())],
-                       submitted_at=datetime.datetime.now(datetime.UTC), requested_images=1, images_per_request=[1],
-                       details={"delivery": "async"})
-    with pytest.raises(ProviderError) as caught:
-        await client.result(handle, timeout=10)
-    assert caught.value.code == "taskNotFound" and not caught.value.never_accepted
 
 
 async def test_a_runware_task_that_failed_is_not_never_accepted(client: Client, emu: Emulators) -> None:
