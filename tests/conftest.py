@@ -16,6 +16,7 @@ import importlib.metadata
 import importlib.util
 import ipaddress
 import os
+import signal
 import socket
 import sys
 from collections.abc import Iterator
@@ -165,6 +166,15 @@ def _no_real_network() -> Iterator[None]:
 # writes there, and CLI tests do not learn from each other: off for every test (and the processes they start)
 # unless a test turns it on with a file of its own.
 os.environ["PHOTOMAKER_BRIDGE_DURATION_CACHE"] = "off"
+
+
+# --- Ctrl-C in the processes the tests start -------------------------------------------------------------------
+# A suite started in the background by a non-interactive shell (`cmd &`) inherits SIGINT ignored, and so would
+# every process it starts: the interruption tests' SIGINT would then be ignored, as it rightly is for such a
+# program, and their runs would finish instead of stopping. The tests are about what Ctrl-C does, so the suite
+# takes SIGINT back for itself and its children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # --- Secrets -----------------------------------------------------------------------------------------------
