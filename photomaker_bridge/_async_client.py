@@ -113,9 +113,8 @@ class AsyncBridge(BridgeBase):
                      after: ProviderError | None = None, *, webhook_url: str | None = None,
                      keep_running: bool = False) -> Any:
         self._bind()
-        call = self._route_call(request, provider, strict, mode, deadline, after, webhook_url)
-        if keep_running:
-            self._check_keep_running(call)
+        call = self._route_call(request, provider, strict, mode, deadline, after, webhook_url,
+                                keep_running=keep_running)
         return await adrive_route(route_flow(call), self._router_state,
                                   AsyncAttempts(self, deadline, keep_running=keep_running), on_event=on_event)
 

@@ -279,9 +279,10 @@ class BridgeBase:
 
     def _route_call(self, request: PhotoMakerRequest, provider: ProviderChoice, strict: bool,
                     mode: Literal["generate", "submit"], deadline: float | None,
-                    after: ProviderError | None = None, webhook_url: str | None = None) -> RouteCall:
+                    after: ProviderError | None = None, webhook_url: str | None = None, *,
+                    keep_running: bool = False) -> RouteCall:
         """The routed call ``provider=`` describes: a plain name is a direct call (one attempt, no breaker).
-        ``webhook_url`` is checked here, before anything is planned or sent."""
+        ``webhook_url`` and ``keep_running`` are checked here, before anything is planned or sent."""
         self._check_open()
         url = None if webhook_url is None else check_webhook_url(webhook_url)
         route = as_route(provider)
@@ -291,6 +292,10 @@ class BridgeBase:
         if after is not None and (direct or not isinstance(after, ProviderError)):
             raise ConfigurationError("after= continues a route: pass the route, and the ProviderError that result() "
                                      "raised for the job of its earlier submit")
+        if keep_running and route.hedge is not None and not direct:
+            raise ConfigurationError("keep_running=True leaves a job running when the call ends early, but a hedged "
+                                     "route cancels the jobs of the requests that lose the race: use a route "
+                                     "without hedge=, or keep_running=False")
         return RouteCall(route, request, self._providers, strict=strict, mode=mode, direct=direct,
                          deadline=deadline, breaker=self._breaker, client_budget=self._budget, after=after,
                          random=self._random, webhook_url=url)
@@ -341,13 +346,6 @@ class BridgeBase:
             return adapter.submit_flow(plan, self._context(cancel_on_deadline=False, deadline=deadline))
         return adapter.generate_flow(plan, self._context(cancel_on_deadline=not keep_running, deadline=deadline))
 
-    @staticmethod
-    def _check_keep_running(call: RouteCall) -> None:
-        """``generate(keep_running=True)`` leaves jobs running; a hedged route must stop its losers' jobs."""
-        if call.route.hedge is not None and not call.direct:
-            raise ConfigurationError("keep_running=True leaves a job running when the call ends early, but a hedged "
-                                     "route cancels the jobs of the requests that lose the race: use a route "
-                                     "without hedge=, or keep_running=False")
 
     def _check_many(self, requests: Sequence[PhotoMakerRequest], provider: ProviderChoice,
                     strict: bool) -> Route | None:

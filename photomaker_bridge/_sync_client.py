@@ -111,9 +111,8 @@ class Bridge(BridgeBase):
     def _route(self, request: PhotoMakerRequest, provider: ProviderChoice, strict: bool, mode: Mode,
                deadline: float | None, on_event: EventHandler | None, after: ProviderError | None = None, *,
                webhook_url: str | None = None, keep_running: bool = False) -> Any:
-        call = self._route_call(request, provider, strict, mode, deadline, after, webhook_url)
-        if keep_running:
-            self._check_keep_running(call)
+        call = self._route_call(request, provider, strict, mode, deadline, after, webhook_url,
+                                keep_running=keep_running)
         return drive_route(route_flow(call), self._router_state,
                            SyncAttempts(self, deadline, keep_running=keep_running), on_event=on_event)
 
