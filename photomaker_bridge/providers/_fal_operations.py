@@ -41,6 +41,14 @@ class StreamSlots:
     taken: int = 0
     _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
 
+    def fit(self, max_connections: int | None) -> None:
+        """Keep listens to at most half of a pool of ``max_connections`` (``None``: no limit), so that submits,
+        fetches and the other jobs' polls always find a connection; a pool of one connection never streams. An
+        adapter shared by several clients keeps the smallest of their shares."""
+        if max_connections is not None:
+            with self._lock:
+                self.limit = min(self.limit, max_connections // 2)
+
     def take(self) -> bool:
         """A slot, when one is free."""
         with self._lock:

@@ -104,6 +104,9 @@ def result(flows: FalFlows, handle: JobHandle, context: FlowContext,
                     yield from seen(item, status, at, at)
                     if item.final is not None:
                         break
+                for other in pending:  # followed one at a time: the others' slots are not given up meanwhile
+                    if other is not item:
+                        yield from renew_slot(flows.account, flows.limits, other.request_id)
                 if item.final is None and item.state == before and context.clock() - opened < listen / 2:
                     # The stream ended early with nothing new (a proxy closing it, say): not a tight loop.
                     yield Wait(flows.polling.min_interval)

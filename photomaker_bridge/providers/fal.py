@@ -222,6 +222,7 @@ class FalProvider(Provider):
         pool set to ``connections``."""
         from ._fal_sync_performer import FalSyncPerformer  # imports fal_client and httpx: only once a client needs them
 
+        self._streams.fit(None if connections is None else connections.max_connections)
         return FalSyncPerformer(self, connections)
 
     def async_performer(self, connections: ConnectionLimits | None = None) -> FalAsyncPerformer:
@@ -229,5 +230,6 @@ class FalProvider(Provider):
         pool set to ``connections``."""
         from ._fal_async_performer import FalAsyncPerformer
 
+        self._streams.fit(None if connections is None else connections.max_connections)
         return FalAsyncPerformer(self, connections)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import attrs
 import pytest
 
 from photomaker_bridge import AsyncBridge, Bridge, GenerationTimeoutError, PhotoMakerRequest, ProgressEvent
@@ -116,3 +117,39 @@ def test_the_deadline_ends_a_listen_and_cancels_the_request(emu: Emulators) -> N
     with Bridge(providers=[new_adapter(emu)]) as bridge, pytest.raises(GenerationTimeoutError):
         bridge.generate(REQUEST, "fal", timeout=0.8)
     assert emu.fal.counters["status_streams"] >= 1 and emu.fal.counters["cancels"] == 1
+
+
+@pytest.mark.parametrize(("max_connections", "limit"), [(None, 8), (100, 8), (6, 3), (1, 0)])
+def test_listens_hold_at_most_half_of_the_clients_pool(emu: Emulators, max_connections: int | None,
+                                                       limit: int) -> None:
+    adapter = new_adapter(emu)
+    with Bridge(providers=[adapter], max_connections=max_connections) as bridge:
+        bridge._performer(adapter)  # what the client's first fal call builds
+    assert adapter._streams.limit == limit
+
+
+def test_a_client_with_a_one_connection_pool_polls_instead_of_streaming(emu: Emulators) -> None:
+    with Bridge(providers=[new_adapter(emu)], max_connections=1) as bridge:
+        result = bridge.generate(REQUEST, "fal", timeout=30)
+    # A listen would hold the only connection; the job's own polls need it.
+    assert result.images and emu.fal.counters["status_streams"] == 0 and emu.fal.counters["status_polls"] >= 1
+
+
+async def test_the_requests_not_listened_to_keep_their_concurrency_slots(emu: Emulators,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from photomaker_bridge._coordination import Coordinator
+
+    renewed: list[str] = []
+    original = Coordinator.renew
+
+    def renew(self: Coordinator, account: str, request_id: str) -> None:
+        renewed.append(request_id)
+        original(self, account, request_id)
+
+    monkeypatch.setattr(Coordinator, "renew", renew)
+    emu.fal.settings.queue_time = 0.0
+    async with AsyncBridge(providers=[new_adapter(emu, concurrency=4)]) as bridge:
+        result = await bridge.generate(attrs.evolve(REQUEST, num_images=8), "fal", timeout=30)
+    assert len(result.images) == 8 and len(result.request_ids) == 2
+    # The stream follows the first request; the second's lease starts over after each listen, as a poll would.
+    assert result.request_ids[1] in renewed
