@@ -38,7 +38,7 @@ from .request import PhotoMakerRequest
 from .result import Attempt, BridgeWarning, PhotoMakerResult
 from .routing import BreakerSettings, MemoryRouterState, Route, RouteCall, RouterState, as_route
 from .routing._choice import first_choice
-from .routing._route import _amount
+from .routing._route import _amount, direct_route
 from .routing._state import ReadNumbers, Reset, StateOperation
 from .routing._trail import error_attempt, failure_record, success_record
 
@@ -288,7 +288,7 @@ class BridgeBase:
         route = as_route(provider)
         direct = route is None
         if route is None:
-            route = Route([self.provider(str(provider)).name], max_attempts=1)
+            route = direct_route(self.provider(str(provider)).name)
         if after is not None and (direct or not isinstance(after, ProviderError)):
             raise ConfigurationError("after= continues a route: pass the route, and the ProviderError that result() "
                                      "raised for the job of its earlier submit")

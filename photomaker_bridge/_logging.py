@@ -17,6 +17,7 @@ logging as usual (``logging.basicConfig(level=logging.DEBUG)``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Iterator
@@ -46,8 +47,9 @@ _THIRD_PARTY_LEVELS = {
 }
 
 
+@functools.cache
 def provider_logger(provider: str) -> logging.Logger:
-    """``photomaker_bridge.<provider>``."""
+    """``photomaker_bridge.<provider>`` (looked up once: every progress event of every call asks for it)."""
     return logging.getLogger(f"{ROOT_LOGGER}.{provider}")
 
 

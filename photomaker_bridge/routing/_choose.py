@@ -146,7 +146,8 @@ class RouteChoices:
         breaker within the deadline (``wait``), ``None`` (not ``wait``: a hedge), or the error that ends the call."""
         announced = False
         while True:
-            numbers: Mapping[str, ProviderNumbers] = yield ReadNumbers(tuple(self.options))
+            numbers: Mapping[str, ProviderNumbers] = {} if self._needs_no_numbers() else (
+                yield ReadNumbers(tuple(self.options)))
             candidates = [make_candidate(name, option, numbers.get(name), self.call.adapters[name])
                           for name, option in self.options.items() if name not in exclude
                           and (hedge_of is None or not isinstance(option, BridgeError))]
@@ -172,6 +173,12 @@ class RouteChoices:
                     yield Wait(min(max(seconds, 0.001), _MAX_WAIT_SLICE))
                     continue
             raise self.failed(self._nothing_left(denied, over_budget))
+
+    def _needs_no_numbers(self) -> bool:
+        """A direct ``generate`` with no budget to check uses no learned number: one candidate (no ranking), no
+        breaker, and its trail line carries the result's own cost (or none, for an error), never an estimate."""
+        return (self.call.direct and self.call.mode == "generate" and self.route.budget is None
+                and self.call.client_budget is None)
 
     def _admit(self, candidate: Candidate, hedge_of: Candidate | None, denied: list[tuple[str, Admission]],
                over_budget: list[tuple[Candidate, Scope]]) -> Flow[Choice | None]:

@@ -8,6 +8,7 @@ way.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -194,6 +195,12 @@ class Route:
         if self.weights is None:
             return 1.0
         return self.weights[self.providers.index(provider)]
+
+
+@functools.cache
+def direct_route(name: str) -> Route:
+    """The one-attempt route of a direct call to ``name`` (made once per name: a Route is immutable)."""
+    return Route([name], max_attempts=1)
 
 
 def as_route(provider: Any) -> Route | None:
