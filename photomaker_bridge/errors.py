@@ -196,6 +196,13 @@ class ProviderError(BridgeError):
     handle given before its tasks were sent (``Event.accepted`` false) — the request never arrived. Nothing was
     created or billed, so the job may be sent again (the batch runner does, docs/compare-and-batch.md)."""
 
+    handle: Any = None
+    """The :class:`~photomaker_bridge.JobHandle` of an accepted job that was left running when collecting it
+    failed for good (its status calls kept failing): under ``generate(keep_running=True)`` and ``result``, on
+    Runware (which has no cancel), or when its cancel failed. The job may still deliver, and be billed: collect it
+    later with ``result(handle)``. A route stops on such an error rather than pay a second provider
+    (docs/routing.md). ``None`` when nothing is left running. (:class:`GenerationTimeoutError` has its own.)"""
+
     def __init__(
         self,
         message: str,

@@ -5,9 +5,9 @@ A line holds: ``key``, ``provider``, ``request_ids``, ``outcome`` (``success``, 
 relative to the output folder, ``seed``, size, content type), ``seed``, ``cost`` (``amount`` as an exact
 decimal string, ``currency``, ``source``: ``reported`` or ``estimated``), ``queue_seconds``, ``run_seconds``,
 ``upload_seconds``, ``total_seconds``, ``warnings`` (as text), ``attempts``, ``labels``, ``started_at``,
-``finished_at``, ``resumed`` and, for a deadline that passed while the job still ran, ``resumable`` with the
-``handle`` to collect it by. A routed job's line also holds ``route`` (its canonical form); its ``attempts`` are the
-decision trail of every attempt across its providers.
+``finished_at``, ``resumed`` and, for a job the provider still ran when its call ended (a deadline, or collecting
+that failed for good), ``resumable`` with the ``handle`` to collect it by. A routed job's line also holds
+``route`` (its canonical form); its ``attempts`` are the decision trail of every attempt across its providers.
 """
 
 from __future__ import annotations
@@ -84,13 +84,15 @@ def success_record(key: str, labels: JobLabels, result: PhotoMakerResult, paths:
 
 def failure_record(key: str, provider: str, labels: JobLabels, error: BaseException, timing: JobTiming,
                    handle: JobHandle | None = None, route: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The line of a job that ended in ``error``, with the error's decision trail. A deadline that passed while the
-    provider still ran the job (a :class:`GenerationTimeoutError` with a handle) is ``resumable``: the next run
+    """The line of a job that ended in ``error``, with the error's decision trail. A job the provider still ran when
+    the call ended — a deadline (a :class:`GenerationTimeoutError` with a handle), or collecting that failed for
+    good with the job left running (a :class:`ProviderError` with a handle) — is ``resumable``: the next run
     collects it by handle."""
     timed_out = isinstance(error, GenerationTimeoutError)
-    if isinstance(error, GenerationTimeoutError) and error.handle is not None:
+    left_running = isinstance(error, ProviderError) and error.handle is not None
+    if isinstance(error, ProviderError) and error.handle is not None:
         handle = error.handle
-    resumable = timed_out and handle is not None
+    resumable = (timed_out or left_running) and handle is not None
     request_ids: list[str] = list(handle.request_ids) if handle is not None else []
     if not request_ids and isinstance(error, ProviderError) and error.request_id:
         request_ids = [error.request_id]

@@ -18,7 +18,7 @@ from ._eachlabs_cancel import add_note, api_url, cancel_ids, cancel_in_backgroun
 from ._eachlabs_parsing import PROVIDER, PredictionSnapshot, parse_prediction
 from ._eachlabs_result import assemble_result
 from ._polling import PollTimer, duration_sample
-from ._steps import cancel_summary, forget_upload, release_slot, renew_slot, step
+from ._steps import cancel_summary, forget_upload, keep_handle, release_slot, renew_slot, step
 from .base import FlowContext
 
 if TYPE_CHECKING:
@@ -141,8 +141,10 @@ def result(provider: EachlabsProvider, handle: JobHandle, context: FlowContext) 
         elif context.cancel_on_deadline:
             # A poll that keeps failing under generate: nobody will collect the job either (§2.8).
             cancelled = yield from cancel_ids(provider, left, context, headers)
+            keep_handle(error, handle, cancelled)
         else:
             running = left  # result()/resume(): the job may still be collected later with its handle
+            keep_handle(error, handle, running=bool(running))
         add_note(error, _job_note(ids, failed=error.request_id, outcomes=cancelled, running=running))
         yield Event("failed", PROVIDER, error.request_id, message=str(error))
         raise

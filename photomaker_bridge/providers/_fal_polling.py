@@ -23,7 +23,7 @@ from ._fal_parse import PROVIDER, FalStatus, error_for_completed
 from ._fal_progress import RequestProgress, duration_of, observe, since_submit
 from ._fal_result import assemble, deadline_message, fetch, fetch_finished
 from ._polling import PollTimer
-from ._steps import cancel_summary, release_slot, renew_slot, step
+from ._steps import cancel_summary, keep_handle, release_slot, renew_slot, step
 from .base import FlowContext
 
 if TYPE_CHECKING:
@@ -154,9 +154,11 @@ def result(flows: FalFlows, handle: JobHandle, context: FlowContext,
             if not pending:
                 return assemble(handle, progress, application, context)
             add_note(error, cancel_summary(outcomes))
+            keep_handle(error, handle, outcomes)
         elif running:
             add_note(error, "still running: collect with the handle or resume("
                      + ",".join(item.request_id for item in running) + ")")
+            keep_handle(error, handle, running=True)
         raise
     finally:
         if streaming and flows.streams is not None:

@@ -28,7 +28,7 @@ from .._coordination import (
 )
 from .._http import Event, Flow, Wait
 from ..errors import ConfigurationError, ProviderError
-from ..jobs import CancelOutcome
+from ..jobs import CancelOutcome, JobHandle
 from ..plan import Plan
 from ..result import BridgeWarning, Cost, PhotoMakerResult, Timings
 from .base import FlowContext
@@ -158,6 +158,14 @@ def upload_once(key: str, provider: str, description: str, upload: Callable[[], 
 def forget_upload(key: str, url: str) -> Flow[None]:
     """The provider could not read the upload ``url``: the next call uploads ``key`` again."""
     yield ForgetUpload(key, url)
+
+
+def keep_handle(error: ProviderError, handle: JobHandle, outcomes: Sequence[CancelOutcome] = (), *,
+                running: bool = False) -> None:
+    """Give ``error`` the job's ``handle`` when collecting failed and the job is left running: not cancelled
+    (``running``), or a cancel that did not happen (no cancel API, a cancel that failed)."""
+    if running or any(outcome.state in ("not_supported", "failed") for outcome in outcomes):
+        error.handle = handle
 
 
 def cancel_summary(outcomes: Sequence[CancelOutcome]) -> str:

@@ -206,6 +206,10 @@ class RouteRun(RouteChoices):
         policy = policy_for(error, self.route.policies)
         if policy.action == "stop" or self.made >= self.route.max_attempts or self.call.direct:
             raise self.failed(error)
+        if isinstance(error, ProviderError) and error.handle is not None:
+            # Collecting failed but the job runs on and may still deliver: never abandoned for another provider,
+            # which would pay twice (docs/routing.md, "No job paid twice"). The error carries its handle.
+            raise self.failed(error)
         name = type(error).__name__
         if policy.action == "retry" and isinstance(error, ProviderError):
             self.prefer = provider

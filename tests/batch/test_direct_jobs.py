@@ -18,7 +18,7 @@ from photomaker_bridge import AsyncBridge, GenerationTimeoutError, JobHandle, Ph
 from photomaker_bridge.batch import BatchEvent, BatchJob, run_batch, scan_journal
 from photomaker_bridge.batch.journal import JournalWriter, now_iso
 from photomaker_bridge.batch.records import JobTiming, failure_record
-from photomaker_bridge.emulators import Emulators
+from photomaker_bridge.emulators import Emulators, Fault
 from photomaker_bridge.samples import sample_faces
 
 running = helpers_batch.running
@@ -140,3 +140,19 @@ def test_a_confirmed_handle_is_never_sent_again_whatever_runware_says(emu: Emula
         journal.submitted(pending.key, "runware", handle.to_dict(), pending.labels)
     outcome = run_batch([pending], tmp_path, providers=adapters(emu))
     assert outcome.failed == 1 and created(emu)["runware"] == 0
+
+
+def test_a_job_left_running_when_collecting_failed_is_collected_by_the_next_run(emu: Emulators,
+                                                                             tmp_path: Path) -> None:
+    """Status calls refused for good: the job runs on (keep_running), its line is resumable, and the next run
+    collects it by handle instead of sending it again."""
+    pending = job("fal")
+    emu.fal.settings.faults.append(Fault("status", status=401, route=r"/requests/[^/]+/status", method="GET"))
+    first = run_batch([pending], tmp_path, providers=adapters(emu))
+    assert (first.succeeded, first.failed, first.left) == (0, 1, (pending.key,))
+    (line,) = [line for line in journal_lines(tmp_path) if line.get("type") == "finished"]
+    assert line["resumable"] and line["outcome"] == "failed" and line["handle"]["request_ids"]
+    emu.fal.settings.faults.clear()
+    second = run_batch([pending], tmp_path, providers=adapters(emu))
+    assert (second.resumed, second.succeeded, second.left) == (1, 1, ())
+    assert created(emu)["fal"] == 1

@@ -1,6 +1,7 @@
 """``generate(keep_running=True)``: a passed deadline leaves the provider's job running (never cancelled), with
-its handle on the timeout and in the ``handle`` event, so it can be collected later; a Runware handle given before
-its tasks were sent says ``never_accepted`` when Runware never got them."""
+its handle on the timeout and in the ``handle`` event, so it can be collected later; so does collecting that fails
+for good (``ProviderError.handle``), and a route then stops rather than pay a second provider; a Runware handle
+given before its tasks were sent says ``never_accepted`` when Runware never got them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from helpers_bridge import JOB_COUNTER, Client, cancelled_ids, photo_request
 
 from photomaker_bridge import (
+    AuthenticationError,
     ConfigurationError,
     GenerationTimeoutError,
     Hedge,
@@ -82,3 +84,56 @@ async def test_a_runware_task_that_failed_is_not_never_accepted(client: Client, 
     with pytest.raises(ProviderError) as caught:
         await client.result(handle, timeout=10)
     assert not caught.value.never_accepted
+
+
+STATUS_CALLS = {"fal": Fault("status", status=401, route=r"/requests/[^/]+/status", method="GET"),
+                "eachlabs": Fault("status", status=401, route=r"^/v1/prediction/[^/]+$", method="GET")}
+"""A key refused on the status calls alone: collecting fails for good while the job runs on."""
+
+
+@pytest.mark.parametrize("provider", ["fal", "eachlabs"])
+async def test_failed_collecting_leaves_a_kept_job_running_with_its_handle(client: Client, emu: Emulators,
+                                                                           provider: str) -> None:
+    emu[provider].settings.run_time = 0.3
+    emu[provider].settings.faults.append(STATUS_CALLS[provider])
+    with pytest.raises(AuthenticationError) as caught:
+        await client.generate(photo_request(), provider, timeout=30, keep_running=True)
+    handle = caught.value.handle
+    assert isinstance(handle, JobHandle) and cancelled_ids(emu[provider]) == []
+    emu[provider].settings.faults.clear()
+    result = await client.result(handle, timeout=30)
+    assert list(result.request_ids) == list(handle.request_ids)
+    assert emu[provider].counters[JOB_COUNTER[provider]] == 1
+
+
+@pytest.mark.parametrize("provider", ["fal", "eachlabs"])
+async def test_failed_collecting_under_plain_generate_cancels_and_gives_no_handle(client: Client, emu: Emulators,
+                                                                                   provider: str) -> None:
+    emu[provider].settings.run_time = 3.0
+    emu[provider].settings.faults.append(STATUS_CALLS[provider])
+    with pytest.raises(AuthenticationError) as caught:
+        await client.generate(photo_request(), provider, timeout=30)
+    assert caught.value.handle is None and len(cancelled_ids(emu[provider])) == 1
+
+
+async def test_runware_polls_that_fail_leave_the_handle_on_the_error(client: Client, emu: Emulators) -> None:
+    """Runware has no cancel: tasks whose getResponse polls fail run on, and the error says how to collect them."""
+    emu.runware.settings.run_time = 0.3
+    handle = await client.submit(photo_request(), "runware", timeout=10)
+    emu.runware.settings.faults.append(Fault("status", status=401, body='"taskType":"getResponse"'))
+    with pytest.raises(AuthenticationError) as caught:
+        await client.result(handle, timeout=10)
+    assert caught.value.handle == handle
+    emu.runware.settings.faults.clear()
+    assert (await client.result(handle, timeout=30)).images
+
+
+async def test_a_route_stops_on_a_job_left_running_instead_of_paying_another_provider(client: Client,
+                                                                                    emu: Emulators) -> None:
+    emu.fal.settings.run_time = 0.3
+    emu.fal.settings.faults.append(STATUS_CALLS["fal"])
+    with pytest.raises(AuthenticationError) as caught:  # its policy alone (cooldown) would fall back
+        await client.generate(photo_request(), Route(["fal", "eachlabs"]), timeout=30, keep_running=True)
+    assert caught.value.handle is not None and caught.value.provider == "fal"
+    assert emu.eachlabs.counters["predictions_created"] == 0 and cancelled_ids(emu.fal) == []
+    assert [attempt.provider for attempt in caught.value.attempts] == ["fal"]
