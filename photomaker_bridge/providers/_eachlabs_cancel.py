@@ -24,7 +24,7 @@ from .base import FlowContext
 if TYPE_CHECKING:
     from .eachlabs import EachlabsProvider
 
-__all__ = ["add_note", "api_url", "cancel", "cancel_ids", "cancel_in_background"]
+__all__ = ["api_url", "cancel", "cancel_ids", "cancel_in_background"]
 
 _ALREADY_FINISHED_STATUSES: Final = frozenset({400, 409, 422})
 """A cancel refused with one of these: the prediction had already ended (§2.8: "accepted only while
@@ -114,9 +114,3 @@ def _send_quietly(requests: Sequence[HttpRequest]) -> None:
     finally:
         transport.close()
 
-
-def add_note(error: BaseException, note: str) -> None:
-    """Append ``note`` to a ProviderError's message, in place (other exceptions are the caller's own)."""
-    if isinstance(error, ProviderError) and note:
-        error.message = f"{error.message} ({note})"
-        error.args = (error.message,)

@@ -14,11 +14,11 @@ from .._http import DeadlineReached, Event, Flow, HttpRequest, Wait
 from ..errors import GenerationTimeoutError, ProviderError
 from ..jobs import CancelOutcome, JobHandle
 from ..result import PhotoMakerResult
-from ._eachlabs_cancel import add_note, api_url, cancel_ids, cancel_in_background
+from ._eachlabs_cancel import api_url, cancel_ids, cancel_in_background
 from ._eachlabs_parsing import PROVIDER, PredictionSnapshot, parse_prediction
 from ._eachlabs_result import assemble_result
 from ._polling import PollTimer, duration_sample
-from ._steps import cancel_summary, forget_upload, keep_handle, release_slot, renew_slot, step
+from ._steps import add_note, cancel_summary, forget_upload, keep_handle, release_slot, renew_slot, step
 from .base import FlowContext
 
 if TYPE_CHECKING:

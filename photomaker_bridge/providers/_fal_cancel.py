@@ -20,7 +20,7 @@ from .base import FlowContext
 if TYPE_CHECKING:
     from ._fal_flow import FalFlows
 
-__all__ = ["accepted_cancel", "add_note", "cancel_requests", "refused_cancel"]
+__all__ = ["accepted_cancel", "cancel_requests", "refused_cancel"]
 
 
 def cancel_requests(flows: FalFlows, request_ids: Sequence[str], jobs: JobTracker | None, context: FlowContext,
@@ -68,9 +68,3 @@ def refused_cancel(request_id: str, error: ProviderError) -> CancelOutcome:
         return CancelOutcome(PROVIDER, request_id, "not_found", "fal does not know the request")
     return CancelOutcome(PROVIDER, request_id, "failed", str(error))
 
-
-def add_note(error: BaseException, note: str) -> None:
-    """Append ``note`` to a ProviderError's message, in place."""
-    if isinstance(error, ProviderError) and note:
-        error.message = f"{error.message} ({note})"
-        error.args = (error.message,)

@@ -17,13 +17,13 @@ from .._http import DeadlineReached, Event, Flow, Wait
 from ..errors import GenerationTimeoutError, ProviderError
 from ..jobs import CancelOutcome, JobHandle
 from ..result import PhotoMakerResult
-from ._fal_cancel import add_note, cancel_requests
+from ._fal_cancel import cancel_requests
 from ._fal_operations import LISTEN_SECONDS, FalStatusCheck, FalStatusStream, JobTracker
 from ._fal_parse import PROVIDER, FalStatus, error_for_completed
 from ._fal_progress import RequestProgress, duration_of, observe, since_submit
 from ._fal_result import assemble, deadline_message, fetch, fetch_finished
 from ._polling import PollTimer
-from ._steps import cancel_summary, keep_handle, release_slot, renew_slot, step
+from ._steps import add_note, cancel_summary, keep_handle, release_slot, renew_slot, step
 from .base import FlowContext
 
 if TYPE_CHECKING:

@@ -14,11 +14,10 @@ from ..errors import GenerationFailedError, ProviderError
 from ..jobs import CancelOutcome, JobHandle
 from ..pricing import estimate_cost
 from ..result import BridgeWarning, PhotoMakerResult, Timings
-from ._fal_cancel import add_note
 from ._fal_operations import FalFetch, JobTracker
 from ._fal_parse import PROVIDER, FalStatus, parse_output, total_inference_time, unreadable_archive
 from ._fal_progress import RequestProgress, now
-from ._steps import cancel_summary, forget_upload, step
+from ._steps import add_note, cancel_summary, forget_upload, step
 from .base import FlowContext
 
 __all__ = ["assemble", "deadline_message", "fetch", "fetch_finished"]

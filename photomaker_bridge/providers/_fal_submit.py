@@ -16,10 +16,10 @@ from .._retry import may_have_created
 from ..errors import GenerationFailedError, GenerationTimeoutError, ProviderError
 from ..jobs import JobHandle
 from ..plan import Plan, UploadPlaceholder
-from ._fal_cancel import add_note, cancel_requests
+from ._fal_cancel import cancel_requests
 from ._fal_operations import FalSubmit, FalUpload, JobTracker
 from ._fal_parse import PROVIDER, FalSubmission
-from ._steps import acquire_slots, bind_slot, cancel_summary, check_fits, step, upload_once
+from ._steps import acquire_slots, add_note, bind_slot, cancel_summary, check_fits, step, upload_once
 from .base import FlowContext, fill_placeholders
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from ._runware_common import make_result, now, post_tasks, read_answer, stamp, t
 from ._runware_parsing import PROVIDER, RunwareAnswer
 from ._runware_tasks import TaskCollector, TaskInfo, summarize
 from ._runware_wire import get_response_task
-from ._steps import keep_handle, release_slot, step
+from ._steps import add_note, keep_handle, release_slot, step
 from .base import FlowContext
 
 if TYPE_CHECKING:
@@ -103,6 +103,8 @@ def result_flow(provider: RunwareProvider, handle: JobHandle, context: FlowConte
                 # Runware has no cancel (docs/protocols/runware.md): the tasks run on and can be collected later.
                 failure = stamp(error, first_id)
                 keep_handle(failure, handle, running=True)
+                add_note(failure, "still running (Runware has no cancel): collect with the handle or resume("
+                         + ",".join(handle.request_ids) + ")")
                 raise failure from None
             elapsed = context.clock() - origin
             before = sum(len(collector.images) + len(collector.failures) for collector in pending)

@@ -160,6 +160,13 @@ def forget_upload(key: str, url: str) -> Flow[None]:
     yield ForgetUpload(key, url)
 
 
+def add_note(error: BaseException, note: str) -> None:
+    """Append ``note`` to a ProviderError's message, in place (other exceptions are the caller's own)."""
+    if isinstance(error, ProviderError) and note:
+        error.message = f"{error.message} ({note})"
+        error.args = (error.message,)
+
+
 def keep_handle(error: ProviderError, handle: JobHandle, outcomes: Sequence[CancelOutcome] = (), *,
                 running: bool = False) -> None:
     """Give ``error`` the job's ``handle`` when collecting failed and the job is left running: not cancelled

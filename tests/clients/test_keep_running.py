@@ -123,7 +123,7 @@ async def test_runware_polls_that_fail_leave_the_handle_on_the_error(client: Cli
     emu.runware.settings.faults.append(Fault("status", status=401, body='"taskType":"getResponse"'))
     with pytest.raises(AuthenticationError) as caught:
         await client.result(handle, timeout=10)
-    assert caught.value.handle == handle
+    assert caught.value.handle == handle and f"resume({handle.request_id})" in str(caught.value)
     emu.runware.settings.faults.clear()
     assert (await client.result(handle, timeout=30)).images
 
