@@ -38,6 +38,7 @@ from .preflight import Preflight, check_cost, preflight
 from .progress import BatchProgress
 from .routes import JobProvider
 from .runner import run_batch
+from .summary import summarize_journal
 from .tables import COMPACT_COLUMNS, summary_rows
 
 if TYPE_CHECKING:
@@ -246,7 +247,7 @@ def run_command(board: JobBoard, out: TextIO, err: TextIO, *, folder: Path, item
     outputs. ``folder`` has been checked (:func:`prepare_output`); ``paid=False`` for the emulators; ``state``:
     where the run's provider limits and breakers live (``--state``)."""
     with Bridge(providers=providers) as bridge:
-        checked = preflight(items(), bridge, folder)
+        checked = preflight(items(), bridge, folder, owns=options.owns if options.shard is not None else None)
     for line in _plan_lines(checked, paid=paid):
         err.write(line + "\n")
     err.flush()
@@ -274,9 +275,11 @@ def run_command(board: JobBoard, out: TextIO, err: TextIO, *, folder: Path, item
         err.write(f"unfinished: {key} (run the same command again)\n")
     if checked.problems:
         return EXIT_INPUT
-    if files.summary.unfinished or run.left:
+    # A shard answers for its own jobs: the others' may still be in flight in the shared folder (docs/scaling.md).
+    own = files.summary if options.shard is None else summarize_journal(files.journal, options.owns)
+    if own.unfinished or run.left:
         return EXIT_UNFINISHED
-    if any(item.successes < item.jobs for item in files.summary.providers):
+    if any(item.successes < item.jobs for item in own.providers):
         return EXIT_PROVIDER
     return EXIT_OK
 

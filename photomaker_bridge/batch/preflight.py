@@ -9,7 +9,7 @@ key is a :class:`~photomaker_bridge.ConfigurationError`; a cost above the limit 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 
@@ -54,12 +54,15 @@ class Preflight:
 
 
 def preflight(items: Iterable[tuple[str, BatchJob | LineProblem]], bridge: Bridge | AsyncBridge, out: Path, *,
-              strict: bool = False) -> Preflight:
+              strict: bool = False, owns: Callable[[str], bool] | None = None) -> Preflight:
     """Check every job of ``items`` (``(where, job or problem)`` pairs) against ``bridge``'s providers and the
     journal in ``out``, without sending anything. Raises :class:`ConfigurationError` when a provider with jobs
-    to run has no key."""
+    to run has no key. ``owns``: the keys this run answers for (a shard's, whose journal other shards share), of
+    which the accepted jobs are to collect; ``None``: every key."""
     journal = out / JOURNAL_NAME
     state = scan_journal(journal)
+    if owns is not None:
+        state.pending = {key: pending for key, pending in state.pending.items() if owns(key)}
     learned = {}
     if state.finished:
         summary = summarize_journal(journal)

@@ -21,7 +21,7 @@ import datetime
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -239,17 +239,22 @@ def summarize(records: Iterable[Mapping[str, Any]], *, unfinished: Mapping[str, 
                    generated_at=now_iso())
 
 
-def unfinished_by_provider(journal: Path) -> dict[str, int]:
-    """Jobs per provider that were accepted (or may have been) and have no outcome yet."""
+def unfinished_by_provider(journal: Path, owns: Callable[[str], bool] | None = None) -> dict[str, int]:
+    """Jobs per provider that were accepted (or may have been) and have no outcome yet (of the keys ``owns``
+    accepts: a shard's own, say; ``None``: every key)."""
     state = scan_journal(journal)
-    counts: Counter[str] = Counter(pending.provider for pending in state.pending.values() if not pending.timed_out)
-    counts.update(provider for provider, _labels in state.unknown.values())
+    counts: Counter[str] = Counter(pending.provider for key, pending in state.pending.items()
+                                   if not pending.timed_out and (owns is None or owns(key)))
+    counts.update(provider for key, (provider, _labels) in state.unknown.items() if owns is None or owns(key))
     return dict(counts)
 
 
-def summarize_journal(journal: Path) -> Summary:
-    """The summary of the journal at ``journal``, read as a stream."""
-    return summarize(latest_finished(journal), unfinished=unfinished_by_provider(journal))
+def summarize_journal(journal: Path, owns: Callable[[str], bool] | None = None) -> Summary:
+    """The summary of the journal at ``journal``, read as a stream; of the keys ``owns`` accepts (``None``: all)."""
+    finished = latest_finished(journal)
+    if owns is not None:
+        finished = (record for record in finished if owns(str(record.get("key"))))
+    return summarize(finished, unfinished=unfinished_by_provider(journal, owns))
 
 
 def _number(value: float | None, digits: int = 6) -> float | None:

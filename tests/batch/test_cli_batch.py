@@ -14,6 +14,10 @@ import pytest
 from cli_terminal import Terminal
 from helpers_batch import PROVIDERS, created, emulator_settings, journal_lines
 
+from photomaker_bridge.batch.jobs import JobLabels
+from photomaker_bridge.batch.journal import JournalWriter
+from photomaker_bridge.batch.options import shard_of
+from photomaker_bridge.batch.summary import summarize_journal
 from photomaker_bridge.cli import main
 from photomaker_bridge.emulators import Emulators, Fault, start_emulators
 from photomaker_bridge.samples import sample_faces
@@ -254,3 +258,21 @@ def test_bad_route_flags_are_refused_before_any_request(emu: Emulators, tmp_path
     assert code == code_wanted, err
     assert expected in err
     assert sum(handle.counters["requests"] for handle in emu) == 0
+
+
+def test_a_shard_answers_for_its_own_jobs_while_another_shard_is_in_flight(emu: Emulators, tmp_path: Path) -> None:
+    """Shard 1 finishes while shard 2's job is still in flight in the shared folder: shard 1 neither plans to
+    collect that job nor waits for it, and its own jobs all succeeded, so it exits 0; the summary of the folder
+    still counts the other job as unfinished."""
+    out = tmp_path / "out"
+    out.mkdir()
+    other = next(key for key in (f"elsewhere-{number}" for number in range(100)) if shard_of(key, 2) == 1)
+    with JournalWriter(out / "journal.jsonl") as journal:  # shard 2, mid-job
+        journal.run_started()
+        journal.intent(other, "fal", JobLabels("a man img", "No style", "face.jpg"))
+        journal.submitted(other, "fal", {"provider": "fal", "request_ids": ["r-1"]},
+                          JobLabels("a man img", "No style", "face.jpg"))
+    code, _, err = batch(emu, jobs_file(tmp_path, 4, provider="runware"), out, "--shard", "1/2")
+    assert code == 0, err
+    assert "1 jobs (runware 1): 1 to submit, 0 accepted earlier to collect" in err  # not shard 2's job
+    assert summarize_journal(out / "journal.jsonl").unfinished == 1
