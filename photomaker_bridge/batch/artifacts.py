@@ -5,6 +5,7 @@ sees half a file."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import attrs
@@ -31,8 +32,14 @@ class OutputFiles:
     summary: Summary
 
 
+def _partial(path: Path) -> Path:
+    """A temporary name beside ``path`` that is this writer's alone: the shards of a batch share the folder and may
+    write its summary files at the same moment (each rename then replaces the file whole)."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+
+
 def _write_text(path: Path, text: str) -> Path:
-    partial = path.with_name(f".{path.name}.partial")
+    partial = _partial(path)
     partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
     return path
@@ -48,8 +55,8 @@ def write_outputs(folder: Path, *, title: str = "PhotoMaker batch") -> OutputFil
     html = render_report(summary, records, title=title, journal=JOURNAL_NAME, generated_at=now_iso())
     report = _write_text(folder / "report.html", html)
     sheet = build_sheet(records, providers=[item.provider for item in summary.providers])
-    partial = folder / ".contact_sheet.png.partial"
-    write_contact_sheet(sheet, folder, partial)
     sheet_path = folder / "contact_sheet.png"
+    partial = _partial(sheet_path)
+    write_contact_sheet(sheet, folder, partial)
     os.replace(partial, sheet_path)
     return OutputFiles(folder, journal, json_path, csv_path, report, sheet_path, summary)
