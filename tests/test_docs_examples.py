@@ -53,7 +53,8 @@ def test_script_example_runs(line: int, code: str) -> None:
 
 
 def test_pytest_examples_pass(tmp_path: Path) -> None:
-    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
+    for helper in ("conftest.py", "runware_sdks.py"):  # the suite's conftest imports the SDK finder beside it
+        shutil.copy(Path(__file__).with_name(helper), tmp_path / helper)
     expected = 0
     for line, code in TEST_MODULES:
         (tmp_path / f"test_docs_line_{line}.py").write_text(code, encoding="utf-8")
