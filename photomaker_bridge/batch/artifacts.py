@@ -5,7 +5,7 @@ sees half a file."""
 from __future__ import annotations
 
 import os
-import threading
+import uuid
 from pathlib import Path
 
 import attrs
@@ -33,9 +33,9 @@ class OutputFiles:
 
 
 def _partial(path: Path) -> Path:
-    """A temporary name beside ``path`` that is this writer's alone: the shards of a batch share the folder and may
-    write its summary files at the same moment (each rename then replaces the file whole)."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    """A temporary name beside ``path`` that is this writer's alone: the shards of a batch (processes, machines on a
+    shared folder) may write its summary files at the same moment (each rename then replaces the file whole)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
 
 
 def _write_text(path: Path, text: str) -> Path:

@@ -116,8 +116,12 @@ def record_cost(record: Mapping[str, Any]) -> tuple[str, str, str] | None:
 
 
 def counted_under(label: str, error: BaseException, handle: JobHandle | None) -> str:
-    """Where a failed job counts: a passed deadline under the provider still running it (the next run collects
-    it there), anything else under the job's label (a routed job's failure belongs to its route)."""
+    """Where a failed job counts: one the provider still runs (a passed deadline, or collecting that failed for
+    good: an error with a handle) under that provider, where the next run collects it; anything else under the
+    job's label (a routed job's failure belongs to its route)."""
     if isinstance(error, GenerationTimeoutError):
         handle = error.handle or handle
-    return handle.provider if isinstance(error, GenerationTimeoutError) and handle is not None else label
+        return handle.provider if handle is not None else label
+    if isinstance(error, ProviderError) and error.handle is not None:
+        return str(error.handle.provider)
+    return label

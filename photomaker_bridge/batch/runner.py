@@ -298,11 +298,14 @@ class _Run:
             if unconfirmed and isinstance(error, ProviderError) and error.never_accepted:
                 return error  # a handle journaled before the provider answered, for a request that never arrived
             if (route is not None and not resumed and isinstance(error, ProviderError)
-                    and not isinstance(error, GenerationTimeoutError)):
-                return error
+                    and not isinstance(error, GenerationTimeoutError) and error.handle is None):
+                return error  # a job still running (an error with its handle) ends here: the route would stop
             total = None if resumed else round(time.monotonic() - started, 6)
-            self.finish(failure_record(key, counted_under(label, error, handle), labels, error,
-                                       JobTiming(started_at, total, resumed), handle=handle, route=route))
+            record = failure_record(key, counted_under(label, error, handle), labels, error,
+                                    JobTiming(started_at, total, resumed), handle=handle, route=route)
+            if record.get("resumable") and unconfirmed:
+                record["accepted"] = False  # still unconfirmed: the next run checks Runware took the tasks
+            self.finish(record)
             return None
         except Exception as error:  # a bug: the handle is in the journal, so a later run can collect the job
             self.left.append(key)

@@ -18,7 +18,16 @@ from ..jobs import JobHandle
 from ..plan import Plan, UploadPlaceholder
 from ._eachlabs_cancel import api_url, cancel_ids, cancel_in_background
 from ._eachlabs_parsing import PROVIDER, parse_create, parse_presign, upload_error
-from ._steps import acquire_slots, add_note, bind_slot, cancel_summary, check_fits, step, upload_once
+from ._steps import (
+    acquire_slots,
+    add_note,
+    bind_slot,
+    cancel_summary,
+    check_fits,
+    keep_handle,
+    step,
+    upload_once,
+)
 from .base import FlowContext, fill_placeholders
 
 if TYPE_CHECKING:
@@ -138,6 +147,8 @@ def submit(provider: EachlabsProvider, plan: Plan, context: FlowContext, *, keep
             notes.append(UNANSWERED_CREATE)
             error.may_have_accepted = True
         add_note(error, "; ".join(filter(None, notes)))
+        if ids and isinstance(error, ProviderError):  # a cancel that did not happen leaves them running
+            keep_handle(error, _handle(provider, plan, created, upload_seconds, uploads, reused), outcomes)
         raise
     return handle
 

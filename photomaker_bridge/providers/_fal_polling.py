@@ -147,6 +147,7 @@ def result(flows: FalFlows, handle: JobHandle, context: FlowContext,
         # A status call failed for good (after the retries): nothing will collect the other requests when the
         # caller asked for a generation. A completed one needs no cancel.
         running = [item for item in pending if item.final is None]
+        outcomes = ()
         if context.cancel_on_deadline and running:
             outcomes = yield from cancel_requests(flows, [item.request_id for item in running], jobs, context,
                                                   application, {item.request_id: item.state for item in running})
@@ -154,11 +155,16 @@ def result(flows: FalFlows, handle: JobHandle, context: FlowContext,
             if not pending:
                 return assemble(handle, progress, application, context)
             add_note(error, cancel_summary(outcomes))
-            keep_handle(error, handle, outcomes)
         elif running:
             add_note(error, "still running: collect with the handle or resume("
                      + ",".join(item.request_id for item in running) + ")")
-            keep_handle(error, handle, running=True)
+        # What is left may still deliver and be billed: requests not cancelled, and completed ones whose result
+        # could not be fetched. The error then carries the handle to collect them by.
+        stopped = {outcome.request_id for outcome in outcomes
+                   if outcome.state in ("cancelled", "cancel_requested", "not_found")}
+        keep_handle(error, handle, running=any(
+            item.error is None and item.output is None and item.request_id not in stopped
+            and not (item.final is not None and item.final.failed) for item in pending))
         raise
     finally:
         if streaming and flows.streams is not None:

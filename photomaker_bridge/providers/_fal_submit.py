@@ -19,7 +19,16 @@ from ..plan import Plan, UploadPlaceholder
 from ._fal_cancel import cancel_requests
 from ._fal_operations import FalSubmit, FalUpload, JobTracker
 from ._fal_parse import PROVIDER, FalSubmission
-from ._steps import acquire_slots, add_note, bind_slot, cancel_summary, check_fits, step, upload_once
+from ._steps import (
+    acquire_slots,
+    add_note,
+    bind_slot,
+    cancel_summary,
+    check_fits,
+    keep_handle,
+    step,
+    upload_once,
+)
 from .base import FlowContext, fill_placeholders
 
 if TYPE_CHECKING:
@@ -119,6 +128,8 @@ def submit(flows: FalFlows, plan: Plan, context: FlowContext, jobs: JobTracker |
             outcomes = yield from cancel_requests(flows, request_ids, jobs, context)
             notes.append(cancel_summary(outcomes))
             add_note(error, "; ".join(filter(None, notes)))
+            if request_ids:  # a cancel that did not happen leaves them running: the error says how to collect them
+                keep_handle(error, handle(), outcomes)
             raise
         if jobs is not None:
             jobs.add(flows.application, submission.request_id)

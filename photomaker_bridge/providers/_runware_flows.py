@@ -45,7 +45,7 @@ from ._runware_results import result_flow
 from ._runware_tasks import Summary, TaskCollector, TaskInfo, summarize
 from ._runware_uploads import forget_stale, prepare_tasks
 from ._runware_wire import get_response_task
-from ._steps import acquire_slots, bind_slot, release_slot, step
+from ._steps import acquire_slots, bind_slot, keep_handle, release_slot, step
 from .base import FlowContext
 
 if TYPE_CHECKING:
@@ -101,7 +101,10 @@ def _send_tasks(provider: RunwareProvider, tasks: list[dict[str, Any]], context:
         try:
             known = yield from _known(provider, task_uuids, context)
         except ProviderError as error:
-            raise stamp(error, first_id) from None
+            # Neither the answer nor the check came back: Runware may have taken (and will bill) the tasks.
+            unchecked = stamp(error, first_id)
+            unchecked.may_have_accepted = True
+            raise unchecked from None
         if known:
             return None
         if attempt == context.retry.attempts:
@@ -146,6 +149,10 @@ def _sync_flow(provider: RunwareProvider, plans: Sequence[Plan], context: FlowCo
         return outcomes
     except ProviderError as error:
         yield from release_slot(provider.account(), provider.limits(), lease=lease)
+        if error.may_have_accepted and len(handles) == 1:
+            # The tasks may run on: their handle (our own taskUUIDs) lets result() collect them, or say Runware
+            # never had them (never_accepted).
+            keep_handle(error, handles[0], running=True)
         yield Event("failed", PROVIDER, request_id=error.request_id, message=str(error))
         return [error for _ in plans]
     yield from bind_slot(lease, first_id, keep=False)

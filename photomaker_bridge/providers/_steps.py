@@ -27,7 +27,7 @@ from .._coordination import (
     UploadTicket,
 )
 from .._http import Event, Flow, Wait
-from ..errors import ConfigurationError, ProviderError
+from ..errors import ConfigurationError, GenerationTimeoutError, ProviderError
 from ..jobs import CancelOutcome, JobHandle
 from ..plan import Plan
 from ..result import BridgeWarning, Cost, PhotoMakerResult, Timings
@@ -36,11 +36,13 @@ from .base import FlowContext
 __all__ = [
     "account_of",
     "acquire_slots",
+    "add_note",
     "bind_slot",
     "cancel_summary",
     "check_fits",
     "forget_upload",
     "in_waves",
+    "keep_handle",
     "release_slot",
     "renew_slot",
     "step",
@@ -169,9 +171,13 @@ def add_note(error: BaseException, note: str) -> None:
 
 def keep_handle(error: ProviderError, handle: JobHandle, outcomes: Sequence[CancelOutcome] = (), *,
                 running: bool = False) -> None:
-    """Give ``error`` the job's ``handle`` when collecting failed and the job is left running: not cancelled
-    (``running``), or a cancel that did not happen (no cancel API, a cancel that failed)."""
-    if running or any(outcome.state in ("not_supported", "failed") for outcome in outcomes):
+    """Give ``error`` the job's ``handle`` when collecting failed and the job may still deliver, and be billed: left
+    running (``running``), a cancel that did not happen (no cancel API, a cancel that failed), or a request that had
+    already finished when cancelled and was not fetched. Not when the provider says it does not know the job (404,
+    410: expired or never its own), which no later collection would change."""
+    if isinstance(error, GenerationTimeoutError) or error.status in (404, 410):
+        return  # a timeout carries its own handles
+    if running or any(outcome.state in ("not_supported", "failed", "already_finished") for outcome in outcomes):
         error.handle = handle
 
 

@@ -148,8 +148,8 @@ class RouteRun(RouteChoices):
         value, error = finished.value, finished.error
         if isinstance(value, PhotoMakerResult) and value.cost is not None:
             return value.cost.amount
-        if value is not None or isinstance(error, GenerationTimeoutError) or getattr(error, "may_have_accepted",
-                                                                                       False):
+        if (value is not None or isinstance(error, GenerationTimeoutError)
+                or getattr(error, "may_have_accepted", False) or getattr(error, "handle", None) is not None):
             return choice.candidate.estimate or Decimal(0)
         return Decimal(0)
 

@@ -254,7 +254,10 @@ def _settle(run: RouteRun, runners: dict[int, _Runner], winner: _Runner | None, 
         else:
             entry = yield from run.account(choice, finished)
             amount = run.cost_of(choice, finished)
-            last_failure = finished
+            if last_failure is None or getattr(last_failure.error, "handle", None) is None:
+                # A failure whose job runs on (its error carries the handle) is the one the route decides on: it
+                # stops the route, and the caller can still collect that job. Each failed job's ids are in the trail.
+                last_failure = finished
         spent += amount
         entries.append(entry)
     # What the route would have spent without the hedge: its primary's result, or the primary's estimate.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import GenerationTimeoutError, ProviderError
+from ..errors import ProviderError
 from ..plan import Plan
 from ..result import Attempt, AttemptOutcome, Cost, PhotoMakerResult
 from ._breaker import BreakerSettings
@@ -23,7 +23,7 @@ def error_attempt(provider: str, error: BaseException, *, seconds: float | None,
     """The trail line of an attempt that ended with ``error`` (its job ids from the error unless given)."""
     if request_ids is None:
         request_ids = ()
-        if isinstance(error, GenerationTimeoutError) and error.handle is not None:
+        if isinstance(error, ProviderError) and error.handle is not None:  # a job still running: all its ids
             request_ids = tuple(error.handle.request_ids)
         elif isinstance(error, ProviderError) and error.request_id:
             request_ids = (error.request_id,)

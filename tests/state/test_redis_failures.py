@@ -40,6 +40,9 @@ def test_fail_refuses_before_sending_once_redis_is_gone(emu: Emulators, server: 
         with pytest.raises(StateUnavailableError):  # a route needs its breakers: refused too
             bridge.generate(photo_request(), Route(["runware", "fal"]), timeout=30)
         assert len(emu.eachlabs.log) == before and accepted(emu, "runware") == 0
+        # A direct call with no limit, breaker or budget has no question to ask before it sends: it goes on, and
+        # its result says the bookkeeping afterwards could not reach Redis.
+        assert state_warnings(bridge.generate(photo_request(), "fal", timeout=30))
         server.start()  # the same port: the client reconnects on its next call
         assert len(bridge.generate(photo_request(), "eachlabs", timeout=30).images) == 2
     assert accepted(emu, "eachlabs") == 2
