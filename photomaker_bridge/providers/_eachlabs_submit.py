@@ -18,16 +18,7 @@ from ..jobs import JobHandle
 from ..plan import Plan, UploadPlaceholder
 from ._eachlabs_cancel import api_url, cancel_ids, cancel_in_background
 from ._eachlabs_parsing import PROVIDER, parse_create, parse_presign, upload_error
-from ._steps import (
-    acquire_slots,
-    add_note,
-    bind_slot,
-    cancel_summary,
-    check_fits,
-    keep_handle,
-    step,
-    upload_once,
-)
+from ._steps import acquire_slots, add_note, bind_slot, cancel_summary, check_fits, keep_handle, step, upload_once
 from .base import FlowContext, fill_placeholders
 
 if TYPE_CHECKING:

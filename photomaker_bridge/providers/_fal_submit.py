@@ -19,16 +19,7 @@ from ..plan import Plan, UploadPlaceholder
 from ._fal_cancel import cancel_requests
 from ._fal_operations import FalSubmit, FalUpload, JobTracker
 from ._fal_parse import PROVIDER, FalSubmission
-from ._steps import (
-    acquire_slots,
-    add_note,
-    bind_slot,
-    cancel_summary,
-    check_fits,
-    keep_handle,
-    step,
-    upload_once,
-)
+from ._steps import acquire_slots, add_note, bind_slot, cancel_summary, check_fits, keep_handle, step, upload_once
 from .base import FlowContext, fill_placeholders
 
 if TYPE_CHECKING:
