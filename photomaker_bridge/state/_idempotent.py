@@ -122,6 +122,8 @@ def idempotent_flow(key: str, owner: str, keep_seconds: float, remaining: Callab
         except GenerationTimeoutError:
             raise  # the job still runs: the journal's handle collects it next time
         except ProviderError as error:
+            if error.handle is not None:
+                raise  # collecting failed, but the job may still deliver: the journal's handle collects it next time
             if not route:
                 yield from _bookkeeping(UpdateJob(key, "failed", keep_seconds))
                 raise

@@ -15,6 +15,7 @@ from helpers_redis import RedisServer
 from helpers_routing import accepted
 
 from photomaker_bridge import (
+    AuthenticationError,
     Bridge,
     GenerationTimeoutError,
     JobUnknownError,
@@ -130,3 +131,20 @@ def test_an_unknown_job_names_its_key_only_by_hash(emu: Emulators) -> None:
         bridge.generate(photo_request(), "fal", timeout=30, idempotency_key=key)
     assert caught.value.key == key and key not in str(caught.value) and "sha256:" in str(caught.value)
     assert accepted(emu, "fal") == 0
+
+
+@pytest.mark.parametrize("provider", ["fal", ["fal", "eachlabs"]])
+def test_a_job_whose_collecting_failed_is_collected_by_the_next_call_with_its_key(
+        emu: Emulators, provider: str | list[str]) -> None:
+    """fal's status calls refused for good: the job runs on, so the key keeps it (not "failed"), a route does not
+    send the request elsewhere, and the next call with the key collects that job instead of paying again."""
+    emu.fal.settings.run_time = 0.3
+    emu.fal.settings.faults.append(Fault("status", status=401, route=r"/requests/[^/]+/status", method="GET"))
+    with Bridge(providers=adapters(emu), state=MemoryState()) as bridge:
+        with pytest.raises(AuthenticationError) as caught:
+            bridge.generate(photo_request(), provider, timeout=30, idempotency_key="order-9")
+        assert caught.value.handle is not None
+        emu.fal.settings.faults.clear()
+        result = bridge.generate(photo_request(), provider, timeout=30, idempotency_key="order-9")
+    assert list(result.request_ids) == list(caught.value.handle.request_ids)
+    assert accepted(emu, "fal") == 1 and accepted(emu, "eachlabs") == 0
