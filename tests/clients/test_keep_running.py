@@ -42,6 +42,11 @@ async def test_a_passed_deadline_leaves_the_job_running_with_its_handle(client: 
     (given,) = [event for event in events if event.kind == "handle"]
     assert given.handle == handle and given.accepted is True
     emu[provider].settings.run_time = 0.05
+    await collected_once(client, emu, provider, handle)
+
+
+async def collected_once(client: Client, emu: Emulators, provider: str, handle: JobHandle) -> None:
+    """``handle`` collects the job the provider kept running, which was sent once."""
     result = await client.result(handle, timeout=30)
     assert list(result.request_ids) == list(handle.request_ids)
     assert emu[provider].counters[JOB_COUNTER[provider]] == 1
@@ -91,29 +96,23 @@ STATUS_CALLS = {"fal": Fault("status", status=401, route=r"/requests/[^/]+/statu
 """A key refused on the status calls alone: collecting fails for good while the job runs on."""
 
 
+@pytest.mark.parametrize("keep_running", [True, False])
 @pytest.mark.parametrize("provider", ["fal", "eachlabs"])
 async def test_failed_collecting_leaves_a_kept_job_running_with_its_handle(client: Client, emu: Emulators,
-                                                                           provider: str) -> None:
-    emu[provider].settings.run_time = 0.3
+                                                                           provider: str, keep_running: bool) -> None:
+    """With ``keep_running`` the job runs on and the error carries its handle, which collects it once; without it
+    (the contrast) the job is cancelled and the error has no handle."""
+    emu[provider].settings.run_time = 0.3 if keep_running else 3.0
     emu[provider].settings.faults.append(STATUS_CALLS[provider])
     with pytest.raises(AuthenticationError) as caught:
-        await client.generate(photo_request(), provider, timeout=30, keep_running=True)
+        await client.generate(photo_request(), provider, timeout=30, keep_running=keep_running)
     handle = caught.value.handle
+    if not keep_running:
+        assert handle is None and len(cancelled_ids(emu[provider])) == 1
+        return
     assert isinstance(handle, JobHandle) and cancelled_ids(emu[provider]) == []
     emu[provider].settings.faults.clear()
-    result = await client.result(handle, timeout=30)
-    assert list(result.request_ids) == list(handle.request_ids)
-    assert emu[provider].counters[JOB_COUNTER[provider]] == 1
-
-
-@pytest.mark.parametrize("provider", ["fal", "eachlabs"])
-async def test_failed_collecting_under_plain_generate_cancels_and_gives_no_handle(client: Client, emu: Emulators,
-                                                                                   provider: str) -> None:
-    emu[provider].settings.run_time = 3.0
-    emu[provider].settings.faults.append(STATUS_CALLS[provider])
-    with pytest.raises(AuthenticationError) as caught:
-        await client.generate(photo_request(), provider, timeout=30)
-    assert caught.value.handle is None and len(cancelled_ids(emu[provider])) == 1
+    await collected_once(client, emu, provider, handle)
 
 
 async def test_runware_polls_that_fail_leave_the_handle_on_the_error(client: Client, emu: Emulators) -> None:
