@@ -197,11 +197,12 @@ class ProviderError(BridgeError):
     created or billed, so the job may be sent again (the batch runner does, docs/compare-and-batch.md)."""
 
     handle: Any = None
-    """The :class:`~photomaker_bridge.JobHandle` of an accepted job that was left running when collecting it
-    failed for good (its status calls kept failing): under ``generate(keep_running=True)`` and ``result``, on
-    Runware (which has no cancel), or when its cancel failed. The job may still deliver, and be billed: collect it
-    later with ``result(handle)``. A route stops on such an error rather than pay a second provider
-    (docs/routing.md). ``None`` when nothing is left running. (:class:`GenerationTimeoutError` has its own.)"""
+    """The :class:`~photomaker_bridge.JobHandle` of an accepted job that may still deliver, and be billed, when
+    collecting it failed for good: left running (``generate(keep_running=True)``, ``result``, Runware with no
+    cancel, a cancel that failed), or completed but its result could not be fetched. Collect it later with
+    ``result(handle)``. A route stops on such an error rather than pay a second provider (docs/routing.md).
+    ``None`` otherwise, and when the provider says it does not know the job (404, 410).
+    (:class:`GenerationTimeoutError` sets its own.)"""
 
     def __init__(
         self,

@@ -89,10 +89,9 @@ def failure_record(key: str, provider: str, labels: JobLabels, error: BaseExcept
     good with the job left running (a :class:`ProviderError` with a handle) — is ``resumable``: the next run
     collects it by handle."""
     timed_out = isinstance(error, GenerationTimeoutError)
-    left_running = isinstance(error, ProviderError) and error.handle is not None
-    if isinstance(error, ProviderError) and error.handle is not None:
-        handle = error.handle
-    resumable = (timed_out or left_running) and handle is not None
+    carried = error.handle if isinstance(error, ProviderError) else None
+    handle = carried or handle
+    resumable = (timed_out or carried is not None) and handle is not None
     request_ids: list[str] = list(handle.request_ids) if handle is not None else []
     if not request_ids and isinstance(error, ProviderError) and error.request_id:
         request_ids = [error.request_id]
@@ -119,9 +118,8 @@ def counted_under(label: str, error: BaseException, handle: JobHandle | None) ->
     """Where a failed job counts: one the provider still runs (a passed deadline, or collecting that failed for
     good: an error with a handle) under that provider, where the next run collects it; anything else under the
     job's label (a routed job's failure belongs to its route)."""
-    if isinstance(error, GenerationTimeoutError):
-        handle = error.handle or handle
-        return handle.provider if handle is not None else label
-    if isinstance(error, ProviderError) and error.handle is not None:
-        return str(error.handle.provider)
+    if isinstance(error, ProviderError):
+        running = error.handle or (handle if isinstance(error, GenerationTimeoutError) else None)
+        if running is not None:
+            return str(running.provider)
     return label

@@ -103,8 +103,9 @@ def result_flow(provider: RunwareProvider, handle: JobHandle, context: FlowConte
                 # Runware has no cancel (docs/protocols/runware.md): the tasks run on and can be collected later.
                 failure = stamp(error, first_id)
                 keep_handle(failure, handle, running=True)
-                add_note(failure, "still running (Runware has no cancel): collect with the handle or resume("
-                         + ",".join(handle.request_ids) + ")")
+                if failure.handle is not None:
+                    add_note(failure, "still running (Runware has no cancel): collect with the handle or resume("
+                             + ",".join(handle.request_ids) + ")")
                 raise failure from None
             elapsed = context.clock() - origin
             before = sum(len(collector.images) + len(collector.failures) for collector in pending)

@@ -204,11 +204,10 @@ class RouteRun(RouteChoices):
         if isinstance(error, GenerationTimeoutError):
             self.handles += [handle for handle in error.handles if handle not in self.handles]
         policy = policy_for(error, self.route.policies)
-        if policy.action == "stop" or self.made >= self.route.max_attempts or self.call.direct:
-            raise self.failed(error)
-        if isinstance(error, ProviderError) and error.handle is not None:
-            # Collecting failed but the job runs on and may still deliver: never abandoned for another provider,
-            # which would pay twice (docs/routing.md, "No job paid twice"). The error carries its handle.
+        # A job that may still deliver (its error carries the handle) is never abandoned for another provider,
+        # which would pay twice (docs/routing.md, "No job paid twice").
+        still_running = isinstance(error, ProviderError) and error.handle is not None
+        if policy.action == "stop" or self.made >= self.route.max_attempts or self.call.direct or still_running:
             raise self.failed(error)
         name = type(error).__name__
         if policy.action == "retry" and isinstance(error, ProviderError):
